@@ -1,0 +1,16 @@
+//! The domain core of promptvault: what a prompt, a version, a label and a link are, and the rules
+//! that govern them (names, labels, version numbering, the semver bump, the change checksum,
+//! rendering and diffing).
+//!
+//! This crate does no I/O: no database, no HTTP, no files, no clock reads except where a caller
+//! passes time in. Storage and the server call into it; it never calls out.
+
+pub mod contract;
+pub mod diff;
+pub mod error;
+pub mod hash;
+pub mod ident;
+pub mod model;
+pub mod render;
+pub mod template;
+pub mod version;

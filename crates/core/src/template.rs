@@ -1,0 +1,248 @@
+//! Static analysis of templates: does it compile, which variables does it read, which template
+//! features (tags, filters) does it use. Used at save time (a template that does not compile is
+//! refused) and by the semver rules (new variables or features change the bump).
+
+use std::collections::BTreeSet;
+
+use minijinja::Environment;
+
+use crate::{
+    error::DomainError,
+    model::{ChatEntry, Content},
+};
+
+/// What a template reads and uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateInfo {
+    /// Top-level variables the template reads from its parameters (placeholders included).
+    pub variables: BTreeSet<String>,
+    /// Placeholder names of a chat prompt (each is also a variable).
+    pub placeholders: BTreeSet<String>,
+    /// Template features used: `tag:<name>` for block tags, `filter:<name>` for filters.
+    pub features: BTreeSet<String>,
+}
+
+/// Names minijinja provides itself; reading them is not reading a parameter.
+const BUILTIN_GLOBALS: &[&str] = &[
+    "range",
+    "dict",
+    "debug",
+    "namespace",
+    "loop",
+    "self",
+    "super",
+    "caller",
+    "varargs",
+    "kwargs",
+];
+
+/// Tags that pull in other templates. Composition across prompts is resolved by the server, so a
+/// bare template may not use them on its own yet.
+const COMPOSITION_TAGS: &[&str] = &["include", "extends", "import", "from"];
+
+/// Analyzes every template of `content`; fails if one does not compile.
+pub fn analyze(content: &Content) -> Result<TemplateInfo, DomainError> {
+    let mut info = TemplateInfo::default();
+    match content {
+        Content::Text(text) => analyze_one(text, None, &mut info)?,
+        Content::Chat(entries) => {
+            if entries.is_empty() {
+                return Err(DomainError::InvalidContent {
+                    message: "a chat prompt needs at least one message".into(),
+                });
+            }
+            for (index, entry) in entries.iter().enumerate() {
+                match entry {
+                    ChatEntry::Message { content, .. } => {
+                        analyze_one(content, Some(index), &mut info)?
+                    }
+                    ChatEntry::Placeholder { name } => {
+                        crate::ident::parse_identifier("placeholder name", name, 64)?;
+                        info.placeholders.insert(name.clone());
+                        info.variables.insert(name.clone());
+                    }
+                }
+            }
+        }
+    }
+    Ok(info)
+}
+
+fn analyze_one(
+    source: &str,
+    message_index: Option<usize>,
+    info: &mut TemplateInfo,
+) -> Result<(), DomainError> {
+    let where_ = |message: String| match message_index {
+        Some(index) => format!("message {index}: {message}"),
+        None => message,
+    };
+    let env = Environment::new();
+    let template = env
+        .template_from_str(source)
+        .map_err(|error| DomainError::InvalidTemplate {
+            message: where_(describe(&error)),
+        })?;
+    info.variables.extend(
+        template
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|name| !BUILTIN_GLOBALS.contains(&name.as_str())),
+    );
+    for feature in scan_features(source) {
+        if let Some(tag) = feature.strip_prefix("tag:")
+            && COMPOSITION_TAGS.contains(&tag)
+        {
+            return Err(DomainError::InvalidTemplate {
+                message: where_(format!(
+                    "{{% {tag} %}} is not supported in prompt templates yet"
+                )),
+            });
+        }
+        info.features.insert(feature);
+    }
+    Ok(())
+}
+
+/// A one-line description of a minijinja error with its line number.
+pub(crate) fn describe(error: &minijinja::Error) -> String {
+    let detail = error
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| error.kind().to_string());
+    match error.line() {
+        Some(line) => format!("{detail} (line {line})"),
+        None => detail,
+    }
+}
+
+/// Finds `{% tag …` names and `| filter` names inside template blocks. A lexical scan is enough:
+/// the template already compiled, so blocks are well-formed.
+fn scan_features(source: &str) -> BTreeSet<String> {
+    let mut features = BTreeSet::new();
+    let mut rest = source;
+    while let Some(start) = rest.find(['{']) {
+        let after = &rest[start..];
+        let (close, is_tag) = if after.starts_with("{%") {
+            ("%}", true)
+        } else if after.starts_with("{{") {
+            ("}}", false)
+        } else {
+            rest = &rest[start + 1..];
+            continue;
+        };
+        let body_start = 2;
+        let Some(end) = after[body_start..].find(close) else {
+            break;
+        };
+        let body = after[body_start..body_start + end]
+            .trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        if is_tag {
+            let name: String = body
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty()
+                && !name.starts_with("end")
+                && !matches!(name.as_str(), "else" | "elif")
+            {
+                features.insert(format!("tag:{name}"));
+            }
+        }
+        let mut pieces = body.split('|');
+        pieces.next();
+        for piece in pieces {
+            let name: String = piece
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                features.insert(format!("filter:{name}"));
+            }
+        }
+        rest = &after[body_start + end + close.len()..];
+    }
+    features
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(source: &str) -> Result<TemplateInfo, DomainError> {
+        analyze(&Content::Text(source.into()))
+    }
+
+    #[test]
+    fn variables_are_the_top_level_names_a_template_reads() {
+        let info = text("Hi {{ user.name }}! {% for item in items %}{{ item | upper }}{% endfor %} {{ range(3) | list }}")
+            .expect("compiles");
+        assert_eq!(
+            info.variables,
+            BTreeSet::from(["items".to_string(), "user".to_string()])
+        );
+        assert_eq!(
+            info.features,
+            BTreeSet::from([
+                "filter:list".to_string(),
+                "filter:upper".to_string(),
+                "tag:for".to_string()
+            ])
+        );
+    }
+
+    #[test]
+    fn a_langfuse_style_template_is_a_valid_template() {
+        let info = text("Summarize {{text}} in {{n}} words").expect("compiles");
+        assert_eq!(
+            info.variables,
+            BTreeSet::from(["n".to_string(), "text".to_string()])
+        );
+        assert!(info.features.is_empty());
+    }
+
+    #[test]
+    fn a_template_that_does_not_compile_is_refused_with_its_line() {
+        let error = text("line one\n{% if x %}never closed").expect_err("syntax error");
+        let DomainError::InvalidTemplate { message } = error else {
+            panic!("wrong error {error:?}")
+        };
+        assert!(message.contains("line"), "{message}");
+    }
+
+    #[test]
+    fn chat_placeholders_are_variables_and_messages_are_analyzed() {
+        let content = Content::Chat(vec![
+            ChatEntry::Message {
+                role: "system".into(),
+                content: "Be {{ tone }}".into(),
+            },
+            ChatEntry::Placeholder {
+                name: "history".into(),
+            },
+        ]);
+        let info = analyze(&content).expect("compiles");
+        assert_eq!(
+            info.variables,
+            BTreeSet::from(["history".to_string(), "tone".to_string()])
+        );
+        assert_eq!(info.placeholders, BTreeSet::from(["history".to_string()]));
+    }
+
+    #[test]
+    fn includes_are_refused_until_composition_exists() {
+        assert!(matches!(
+            text("{% include 'other' %}"),
+            Err(DomainError::InvalidTemplate { .. })
+        ));
+    }
+
+    #[test]
+    fn an_empty_chat_is_refused() {
+        assert!(matches!(
+            analyze(&Content::Chat(vec![])),
+            Err(DomainError::InvalidContent { .. })
+        ));
+    }
+}

@@ -1,0 +1,40 @@
+//! The storage boundary's error type: callers branch on what a failure means (not found,
+//! conflict, stale revision, a domain rule) without seeing SQL.
+
+use promptvault_core::error::DomainError;
+use thiserror::Error;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The thing named does not exist (`what` says which, e.g. `prompt "a/b"`, `label "prod"`).
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// A uniqueness rule would be broken (a taken name, a type still in use).
+    #[error("{what}")]
+    Conflict { what: String },
+    /// `If-Match` named a revision that is no longer current.
+    #[error("the prompt changed since revision {expected} (now {current})")]
+    PreconditionFailed { expected: i64, current: i64 },
+    /// A domain rule refused the write (e.g. a bump smaller than required).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Misconfiguration (unsupported URL, unreadable data directory).
+    #[error("{0}")]
+    Config(String),
+    /// Anything else the database said; never shown to API callers.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored row that does not decode into a domain value.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn not_found(what: impl Into<String>) -> Self {
+        StoreError::NotFound { what: what.into() }
+    }
+}

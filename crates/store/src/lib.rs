@@ -1,0 +1,145 @@
+//! Storage for promptvault: one [`Store`] trait with use-case-shaped methods, and two
+//! implementations, [`sqlite::SqliteStore`] (the embedded default) and
+//! [`postgres::PgStore`] (the server database). Each dialect owns its SQL and its migrations
+//! (`migrations/sqlite`, `migrations/postgres`), run at startup.
+//!
+//! Invariants: only this crate knows SQL. Version numbers are assigned inside a transaction that
+//! holds the prompt's lock, by `promptvault_core::version::plan_version`, so they stay contiguous
+//! and unique however many writers there are.
+
+pub mod error;
+pub mod postgres;
+pub mod sqlite;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use promptvault_core::{
+    ident::LabelName,
+    model::{LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion},
+};
+use uuid::Uuid;
+
+pub use crate::error::{StoreError, StoreResult};
+use crate::types::{
+    AddedVersion, LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey, PromptPage,
+    PromptPatch, PromptQuery, PromptTypePatch, VersionSelector,
+};
+
+/// Everything promptvault keeps, behind use-case-shaped methods. Implementations: SQLite and
+/// PostgreSQL; both pass the same conformance suite (`tests/conformance.rs`).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates a prompt with its first version (number 1, semver 1.0.0) and the labels asked
+    /// for; `latest` points at it. A taken name is `Conflict`.
+    async fn create_prompt(&self, prompt: NewPrompt, first: NewVersion) -> StoreResult<PromptDetail>;
+
+    /// The prompt with its versions (newest first) and labels.
+    async fn get_prompt(&self, key: &PromptKey) -> StoreResult<PromptDetail>;
+
+    /// The prompt's metadata only (no versions), for cheap existence and permission checks.
+    async fn find_prompt(&self, key: &PromptKey) -> StoreResult<Prompt>;
+
+    /// One page of prompts matching the query, sorted by name, with the total count.
+    async fn list_prompts(&self, query: &PromptQuery) -> StoreResult<PromptPage>;
+
+    /// Updates metadata. With `expected_revision`, the update only happens if the prompt's
+    /// revision still equals it (`PreconditionFailed` otherwise), atomically.
+    async fn update_prompt(
+        &self,
+        id: Uuid,
+        patch: PromptPatch,
+        expected_revision: Option<i64>,
+    ) -> StoreResult<Prompt>;
+
+    /// Deletes a prompt with its versions, labels, label history and links.
+    async fn delete_prompt(&self, id: Uuid) -> StoreResult<()>;
+
+    /// Adds a version: under the prompt's lock, asks `plan_version` what to do with the draft
+    /// against the newest version, then inserts number `max + 1` (or returns the identical latest
+    /// version with `created: false`), moves `latest`, sets the requested labels and bumps the
+    /// prompt's revision. Domain refusals come back as `StoreError::Domain`.
+    async fn add_version(&self, prompt_id: Uuid, version: NewVersion) -> StoreResult<AddedVersion>;
+
+    /// One version by number.
+    async fn get_version(&self, prompt_id: Uuid, version_number: i64) -> StoreResult<PromptVersion>;
+
+    /// The serve path: the prompt and the version a selector picks, in one round trip where the
+    /// dialect allows. A missing label is `NotFound` naming the label.
+    async fn resolve_version(
+        &self,
+        key: &PromptKey,
+        selector: &VersionSelector,
+    ) -> StoreResult<(Prompt, PromptVersion)>;
+
+    /// Points a label at an existing version, recording the move in the history (a no-op move
+    /// records nothing and returns `None`). `latest` is refused by the caller, not here.
+    async fn set_label(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        version_number: i64,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<Option<LabelEvent>>;
+
+    /// Removes a label, recording the removal in the history.
+    async fn remove_label(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<LabelEvent>;
+
+    /// Every move of a label, oldest first.
+    async fn label_history(&self, prompt_id: Uuid, label: &LabelName) -> StoreResult<Vec<LabelEvent>>;
+
+    /// Attaches a prompt to a capability (for one agent or for all). Linking the same
+    /// (prompt, capability, agent) again updates the priority.
+    async fn upsert_link(&self, link: NewLink) -> StoreResult<Link>;
+
+    /// Links matching the filter, in resolution order: the agent's own links first, then global
+    /// ones, then highest priority, then oldest, then id.
+    async fn list_links(&self, filter: &LinkFilter) -> StoreResult<Vec<Link>>;
+
+    async fn delete_link(&self, id: Uuid) -> StoreResult<()>;
+
+    async fn create_prompt_type(&self, prompt_type: NewPromptType) -> StoreResult<PromptType>;
+    async fn get_prompt_type(&self, key: &str) -> StoreResult<PromptType>;
+    async fn list_prompt_types(&self) -> StoreResult<Vec<PromptType>>;
+    async fn update_prompt_type(&self, key: &str, patch: PromptTypePatch) -> StoreResult<PromptType>;
+    /// Deletes a prompt type; one still used by a prompt is `Conflict`.
+    async fn delete_prompt_type(&self, key: &str) -> StoreResult<()>;
+}
+
+/// Opens the store a URL names and runs its migrations: `postgres://` or `postgresql://` for
+/// PostgreSQL, `sqlite:` (a file path or `sqlite::memory:`) for SQLite.
+pub async fn connect(database_url: &str) -> StoreResult<Arc<dyn Store>> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(database_url).await?))
+    } else if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(database_url).await?))
+    } else {
+        Err(StoreError::Config(format!(
+            "unsupported database URL {:?}: use postgres://… or sqlite:…",
+            redact_url(database_url)
+        )))
+    }
+}
+
+/// A database URL with any password replaced by `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &credentials[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

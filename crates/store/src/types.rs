@@ -1,0 +1,152 @@
+//! The inputs and outputs of the [`crate::Store`] methods that are not domain records.
+
+use std::collections::BTreeMap;
+
+use promptvault_core::{
+    ident::{LabelName, PromptName},
+    model::{Classification, Kind, Prompt, PromptStatus, PromptVersion, Scope, Source},
+    version::VersionDraft,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// How a caller addresses a prompt: by id or by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptKey {
+    Id(Uuid),
+    Name(PromptName),
+}
+
+impl std::fmt::Display for PromptKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PromptKey::Id(id) => write!(f, "prompt {id}"),
+            PromptKey::Name(name) => write!(f, "prompt {:?}", name.as_str()),
+        }
+    }
+}
+
+/// A new prompt's metadata (its first version comes as a [`NewVersion`]).
+#[derive(Debug, Clone)]
+pub struct NewPrompt {
+    pub name: PromptName,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub long_description_markdown: Option<String>,
+    pub scope: Scope,
+    pub agent_id: Option<String>,
+    pub owner_id: Option<Uuid>,
+    pub creator_id: Option<Uuid>,
+    pub prompt_type: Option<String>,
+    pub kind: Kind,
+    pub tags: Vec<String>,
+    pub source: Source,
+    pub classification: Classification,
+}
+
+/// A version to add: the validated draft plus who wrote it, why, and labels to set on it.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub draft: VersionDraft,
+    pub notes: Option<String>,
+    pub author_id: Option<Uuid>,
+    /// Labels (never `latest`) to point at the new version in the same transaction.
+    pub labels: Vec<LabelName>,
+}
+
+/// The outcome of `add_version`.
+#[derive(Debug, Clone)]
+pub struct AddedVersion {
+    pub version: PromptVersion,
+    /// `false` when the draft was identical to the latest version and that one was returned.
+    pub created: bool,
+}
+
+/// Metadata changes; `None` leaves a field alone, `Some(None)` clears a nullable one.
+#[derive(Debug, Clone, Default)]
+pub struct PromptPatch {
+    pub title: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+    pub long_description_markdown: Option<Option<String>>,
+    pub scope: Option<Scope>,
+    pub agent_id: Option<Option<String>>,
+    pub owner_id: Option<Option<Uuid>>,
+    pub prompt_type: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub classification: Option<Classification>,
+    pub status: Option<PromptStatus>,
+}
+
+/// Filters and paging for `list_prompts`. Results are sorted by name.
+#[derive(Debug, Clone, Default)]
+pub struct PromptQuery {
+    pub scope: Option<Scope>,
+    pub owner_id: Option<Uuid>,
+    pub tag: Option<String>,
+    pub prompt_type: Option<String>,
+    pub status: Option<PromptStatus>,
+    /// Only prompts that carry this label.
+    pub label: Option<LabelName>,
+    /// Case-insensitive substring of name, title or description.
+    pub q: Option<String>,
+    pub name_prefix: Option<String>,
+    /// Keyset paging: only names strictly after this one (takes precedence over `offset`).
+    pub after_name: Option<String>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// One row of a prompt list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptListItem {
+    pub prompt: Prompt,
+    pub labels: BTreeMap<String, i64>,
+    pub latest_version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptPage {
+    pub items: Vec<PromptListItem>,
+    /// How many prompts match the filters (ignoring paging).
+    pub total: i64,
+}
+
+/// Which version of a prompt to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionSelector {
+    Number(i64),
+    Label(LabelName),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub prompt_id: Uuid,
+    pub capability: String,
+    pub agent_id: Option<String>,
+    pub priority: i32,
+}
+
+/// Filters for `list_links`. With `agent`, both that agent's links and global links match.
+#[derive(Debug, Clone, Default)]
+pub struct LinkFilter {
+    pub agent_id: Option<String>,
+    pub capability: Option<String>,
+    pub prompt_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPromptType {
+    pub key: String,
+    pub name: String,
+    pub schema: Option<Value>,
+    pub restricted_creation: bool,
+    pub requires_approval: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PromptTypePatch {
+    pub name: Option<String>,
+    pub schema: Option<Option<Value>>,
+    pub restricted_creation: Option<bool>,
+    pub requires_approval: Option<bool>,
+}

@@ -11,6 +11,7 @@ use crate::{
     model::{ChatEntry, Content, PromptVersion},
 };
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WordOp {

@@ -174,6 +174,35 @@ pub fn parse_identifier(
     Ok(value.to_string())
 }
 
+/// Validates a tag: 1–64 characters, no control characters, no surrounding whitespace.
+pub fn parse_tag(tag: &str) -> Result<String, DomainError> {
+    let valid = !tag.is_empty()
+        && tag.chars().count() <= 64
+        && tag.trim() == tag
+        && !tag.chars().any(char::is_control);
+    if valid {
+        Ok(tag.to_string())
+    } else {
+        Err(DomainError::InvalidField {
+            field: "tags",
+            reason: format!(
+                "{tag:?} is not a tag: 1-64 characters, no control characters, no surrounding whitespace"
+            ),
+        })
+    }
+}
+
+/// Validates free text (`title`, `description` …): at most `max` characters.
+pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), DomainError> {
+    if value.chars().count() > max {
+        return Err(DomainError::InvalidField {
+            field,
+            reason: format!("at most {max} characters"),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +264,14 @@ mod tests {
             })
         );
         assert!(LabelName::parse_user_settable("staging").is_ok());
+    }
+
+    #[test]
+    fn tags_are_short_trimmed_text() {
+        assert!(parse_tag("customer support").is_ok());
+        assert!(parse_tag(" padded").is_err());
+        assert!(parse_tag("").is_err());
+        assert!(parse_tag(&"t".repeat(65)).is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ macro_rules! vocabulary {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $(#[serde(rename = $text)] $variant),+
         }
@@ -229,6 +230,26 @@ impl Content {
     }
 }
 
+impl Scope {
+    /// An `agent` prompt names its agent; other scopes name none.
+    pub fn check_agent(self, agent_id: Option<&str>) -> Result<(), DomainError> {
+        match (self, agent_id) {
+            (Scope::Agent, None) => Err(DomainError::InvalidField {
+                field: "agent_id",
+                reason: "an agent-scoped prompt needs an agent_id".into(),
+            }),
+            (Scope::Agent, Some(agent)) => {
+                crate::ident::parse_identifier("agent_id", agent, 128).map(|_| ())
+            }
+            (_, Some(_)) => Err(DomainError::InvalidField {
+                field: "agent_id",
+                reason: "only an agent-scoped prompt has an agent_id".into(),
+            }),
+            (_, None) => Ok(()),
+        }
+    }
+}
+
 /// A prompt: the named, versioned template and its metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompt {
@@ -349,6 +370,14 @@ mod tests {
         for case in cases {
             assert!(Content::from_json(&case).is_err(), "{case}");
         }
+    }
+
+    #[test]
+    fn only_agent_prompts_name_an_agent() {
+        assert!(Scope::Agent.check_agent(Some("support-bot")).is_ok());
+        assert!(Scope::Agent.check_agent(None).is_err());
+        assert!(Scope::Global.check_agent(Some("support-bot")).is_err());
+        assert!(Scope::User.check_agent(None).is_ok());
     }
 
     #[test]

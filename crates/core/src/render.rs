@@ -23,7 +23,8 @@ use crate::{
 };
 
 /// How undefined variables behave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UndefinedMode {
     /// Reading a variable that was not passed is an error (the default).
@@ -114,6 +115,38 @@ pub fn check_schema(schema: &Value) -> Result<(), DomainError> {
         .map_err(|error| DomainError::InvalidSchema {
             message: error.masked().to_string(),
         })
+}
+
+/// Validates `instance` against `schema`; every failure comes back with its JSON pointer. Messages
+/// never quote the offending value (it may be confidential).
+pub fn validate_against(
+    schema: &Value,
+    instance: &Value,
+) -> Result<Result<(), Vec<ParamError>>, DomainError> {
+    check_schema(schema)?;
+    let validator =
+        jsonschema::validator_for(schema).map_err(|error| DomainError::InvalidSchema {
+            message: error.masked().to_string(),
+        })?;
+    Ok(collect_errors(&validator, instance))
+}
+
+fn collect_errors(
+    validator: &jsonschema::Validator,
+    instance: &Value,
+) -> Result<(), Vec<ParamError>> {
+    let errors: Vec<ParamError> = validator
+        .iter_errors(instance)
+        .map(|error| ParamError {
+            pointer: error.instance_path().as_str().to_string(),
+            message: error.masked().to_string(),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 enum CompiledEntry {
@@ -208,16 +241,7 @@ impl CompiledPrompt {
     pub fn render(&self, params: &Map<String, Value>) -> Result<Rendered, RenderError> {
         let params_value = Value::Object(params.clone());
         if let Some(validator) = &self.validator {
-            let errors: Vec<ParamError> = validator
-                .iter_errors(&params_value)
-                .map(|error| ParamError {
-                    pointer: error.instance_path().as_str().to_string(),
-                    message: error.masked().to_string(),
-                })
-                .collect();
-            if !errors.is_empty() {
-                return Err(RenderError::InvalidParams(errors));
-            }
+            collect_errors(validator, &params_value).map_err(RenderError::InvalidParams)?;
         }
         let context = TemplateValue::from(minijinja::value::Serde(&params_value));
         let mut budget = self.limits.max_output_bytes;

@@ -95,6 +95,7 @@ impl<'de> Deserialize<'de> for Semver {
 
 /// How much a version changes the prompt's contract, smallest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Bump {
     /// Text-only changes.

@@ -1,0 +1,127 @@
+//! Explicit conversions from domain records to wire types.
+
+use promptvault_core::{diff, model, template};
+
+use crate::prompts::{
+    DiffResponse, FieldDiff, LabelEventResponse, LinkResponse, PromptResponse, PromptTypeResponse,
+    VersionResponse, WordChange,
+};
+
+impl From<&model::PromptVersion> for VersionResponse {
+    fn from(version: &model::PromptVersion) -> Self {
+        VersionResponse {
+            id: version.id,
+            prompt_id: version.prompt_id,
+            version_number: version.version_number,
+            semver: version.semver.to_string(),
+            content: version.content.to_json(),
+            config: version.config.clone(),
+            parameter_schema: version.parameter_schema.clone(),
+            diff_hash: version.diff_hash.clone(),
+            notes: version.notes.clone(),
+            author_id: version.author_id,
+            status: version.status,
+            created_at: version.created_at,
+            variables: template::analyze(&version.content)
+                .map(|info| info.variables.into_iter().collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&model::PromptDetail> for PromptResponse {
+    fn from(detail: &model::PromptDetail) -> Self {
+        let prompt = &detail.prompt;
+        PromptResponse {
+            id: prompt.id,
+            name: prompt.name.to_string(),
+            title: prompt.title.clone(),
+            description: prompt.description.clone(),
+            long_description_markdown: prompt.long_description_markdown.clone(),
+            scope: prompt.scope,
+            agent_id: prompt.agent_id.clone(),
+            owner_id: prompt.owner_id,
+            creator_id: prompt.creator_id,
+            prompt_type: prompt.prompt_type.clone(),
+            kind: prompt.kind,
+            tags: prompt.tags.clone(),
+            source: prompt.source.as_str().to_string(),
+            classification: prompt.classification,
+            status: prompt.status,
+            revision: prompt.revision,
+            created_at: prompt.created_at,
+            updated_at: prompt.updated_at,
+            labels: detail.labels.clone(),
+            versions: detail.versions.iter().map(VersionResponse::from).collect(),
+        }
+    }
+}
+
+impl From<&model::LabelEvent> for LabelEventResponse {
+    fn from(event: &model::LabelEvent) -> Self {
+        LabelEventResponse {
+            label: event.label.to_string(),
+            from_version: event.from_version,
+            to_version: event.to_version,
+            actor_id: event.actor_id,
+            at: event.at,
+        }
+    }
+}
+
+impl From<&model::Link> for LinkResponse {
+    fn from(link: &model::Link) -> Self {
+        LinkResponse {
+            id: link.id,
+            prompt_id: link.prompt_id,
+            prompt_name: link.prompt_name.to_string(),
+            capability: link.capability.clone(),
+            agent_id: link.agent_id.clone(),
+            priority: link.priority,
+            created_at: link.created_at,
+        }
+    }
+}
+
+impl From<&model::PromptType> for PromptTypeResponse {
+    fn from(prompt_type: &model::PromptType) -> Self {
+        PromptTypeResponse {
+            key: prompt_type.key.clone(),
+            name: prompt_type.name.clone(),
+            schema: prompt_type.schema.clone(),
+            restricted_creation: prompt_type.restricted_creation,
+            requires_approval: prompt_type.requires_approval,
+            created_at: prompt_type.created_at,
+            updated_at: prompt_type.updated_at,
+        }
+    }
+}
+
+impl From<&diff::FieldDiff> for FieldDiff {
+    fn from(field: &diff::FieldDiff) -> Self {
+        FieldDiff {
+            changed: field.changed,
+            unified: field.unified.clone(),
+            words: field
+                .words
+                .iter()
+                .map(|word| WordChange {
+                    op: word.op,
+                    text: word.text.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&diff::VersionDiff> for DiffResponse {
+    fn from(version_diff: &diff::VersionDiff) -> Self {
+        DiffResponse {
+            from: version_diff.from,
+            to: version_diff.to,
+            content: (&version_diff.content).into(),
+            config: (&version_diff.config).into(),
+            parameter_schema: (&version_diff.parameter_schema).into(),
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! Bodies of the prompt, version, label, link, render, diff and prompt-type endpoints.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    Bump, Classification, Kind, PromptStatus, Scope, UndefinedMode, VersionStatus, WordOp,
+};
+
+/// `POST /api/prompts`: the prompt's fields and its first version's fields in one body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePromptRequest {
+    /// A unique path such as `support/summarize`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_description_markdown: Option<String>,
+    /// Default `global`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// The agent an `agent`-scoped prompt belongs to (required for that scope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<Uuid>,
+    /// A prompt type key.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub prompt_type: Option<String>,
+    /// Default `text`; must match the content (a string is text, a list is chat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// `human` (default), `system`, `gen`, `file` or `sync:<library>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Default `internal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
+    /// A template string (text) or a list of `{role, content}` / `{role: "placeholder", name}`.
+    #[schema(value_type = Object)]
+    pub content: Value,
+    /// Model settings (a JSON object); default `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    /// A JSON Schema (2020-12) of the render parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parameter_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// Labels to point at the first version (`latest` is automatic).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+/// `PUT /api/prompts/{id}`: metadata to change. Absent fields stay; `null` clears a nullable one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePromptRequest {
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub title: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub description: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub long_description_markdown: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub agent_id: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Uuid>, nullable)]
+    pub owner_id: Option<Option<Uuid>>,
+    #[serde(
+        default,
+        rename = "type",
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub prompt_type: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<PromptStatus>,
+}
+
+/// `POST /api/prompts/{id}/version`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVersionRequest {
+    #[schema(value_type = Object)]
+    pub content: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parameter_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// Ask for at least this bump; smaller than the computed one is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bump: Option<Bump>,
+}
+
+/// A version of a prompt (immutable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VersionResponse {
+    pub id: Uuid,
+    pub prompt_id: Uuid,
+    pub version_number: i64,
+    #[schema(example = "1.2.0")]
+    pub semver: String,
+    #[schema(value_type = Object)]
+    pub content: Value,
+    #[schema(value_type = Object)]
+    pub config: Value,
+    #[schema(value_type = Option<Object>)]
+    pub parameter_schema: Option<Value>,
+    /// SHA-256 of the canonical content + config + schema.
+    pub diff_hash: String,
+    pub notes: Option<String>,
+    pub author_id: Option<Uuid>,
+    pub status: VersionStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// The top-level variables the template reads.
+    pub variables: Vec<String>,
+}
+
+/// A prompt with its versions (newest first) and labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PromptResponse {
+    pub id: Uuid,
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub long_description_markdown: Option<String>,
+    pub scope: Scope,
+    pub agent_id: Option<String>,
+    pub owner_id: Option<Uuid>,
+    pub creator_id: Option<Uuid>,
+    #[serde(rename = "type")]
+    pub prompt_type: Option<String>,
+    pub kind: Kind,
+    pub tags: Vec<String>,
+    pub source: String,
+    pub classification: Classification,
+    pub status: PromptStatus,
+    /// Increases with every change; the `ETag` is made from it.
+    pub revision: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    /// Label name → version number, e.g. `{"production": 3, "latest": 4}`.
+    pub labels: BTreeMap<String, i64>,
+    pub versions: Vec<VersionResponse>,
+}
+
+/// One row of `GET /api/prompts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PromptSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub scope: Scope,
+    pub agent_id: Option<String>,
+    pub owner_id: Option<Uuid>,
+    #[serde(rename = "type")]
+    pub prompt_type: Option<String>,
+    pub kind: Kind,
+    pub tags: Vec<String>,
+    pub source: String,
+    pub classification: Classification,
+    pub status: PromptStatus,
+    pub latest_version: i64,
+    pub labels: BTreeMap<String, i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Query of `GET /api/prompts`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListPromptsQuery {
+    /// 1-based page (ignored when `cursor` is given). Default 1.
+    pub page: Option<i64>,
+    /// Page size, 1–200. Default 50.
+    pub per_page: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    pub scope: Option<Scope>,
+    /// Owner id.
+    pub owner: Option<Uuid>,
+    pub tag: Option<String>,
+    /// Prompt type key.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub prompt_type: Option<String>,
+    pub status: Option<PromptStatus>,
+    /// Only prompts carrying this label.
+    pub label: Option<String>,
+    /// Case-insensitive text in name, title or description.
+    pub q: Option<String>,
+    pub name_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PromptListResponse {
+    pub items: Vec<PromptSummary>,
+    /// Prompts matching the filters, across all pages.
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `PUT /api/prompts/{id}/labels/{label}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetLabelRequest {
+    pub version: i64,
+}
+
+/// Where a label points now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LabelResponse {
+    pub label: String,
+    pub version: i64,
+}
+
+/// One move of a label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LabelEventResponse {
+    pub label: String,
+    /// Where it pointed before (`null`: created).
+    pub from_version: Option<i64>,
+    /// Where it points after (`null`: removed).
+    pub to_version: Option<i64>,
+    pub actor_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+}
+
+/// `POST /api/prompts/{id}/link`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    pub capability: String,
+    /// The agent; absent for a link every agent uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Higher wins; default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LinkResponse {
+    pub id: Uuid,
+    pub prompt_id: Uuid,
+    pub prompt_name: String,
+    pub capability: String,
+    pub agent_id: Option<String>,
+    pub priority: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// Query of `GET /api/links`: with `agent`, that agent's links and global ones, in resolution
+/// order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LinksQuery {
+    pub agent: Option<String>,
+    pub capability: Option<String>,
+}
+
+/// `POST /api/prompts/{id}/render`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderRequest {
+    /// A version number; exclusive with `label`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// A label; default `production`, then `latest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The render inputs, validated against the version's parameter schema.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub params: serde_json::Map<String, Value>,
+    /// `strict` (default): undefined variables are an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undefined: Option<UndefinedMode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RenderResponse {
+    pub prompt_id: Uuid,
+    pub name: String,
+    pub version_number: i64,
+    pub semver: String,
+    /// A string for text prompts, a list of `{role, content}` for chat prompts.
+    #[schema(value_type = Object)]
+    pub rendered: Value,
+    #[schema(value_type = Object)]
+    pub config: Value,
+}
+
+/// Query of `GET /api/prompts/{id}/diff`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// Default: the version before `to`.
+    pub from: Option<i64>,
+    /// Default: the newest version.
+    pub to: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WordChange {
+    pub op: WordOp,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FieldDiff {
+    pub changed: bool,
+    /// Unified diff (empty when unchanged).
+    pub unified: String,
+    pub words: Vec<WordChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DiffResponse {
+    pub from: i64,
+    pub to: i64,
+    pub content: FieldDiff,
+    pub config: FieldDiff,
+    pub parameter_schema: FieldDiff,
+}
+
+/// `POST /api/prompt-types`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePromptTypeRequest {
+    pub key: String,
+    pub name: String,
+    /// A JSON Schema every template of this type must satisfy in its `parameter_schema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+    #[serde(default)]
+    pub restricted_creation: bool,
+    #[serde(default)]
+    pub requires_approval: bool,
+}
+
+/// `PUT /api/prompt-types/{key}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePromptTypeRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>, nullable)]
+    pub schema: Option<Option<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restricted_creation: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_approval: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PromptTypeResponse {
+    pub key: String,
+    pub name: String,
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+    pub restricted_creation: bool,
+    pub requires_approval: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HealthResponse {
+    pub status: String,
+}

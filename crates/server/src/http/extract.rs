@@ -1,0 +1,103 @@
+//! Request extractors that turn every malformed input into a problem+json answer naming what is
+//! wrong: bad JSON syntax (400), a body that does not fit the type — unknown fields included —
+//! (422), a wrong content type (415), an oversized body (413), a bad query or path (400).
+//! And [`CurrentActor`], the principal of the request.
+
+use axum::{
+    extract::{FromRequest, FromRequestParts, Path, Query, Request, rejection::JsonRejection},
+    http::{StatusCode, request::Parts},
+};
+use serde::de::DeserializeOwned;
+
+use crate::{actor::Actor, error::AppError};
+
+/// `Json<T>` whose rejections are problem+json.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> AppError {
+    match &rejection {
+        JsonRejection::JsonSyntaxError(_) => AppError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {}", rejection.body_text()),
+        ),
+        JsonRejection::JsonDataError(_) => {
+            AppError::unprocessable("invalid_body", rejection.body_text())
+        }
+        JsonRejection::MissingJsonContentType(_) => AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than the server accepts",
+        ),
+        _ => AppError::bad_request("invalid_body", rejection.body_text()),
+    }
+}
+
+/// `Query<T>` whose rejections are problem+json.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|rejection| AppError::bad_request("invalid_query", rejection.body_text()))
+    }
+}
+
+/// `Path<T>` whose rejections are problem+json. Path segments arrive percent-decoded, so a
+/// prompt name sent as `support%2Fsummarize` is `support/summarize` here.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| ApiPath(value))
+            .map_err(|rejection| AppError::bad_request("invalid_path", rejection.body_text()))
+    }
+}
+
+/// The principal of a request. Until access control exists every caller is anonymous (the
+/// server listens on loopback by default); authentication will fill this in here, and no handler
+/// changes.
+pub struct CurrentActor(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentActor {
+    type Rejection = AppError;
+
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(CurrentActor(Actor::anonymous()))
+    }
+}

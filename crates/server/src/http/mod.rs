@@ -1,0 +1,161 @@
+//! The HTTP server: the router (every route registered together with its OpenAPI description),
+//! the middleware stack (request ids, tracing, timeout, body limit, panic guard) and [`serve`].
+
+pub mod extract;
+pub mod links;
+pub mod prompts;
+pub mod system;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::{HeaderName, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tokio::net::TcpListener;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{error::AppError, settings::Settings, vault::Vault};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub vault: Arc<Vault>,
+    pub settings: Arc<Settings>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "promptvault",
+        description = "Prompt management: versioned, labelled, linked and rendered prompt templates.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    tags(
+        (name = "prompts", description = "Prompts and their metadata"),
+        (name = "versions", description = "Immutable versions and diffs"),
+        (name = "labels", description = "Movable pointers to versions"),
+        (name = "links", description = "Which prompt an agent uses for a capability"),
+        (name = "render", description = "Rendering with parameters"),
+        (name = "prompt types", description = "Shared parameter contracts"),
+        (name = "bundle", description = "Import and export"),
+        (name = "system", description = "Health"),
+    )
+)]
+struct ApiDoc;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The router and the OpenAPI document describing it, built from the same route list.
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = api_routes().split_for_parts();
+    let openapi = Arc::new(openapi);
+    let body_limit = state.settings.http.body_limit_bytes;
+    let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
+    routes
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(timeout, enforce_timeout))
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "an internal error occurred",
+            )
+            .into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str)
+                    .unwrap_or("unmatched");
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %request.method(), route, request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The OpenAPI document (for `GET /api/openapi.json` and for tests).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(prompts::list_prompts, prompts::create_prompt))
+        .routes(routes!(
+            prompts::get_prompt,
+            prompts::update_prompt,
+            prompts::delete_prompt
+        ))
+        .routes(routes!(prompts::add_version))
+        .routes(routes!(prompts::get_version))
+        .routes(routes!(prompts::diff))
+        .routes(routes!(prompts::set_label, prompts::remove_label))
+        .routes(routes!(prompts::label_history))
+        .routes(routes!(prompts::render))
+        .routes(routes!(links::link))
+        .routes(routes!(links::list_links))
+        .routes(routes!(links::delete_link))
+        .routes(routes!(links::list_prompt_types, links::create_prompt_type))
+        .routes(routes!(
+            links::get_prompt_type,
+            links::update_prompt_type,
+            links::delete_prompt_type
+        ))
+        .routes(routes!(system::export))
+        .routes(routes!(system::import))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+}
+
+/// A request still running after the configured time is answered with 503 `timeout`.
+async fn enforce_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
+}
+
+/// Serves until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,215 @@
+//! Configuration: one typed [`Settings`] built in layers — defaults, then a TOML file, then
+//! `PROMPTVAULT_*` environment variables, then command-line flags — and passed explicitly to
+//! whatever needs it. Nothing reads configuration from a global.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// Every setting of a promptvault process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Where the embedded SQLite database lives when no `database_url` is set.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite:…`; default: `sqlite:<data_dir>/promptvault.db`.
+    pub database_url: Option<String>,
+    /// A shared Redis cache (used once the cache exists).
+    pub redis_url: Option<String>,
+    pub deployment_model: DeploymentModel,
+    pub log_format: LogFormat,
+    pub http: HttpSettings,
+    pub render: RenderSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentModel {
+    WebApplication,
+    ElectronRemote,
+    ElectronLocal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Largest accepted request body; larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// A request still running after this many seconds gets 408.
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderSettings {
+    pub fuel: u64,
+    pub recursion: usize,
+    pub max_output_bytes: usize,
+}
+
+/// Values given on the command line; each overrides every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub deployment_model: Option<DeploymentModel>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// The environment variables read, each `PROMPTVAULT_<NAME>` (nested: `PROMPTVAULT_HTTP__BODY_LIMIT_BYTES`).
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "redis_url",
+    "deployment_model",
+    "log_format",
+    "http",
+    "render",
+];
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("promptvault-data"),
+            database_url: None,
+            redis_url: None,
+            deployment_model: DeploymentModel::WebApplication,
+            log_format: LogFormat::Text,
+            http: HttpSettings {
+                body_limit_bytes: 1024 * 1024,
+                request_timeout_secs: 30,
+            },
+            render: RenderSettings {
+                fuel: 200_000,
+                recursion: 100,
+                max_output_bytes: 1024 * 1024,
+            },
+        }
+    }
+}
+
+impl Settings {
+    /// Builds settings from defaults, the TOML file (if any), the environment and the overrides.
+    /// `config_file` comes from `--config` or `PROMPTVAULT_CONFIG`; a named file must exist.
+    pub fn load(
+        config_file: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Settings, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = config_file {
+            if !path.is_file() {
+                return Err(SettingsError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("PROMPTVAULT_").split("__").only(ENV_KEYS));
+        let mut settings: Settings = figment
+            .extract()
+            .map_err(|error| SettingsError(describe(&error)))?;
+        if let Some(listen) = overrides.listen {
+            settings.listen = listen;
+        }
+        if let Some(data_dir) = &overrides.data_dir {
+            settings.data_dir = data_dir.clone();
+        }
+        if let Some(url) = &overrides.database_url {
+            settings.database_url = Some(url.clone());
+        }
+        if let Some(url) = &overrides.redis_url {
+            settings.redis_url = Some(url.clone());
+        }
+        if let Some(model) = overrides.deployment_model {
+            settings.deployment_model = model;
+        }
+        if let Some(format) = overrides.log_format {
+            settings.log_format = format;
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.http.body_limit_bytes == 0 {
+            return Err(SettingsError(
+                "http.body_limit_bytes (PROMPTVAULT_HTTP__BODY_LIMIT_BYTES) must be > 0".into(),
+            ));
+        }
+        if self.http.request_timeout_secs == 0 {
+            return Err(SettingsError(
+                "http.request_timeout_secs (PROMPTVAULT_HTTP__REQUEST_TIMEOUT_SECS) must be > 0"
+                    .into(),
+            ));
+        }
+        if self.render.fuel == 0 || self.render.max_output_bytes == 0 || self.render.recursion == 0
+        {
+            return Err(SettingsError(
+                "render.fuel, render.recursion and render.max_output_bytes must be > 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database to open: `database_url`, or the SQLite file in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite:{}", self.data_dir.join("promptvault.db").display()),
+        }
+    }
+
+    pub fn render_limits(&self) -> promptvault_core::render::RenderLimits {
+        promptvault_core::render::RenderLimits {
+            fuel: self.render.fuel,
+            recursion: self.render.recursion,
+            max_output_bytes: self.render.max_output_bytes,
+        }
+    }
+}
+
+/// A configuration error, naming the setting (and its environment variable) at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct SettingsError(pub String);
+
+fn describe(error: &figment::Error) -> String {
+    error
+        .clone()
+        .into_iter()
+        .map(|error| {
+            let path = error.path.join(".");
+            if path.is_empty() {
+                error.kind.to_string()
+            } else {
+                format!(
+                    "{path} (PROMPTVAULT_{}): {}",
+                    path.to_uppercase().replace('.', "__"),
+                    error.kind
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,1213 @@
+//! The application service: every use case of promptvault (create a prompt, add a version, move a
+//! label, render, import …) as one method taking the acting [`Actor`] and wire types, returning
+//! wire types. HTTP handlers and the CLI's local mode both call it, so both behave the same.
+//!
+//! Domain rules come from `promptvault-core`; persistence from the [`Store`]. This module only
+//! orchestrates: parse and validate input, load, decide, store, convert.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use moka::sync::Cache;
+use promptvault_api::{
+    bundle::{BUNDLE_FORMAT, Bundle, BundleLink, BundlePrompt, BundleVersion, ImportReport},
+    problem::ProblemItem,
+    prompts::{
+        CreatePromptRequest, CreatePromptTypeRequest, CreateVersionRequest, DiffQuery,
+        DiffResponse, LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery,
+        ListPromptsQuery, PromptListResponse, PromptResponse, PromptSummary, PromptTypeResponse,
+        RenderRequest, RenderResponse, SetLabelRequest, UpdatePromptRequest,
+        UpdatePromptTypeRequest, VersionResponse,
+    },
+};
+use promptvault_core::{
+    diff,
+    error::DomainError,
+    ident::{self, LabelName, PromptName},
+    model::{Content, Kind, Prompt, PromptVersion, Scope, Source},
+    render::{CompiledPrompt, RenderLimits, Rendered, UndefinedMode},
+    version::VersionDraft,
+};
+use promptvault_store::{
+    Store, StoreError,
+    types::{
+        LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey, PromptListItem,
+        PromptPatch, PromptQuery, PromptTypePatch, VersionSelector,
+    },
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    actor::Actor,
+    error::{AppError, AppResult},
+};
+
+const MAX_TITLE: usize = 255;
+const MAX_TEXT: usize = 10_000;
+const MAX_LONG_TEXT: usize = 200_000;
+const DEFAULT_PER_PAGE: i64 = 50;
+const MAX_PER_PAGE: i64 = 200;
+
+/// The use cases, over one store.
+pub struct Vault {
+    store: Arc<dyn Store>,
+    limits: RenderLimits,
+    /// Versions are immutable, so a compiled version never goes stale: keyed by version id.
+    compiled: Cache<(Uuid, UndefinedMode), Arc<CompiledPrompt>>,
+}
+
+impl Vault {
+    pub fn new(store: Arc<dyn Store>, limits: RenderLimits) -> Self {
+        Vault {
+            store,
+            limits,
+            compiled: Cache::new(10_000),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Readiness: the database answers.
+    pub async fn ready(&self) -> AppResult<()> {
+        self.store.ping().await.map_err(|error| {
+            tracing::warn!(error = %error, "database not ready");
+            AppError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database is not reachable",
+            )
+        })
+    }
+
+    pub async fn create_prompt(
+        &self,
+        actor: &Actor,
+        request: CreatePromptRequest,
+    ) -> AppResult<PromptResponse> {
+        let scope = request.scope.unwrap_or(Scope::Global);
+        scope.check_agent(request.agent_id.as_deref())?;
+        let content = Content::from_json(&request.content)?;
+        let kind = request.kind.unwrap_or(content.kind());
+        content.check_kind(kind)?;
+        let prompt = NewPrompt {
+            name: PromptName::parse(&request.name)?,
+            title: checked_text("title", request.title, MAX_TITLE)?,
+            description: checked_text("description", request.description, MAX_TEXT)?,
+            long_description_markdown: checked_text(
+                "long_description_markdown",
+                request.long_description_markdown,
+                MAX_LONG_TEXT,
+            )?,
+            scope,
+            agent_id: request.agent_id,
+            owner_id: request.owner_id.or(actor.user_id),
+            creator_id: actor.user_id,
+            prompt_type: request.prompt_type,
+            kind,
+            tags: parse_tags(&request.tags)?,
+            source: match &request.source {
+                Some(source) => Source::parse(source)?,
+                None => Source::human(),
+            },
+            classification: request
+                .classification
+                .unwrap_or(promptvault_core::model::Classification::Internal),
+        };
+        let version = self
+            .new_version(
+                actor,
+                prompt.prompt_type.as_deref(),
+                content,
+                request.config,
+                request.parameter_schema,
+                request.notes,
+                &request.labels,
+                None,
+            )
+            .await?;
+        let detail = self.store.create_prompt(prompt, version).await?;
+        Ok(PromptResponse::from(&detail))
+    }
+
+    pub async fn get_prompt(&self, _actor: &Actor, key: &str) -> AppResult<PromptResponse> {
+        let detail = self.store.get_prompt(&parse_key(key)?).await?;
+        Ok(PromptResponse::from(&detail))
+    }
+
+    pub async fn list_prompts(
+        &self,
+        _actor: &Actor,
+        query: ListPromptsQuery,
+    ) -> AppResult<PromptListResponse> {
+        let per_page = query.per_page.unwrap_or(DEFAULT_PER_PAGE);
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            return Err(AppError::unprocessable(
+                "invalid_query",
+                format!("per_page must be between 1 and {MAX_PER_PAGE}"),
+            ));
+        }
+        let page = query.page.unwrap_or(1);
+        if page < 1 {
+            return Err(AppError::unprocessable("invalid_query", "page starts at 1"));
+        }
+        let after_name = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let store_query = PromptQuery {
+            scope: query.scope,
+            owner_id: query.owner,
+            tag: query.tag,
+            prompt_type: query.prompt_type,
+            status: query.status,
+            label: query.label.as_deref().map(LabelName::parse).transpose()?,
+            q: query.q.filter(|q| !q.is_empty()),
+            name_prefix: query.name_prefix.filter(|prefix| !prefix.is_empty()),
+            offset: if after_name.is_some() {
+                0
+            } else {
+                (page - 1) * per_page
+            },
+            after_name,
+            limit: per_page,
+        };
+        let result = self.store.list_prompts(&store_query).await?;
+        let next_cursor = match result.items.last() {
+            Some(last) if result.items.len() as i64 == per_page => {
+                Some(encode_cursor(last.prompt.name.as_str()))
+            }
+            _ => None,
+        };
+        Ok(PromptListResponse {
+            items: result.items.iter().map(summary).collect(),
+            total: result.total,
+            page: if store_query.after_name.is_some() {
+                0
+            } else {
+                page
+            },
+            per_page,
+            next_cursor,
+        })
+    }
+
+    /// Updates metadata. `if_match` is the prompt's `ETag`; a stale one is `version_conflict`.
+    pub async fn update_prompt(
+        &self,
+        actor: &Actor,
+        key: &str,
+        request: UpdatePromptRequest,
+        if_match: Option<&str>,
+    ) -> AppResult<PromptResponse> {
+        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        let expected_revision = match if_match {
+            Some(header) => Some(revision_from_if_match(&prompt, header)?),
+            None => None,
+        };
+        let scope = request.scope.unwrap_or(prompt.scope);
+        let agent_id = match &request.agent_id {
+            Some(agent_id) => agent_id.clone(),
+            None if scope == Scope::Agent => prompt.agent_id.clone(),
+            None => None,
+        };
+        scope.check_agent(agent_id.as_deref())?;
+        if let Some(Some(key)) = &request.prompt_type {
+            self.store.get_prompt_type(key).await?;
+        }
+        let patch = PromptPatch {
+            title: request
+                .title
+                .map(|title| checked_text("title", title, MAX_TITLE))
+                .transpose()?,
+            description: request
+                .description
+                .map(|text| checked_text("description", text, MAX_TEXT))
+                .transpose()?,
+            long_description_markdown: request
+                .long_description_markdown
+                .map(|text| checked_text("long_description_markdown", text, MAX_LONG_TEXT))
+                .transpose()?,
+            scope: request.scope,
+            agent_id: (agent_id != prompt.agent_id).then_some(agent_id),
+            owner_id: request.owner_id,
+            prompt_type: request.prompt_type,
+            tags: request.tags.as_deref().map(parse_tags).transpose()?,
+            classification: request.classification,
+            status: request.status,
+        };
+        let _ = actor;
+        self.store
+            .update_prompt(prompt.id, patch, expected_revision)
+            .await?;
+        let detail = self.store.get_prompt(&PromptKey::Id(prompt.id)).await?;
+        Ok(PromptResponse::from(&detail))
+    }
+
+    pub async fn delete_prompt(&self, _actor: &Actor, key: &str) -> AppResult<()> {
+        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        self.store.delete_prompt(prompt.id).await?;
+        Ok(())
+    }
+
+    /// Adds a version; `created` is false when it was identical to the latest one.
+    pub async fn add_version(
+        &self,
+        actor: &Actor,
+        key: &str,
+        request: CreateVersionRequest,
+    ) -> AppResult<(VersionResponse, bool)> {
+        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        let content = Content::from_json(&request.content)?;
+        content.check_kind(prompt.kind)?;
+        let version = self
+            .new_version(
+                actor,
+                prompt.prompt_type.as_deref(),
+                content,
+                request.config,
+                request.parameter_schema,
+                request.notes,
+                &request.labels,
+                request.bump,
+            )
+            .await?;
+        let added = self.store.add_version(prompt.id, version).await?;
+        Ok((VersionResponse::from(&added.version), added.created))
+    }
+
+    pub async fn get_version(
+        &self,
+        _actor: &Actor,
+        key: &str,
+        version_number: i64,
+    ) -> AppResult<VersionResponse> {
+        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        let version = self.store.get_version(prompt.id, version_number).await?;
+        Ok(VersionResponse::from(&version))
+    }
+
+    pub async fn diff(
+        &self,
+        _actor: &Actor,
+        key: &str,
+        query: DiffQuery,
+    ) -> AppResult<DiffResponse> {
+        let detail = self.store.get_prompt(&parse_key(key)?).await?;
+        let newest = detail
+            .versions
+            .first()
+            .map(|version| version.version_number)
+            .unwrap_or(1);
+        let to = query.to.unwrap_or(newest);
+        let from = query.from.unwrap_or((to - 1).max(1));
+        let find = |number: i64| {
+            detail
+                .versions
+                .iter()
+                .find(|version| version.version_number == number)
+                .ok_or_else(|| {
+                    AppError::not_found(
+                        "version_not_found",
+                        format!(
+                            "version {number} of prompt {:?} not found",
+                            detail.prompt.name.as_str()
+                        ),
+                    )
+                })
+        };
+        Ok(DiffResponse::from(&diff::diff_versions(
+            find(from)?,
+            find(to)?,
+        )))
+    }
+
+    pub async fn set_label(
+        &self,
+        actor: &Actor,
+        key: &str,
+        label: &str,
+        request: SetLabelRequest,
+    ) -> AppResult<LabelResponse> {
+        let label = LabelName::parse_user_settable(label)?;
+        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        self.store
+            .set_label(prompt.id, &label, request.version, actor.user_id)
+            .await?;
+        Ok(LabelResponse {
+            label: label.to_string(),
+            version: request.version,
+        })
+    }
+
+    pub async fn remove_label(&self, actor: &Actor, key: &str, label: &str) -> AppResult<()> {
+        let label = LabelName::parse_user_settable(label)?;
+        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        self.store
+            .remove_label(prompt.id, &label, actor.user_id)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn label_history(
+        &self,
+        _actor: &Actor,
+        key: &str,
+        label: &str,
+    ) -> AppResult<Vec<LabelEventResponse>> {
+        let label = LabelName::parse(label)?;
+        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        let events = self.store.label_history(prompt.id, &label).await?;
+        Ok(events.iter().map(LabelEventResponse::from).collect())
+    }
+
+    pub async fn link(
+        &self,
+        _actor: &Actor,
+        key: &str,
+        request: LinkRequest,
+    ) -> AppResult<LinkResponse> {
+        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        let link = self
+            .store
+            .upsert_link(NewLink {
+                prompt_id: prompt.id,
+                capability: ident::parse_identifier("capability", &request.capability, 128)?,
+                agent_id: request
+                    .agent_id
+                    .as_deref()
+                    .map(|agent| ident::parse_identifier("agent_id", agent, 128))
+                    .transpose()?,
+                priority: request.priority.unwrap_or(0),
+            })
+            .await?;
+        Ok(LinkResponse::from(&link))
+    }
+
+    pub async fn list_links(
+        &self,
+        _actor: &Actor,
+        query: LinksQuery,
+    ) -> AppResult<Vec<LinkResponse>> {
+        let links = self
+            .store
+            .list_links(&LinkFilter {
+                agent_id: query.agent,
+                capability: query.capability,
+                prompt_id: None,
+            })
+            .await?;
+        Ok(links.iter().map(LinkResponse::from).collect())
+    }
+
+    pub async fn delete_link(&self, _actor: &Actor, id: Uuid) -> AppResult<()> {
+        Ok(self.store.delete_link(id).await?)
+    }
+
+    /// Renders a version picked by number or label (default `production`, then `latest`).
+    pub async fn render(
+        &self,
+        _actor: &Actor,
+        key: &str,
+        request: RenderRequest,
+    ) -> AppResult<RenderResponse> {
+        let key = parse_key(key)?;
+        let (prompt, version) = match (request.version, request.label.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::unprocessable(
+                    "invalid_field",
+                    "give either version or label, not both",
+                ));
+            }
+            (Some(number), None) => {
+                self.store
+                    .resolve_version(&key, &VersionSelector::Number(number))
+                    .await?
+            }
+            (None, Some(label)) => {
+                self.store
+                    .resolve_version(&key, &VersionSelector::Label(LabelName::parse(label)?))
+                    .await?
+            }
+            (None, None) => {
+                match self
+                    .store
+                    .resolve_version(&key, &VersionSelector::Label(LabelName::production()))
+                    .await
+                {
+                    Err(StoreError::NotFound { what }) if what.starts_with("label") => {
+                        self.store
+                            .resolve_version(&key, &VersionSelector::Label(LabelName::latest()))
+                            .await?
+                    }
+                    other => other?,
+                }
+            }
+        };
+        let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
+        let rendered = compiled.render(&request.params)?;
+        Ok(render_response(&prompt, &version, rendered))
+    }
+
+    fn compiled(
+        &self,
+        version: &PromptVersion,
+        undefined: UndefinedMode,
+    ) -> AppResult<Arc<CompiledPrompt>> {
+        let key = (version.id, undefined);
+        if let Some(hit) = self.compiled.get(&key) {
+            return Ok(hit);
+        }
+        let compiled = Arc::new(CompiledPrompt::compile(
+            &version.content,
+            version.parameter_schema.as_ref(),
+            undefined,
+            self.limits,
+        )?);
+        self.compiled.insert(key, compiled.clone());
+        Ok(compiled)
+    }
+
+    pub async fn create_prompt_type(
+        &self,
+        _actor: &Actor,
+        request: CreatePromptTypeRequest,
+    ) -> AppResult<PromptTypeResponse> {
+        let prompt_type = self
+            .store
+            .create_prompt_type(validate_prompt_type(request)?)
+            .await?;
+        Ok(PromptTypeResponse::from(&prompt_type))
+    }
+
+    pub async fn list_prompt_types(&self, _actor: &Actor) -> AppResult<Vec<PromptTypeResponse>> {
+        Ok(self
+            .store
+            .list_prompt_types()
+            .await?
+            .iter()
+            .map(PromptTypeResponse::from)
+            .collect())
+    }
+
+    pub async fn get_prompt_type(
+        &self,
+        _actor: &Actor,
+        key: &str,
+    ) -> AppResult<PromptTypeResponse> {
+        Ok(PromptTypeResponse::from(
+            &self.store.get_prompt_type(key).await?,
+        ))
+    }
+
+    pub async fn update_prompt_type(
+        &self,
+        _actor: &Actor,
+        key: &str,
+        request: UpdatePromptTypeRequest,
+    ) -> AppResult<PromptTypeResponse> {
+        if let Some(name) = &request.name {
+            check_name_text(name)?;
+        }
+        if let Some(Some(schema)) = &request.schema {
+            promptvault_core::render::check_schema(schema)?;
+        }
+        let patch = PromptTypePatch {
+            name: request.name,
+            schema: request.schema,
+            restricted_creation: request.restricted_creation,
+            requires_approval: request.requires_approval,
+        };
+        Ok(PromptTypeResponse::from(
+            &self.store.update_prompt_type(key, patch).await?,
+        ))
+    }
+
+    pub async fn delete_prompt_type(&self, _actor: &Actor, key: &str) -> AppResult<()> {
+        Ok(self.store.delete_prompt_type(key).await?)
+    }
+
+    /// Every prompt with all versions, labels and links, plus every prompt type.
+    pub async fn export_all(&self, actor: &Actor) -> AppResult<Bundle> {
+        let mut prompts = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .list_prompts(
+                    actor,
+                    ListPromptsQuery {
+                        per_page: Some(MAX_PER_PAGE),
+                        cursor: cursor.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            for item in &page.items {
+                prompts.push(self.export_prompt(item.id).await?);
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let prompt_types = self
+            .store
+            .list_prompt_types()
+            .await?
+            .into_iter()
+            .map(|prompt_type| CreatePromptTypeRequest {
+                key: prompt_type.key,
+                name: prompt_type.name,
+                schema: prompt_type.schema,
+                restricted_creation: prompt_type.restricted_creation,
+                requires_approval: prompt_type.requires_approval,
+            })
+            .collect();
+        Ok(Bundle {
+            format: BUNDLE_FORMAT.to_string(),
+            exported_at: Some(time::OffsetDateTime::now_utc()),
+            prompt_types,
+            prompts,
+        })
+    }
+
+    async fn export_prompt(&self, id: Uuid) -> AppResult<BundlePrompt> {
+        let detail = self.store.get_prompt(&PromptKey::Id(id)).await?;
+        let links = self
+            .store
+            .list_links(&LinkFilter {
+                prompt_id: Some(id),
+                ..Default::default()
+            })
+            .await?;
+        let prompt = &detail.prompt;
+        let mut versions: Vec<BundleVersion> = detail
+            .versions
+            .iter()
+            .map(|version| BundleVersion {
+                version_number: version.version_number,
+                semver: Some(version.semver.to_string()),
+                content: version.content.to_json(),
+                config: Some(version.config.clone()),
+                parameter_schema: version.parameter_schema.clone(),
+                notes: version.notes.clone(),
+                diff_hash: Some(version.diff_hash.clone()),
+                created_at: Some(version.created_at),
+            })
+            .collect();
+        versions.reverse();
+        Ok(BundlePrompt {
+            name: prompt.name.to_string(),
+            title: prompt.title.clone(),
+            description: prompt.description.clone(),
+            long_description_markdown: prompt.long_description_markdown.clone(),
+            scope: Some(prompt.scope),
+            agent_id: prompt.agent_id.clone(),
+            owner_id: prompt.owner_id,
+            prompt_type: prompt.prompt_type.clone(),
+            kind: Some(prompt.kind),
+            tags: prompt.tags.clone(),
+            source: Some(prompt.source.as_str().to_string()),
+            classification: Some(prompt.classification),
+            status: Some(prompt.status),
+            versions,
+            labels: detail
+                .labels
+                .iter()
+                .filter(|(label, _)| label.as_str() != ident::LATEST)
+                .map(|(l, v)| (l.clone(), *v))
+                .collect(),
+            links: links
+                .iter()
+                .map(|link| BundleLink {
+                    capability: link.capability.clone(),
+                    agent_id: link.agent_id.clone(),
+                    priority: link.priority,
+                })
+                .collect(),
+        })
+    }
+
+    /// Imports a bundle: everything is validated first (all problems reported at once, nothing
+    /// written); then prompt types, prompts, versions (skipping any whose `diff_hash` the prompt
+    /// already has), labels and links are written. Importing the same bundle twice is a no-op.
+    pub async fn import(&self, actor: &Actor, bundle: Bundle) -> AppResult<ImportReport> {
+        let plan = validate_bundle(&bundle)?;
+        let mut report = ImportReport::default();
+        for prompt_type in plan.prompt_types {
+            match self.store.get_prompt_type(&prompt_type.key).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound { .. }) => {
+                    self.store.create_prompt_type(prompt_type).await?;
+                    report.prompt_types_created += 1;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        for prompt in plan.prompts {
+            self.import_prompt(actor, prompt, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn import_prompt(
+        &self,
+        actor: &Actor,
+        planned: PlannedPrompt,
+        report: &mut ImportReport,
+    ) -> AppResult<()> {
+        if let Some(prompt_type) = &planned.prompt.prompt_type {
+            self.store.get_prompt_type(prompt_type).await?;
+        }
+        let mut drafts = planned.versions.into_iter();
+        let existing = match self
+            .store
+            .get_prompt(&PromptKey::Name(planned.prompt.name.clone()))
+            .await
+        {
+            Ok(detail) => Some(detail),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(other) => return Err(other.into()),
+        };
+        // Bundle version number → local version number.
+        let mut numbers: BTreeMap<i64, i64> = BTreeMap::new();
+        let (prompt_id, mut known): (Uuid, BTreeMap<String, i64>) = match existing {
+            Some(detail) => (
+                detail.prompt.id,
+                detail
+                    .versions
+                    .iter()
+                    .map(|version| (version.diff_hash.clone(), version.version_number))
+                    .collect(),
+            ),
+            None => {
+                let Some((bundle_number, first)) = drafts.next() else {
+                    return Ok(());
+                };
+                let detail = self
+                    .store
+                    .create_prompt(
+                        planned.prompt.clone(),
+                        NewVersion {
+                            draft: first.0,
+                            notes: first.1,
+                            author_id: actor.user_id,
+                            labels: Vec::new(),
+                        },
+                    )
+                    .await?;
+                report.prompts_created += 1;
+                report.versions_created += 1;
+                numbers.insert(bundle_number, 1);
+                let known = detail
+                    .versions
+                    .iter()
+                    .map(|version| (version.diff_hash.clone(), version.version_number))
+                    .collect();
+                (detail.prompt.id, known)
+            }
+        };
+        for (bundle_number, (draft, notes)) in drafts {
+            if let Some(local) = known.get(draft.diff_hash()) {
+                numbers.insert(bundle_number, *local);
+                report.versions_unchanged += 1;
+                continue;
+            }
+            let added = self
+                .store
+                .add_version(
+                    prompt_id,
+                    NewVersion {
+                        draft,
+                        notes,
+                        author_id: actor.user_id,
+                        labels: Vec::new(),
+                    },
+                )
+                .await?;
+            if added.created {
+                report.versions_created += 1;
+            } else {
+                report.versions_unchanged += 1;
+            }
+            known.insert(
+                added.version.diff_hash.clone(),
+                added.version.version_number,
+            );
+            numbers.insert(bundle_number, added.version.version_number);
+        }
+        for (label, bundle_number) in planned.labels {
+            if let Some(local) = numbers.get(&bundle_number)
+                && self
+                    .store
+                    .set_label(prompt_id, &label, *local, actor.user_id)
+                    .await?
+                    .is_some()
+            {
+                report.labels_moved += 1;
+            }
+        }
+        for link in planned.links {
+            self.store
+                .upsert_link(NewLink { prompt_id, ..link })
+                .await?;
+            report.links_set += 1;
+        }
+        Ok(())
+    }
+
+    /// Validates a version's fields (and the prompt type's contract) into a storable version.
+    #[allow(clippy::too_many_arguments)]
+    async fn new_version(
+        &self,
+        actor: &Actor,
+        prompt_type: Option<&str>,
+        content: Content,
+        config: Option<Value>,
+        parameter_schema: Option<Value>,
+        notes: Option<String>,
+        labels: &[String],
+        bump: Option<promptvault_core::version::Bump>,
+    ) -> AppResult<NewVersion> {
+        let notes = checked_text("notes", notes, MAX_TEXT)?;
+        let labels = labels
+            .iter()
+            .map(|label| LabelName::parse_user_settable(label))
+            .collect::<Result<Vec<_>, _>>()?;
+        let draft = VersionDraft::new(
+            content,
+            config.unwrap_or_else(|| Value::Object(Default::default())),
+            parameter_schema,
+            bump,
+        )?;
+        if let Some(key) = prompt_type {
+            let prompt_type = self.store.get_prompt_type(key).await?;
+            check_type_contract(&prompt_type, draft.parameter_schema())?;
+        }
+        Ok(NewVersion {
+            draft,
+            notes,
+            author_id: actor.user_id,
+            labels,
+        })
+    }
+}
+
+/// A validated bundle, ready to write.
+struct PlannedBundle {
+    prompt_types: Vec<NewPromptType>,
+    prompts: Vec<PlannedPrompt>,
+}
+
+struct PlannedPrompt {
+    prompt: NewPrompt,
+    /// (bundle version number, (draft, notes)), oldest first.
+    versions: Vec<(i64, (VersionDraft, Option<String>))>,
+    labels: Vec<(LabelName, i64)>,
+    links: Vec<NewLink>,
+}
+
+fn validate_bundle(bundle: &Bundle) -> AppResult<PlannedBundle> {
+    let mut problems: Vec<ProblemItem> = Vec::new();
+    let mut note = |pointer: String, error: &dyn std::fmt::Display| {
+        problems.push(ProblemItem {
+            pointer,
+            message: error.to_string(),
+        });
+    };
+    if bundle.format != BUNDLE_FORMAT {
+        note(
+            "/format".into(),
+            &format!("expected {BUNDLE_FORMAT:?}, got {:?}", bundle.format),
+        );
+    }
+    let mut prompt_types = Vec::new();
+    for (index, prompt_type) in bundle.prompt_types.iter().enumerate() {
+        match validate_prompt_type(prompt_type.clone()) {
+            Ok(valid) => prompt_types.push(valid),
+            Err(error) => note(format!("/prompt_types/{index}"), &error.detail),
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut prompts = Vec::new();
+    for (index, prompt) in bundle.prompts.iter().enumerate() {
+        let at = |rest: &str| format!("/prompts/{index}{rest}");
+        if !seen.insert(prompt.name.clone()) {
+            note(
+                at("/name"),
+                &format!("{:?} appears twice in the bundle", prompt.name),
+            );
+            continue;
+        }
+        match plan_prompt(prompt) {
+            Ok(planned) => prompts.push(planned),
+            Err(errors) => {
+                for (pointer, message) in errors {
+                    note(at(&pointer), &message);
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(PlannedBundle {
+            prompt_types,
+            prompts,
+        })
+    } else {
+        Err(AppError::unprocessable(
+            "invalid_bundle",
+            format!(
+                "the bundle has {} problem(s); nothing was imported",
+                problems.len()
+            ),
+        )
+        .with_errors(problems))
+    }
+}
+
+fn plan_prompt(prompt: &BundlePrompt) -> Result<PlannedPrompt, Vec<(String, String)>> {
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut check = |pointer: &str, result: Result<(), DomainError>| {
+        if let Err(error) = result {
+            errors.push((pointer.to_string(), error.to_string()));
+        }
+    };
+    let name = PromptName::parse(&prompt.name);
+    check("/name", name.as_ref().map(|_| ()).map_err(Clone::clone));
+    let scope = prompt.scope.unwrap_or(Scope::Global);
+    check("/agent_id", scope.check_agent(prompt.agent_id.as_deref()));
+    let source = match &prompt.source {
+        Some(source) => Source::parse(source),
+        None => Ok(Source::parse("file").unwrap_or_else(|_| Source::human())),
+    };
+    check("/source", source.as_ref().map(|_| ()).map_err(Clone::clone));
+    let tags = parse_tags(&prompt.tags);
+    check("/tags", tags.as_ref().map(|_| ()).map_err(Clone::clone));
+    if prompt.versions.is_empty() {
+        errors.push((
+            "/versions".into(),
+            "a prompt needs at least one version".into(),
+        ));
+    }
+    let mut kind: Option<Kind> = prompt.kind;
+    let mut versions = Vec::new();
+    let mut numbers = std::collections::BTreeSet::new();
+    for (index, version) in prompt.versions.iter().enumerate() {
+        let at = format!("/versions/{index}");
+        if !numbers.insert(version.version_number) {
+            errors.push((
+                format!("{at}/version_number"),
+                "duplicate version number".into(),
+            ));
+        }
+        let draft = Content::from_json(&version.content).and_then(|content| {
+            let expected = *kind.get_or_insert(content.kind());
+            content.check_kind(expected)?;
+            VersionDraft::new(
+                content,
+                version
+                    .config
+                    .clone()
+                    .unwrap_or_else(|| Value::Object(Default::default())),
+                version.parameter_schema.clone(),
+                None,
+            )
+        });
+        match draft {
+            Ok(draft) => versions.push((version.version_number, (draft, version.notes.clone()))),
+            Err(error) => errors.push((at, error.to_string())),
+        }
+    }
+    let mut labels = Vec::new();
+    for (label, number) in &prompt.labels {
+        if label == ident::LATEST {
+            continue;
+        }
+        match LabelName::parse(label) {
+            Ok(parsed) if numbers.contains(number) => labels.push((parsed, *number)),
+            Ok(_) => errors.push((
+                format!("/labels/{label}"),
+                format!("points at version {number}, which the bundle does not have"),
+            )),
+            Err(error) => errors.push((format!("/labels/{label}"), error.to_string())),
+        }
+    }
+    let mut links = Vec::new();
+    for (index, link) in prompt.links.iter().enumerate() {
+        let capability = ident::parse_identifier("capability", &link.capability, 128);
+        let agent = link
+            .agent_id
+            .as_deref()
+            .map(|agent| ident::parse_identifier("agent_id", agent, 128))
+            .transpose();
+        match (capability, agent) {
+            (Ok(capability), Ok(agent_id)) => links.push(NewLink {
+                prompt_id: Uuid::nil(),
+                capability,
+                agent_id,
+                priority: link.priority,
+            }),
+            (Err(error), _) | (_, Err(error)) => {
+                errors.push((format!("/links/{index}"), error.to_string()))
+            }
+        }
+    }
+    match (name, source, tags) {
+        (Ok(name), Ok(source), Ok(tags)) if errors.is_empty() => Ok(PlannedPrompt {
+            prompt: NewPrompt {
+                name,
+                title: prompt.title.clone(),
+                description: prompt.description.clone(),
+                long_description_markdown: prompt.long_description_markdown.clone(),
+                scope,
+                agent_id: prompt.agent_id.clone(),
+                owner_id: prompt.owner_id,
+                creator_id: None,
+                prompt_type: prompt.prompt_type.clone(),
+                kind: kind.unwrap_or(Kind::Text),
+                tags,
+                source,
+                classification: prompt
+                    .classification
+                    .unwrap_or(promptvault_core::model::Classification::Internal),
+            },
+            versions,
+            labels,
+            links,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn validate_prompt_type(request: CreatePromptTypeRequest) -> AppResult<NewPromptType> {
+    let key = ident::parse_identifier("prompt type key", &request.key, 64)?;
+    check_name_text(&request.name)?;
+    if let Some(schema) = &request.schema {
+        promptvault_core::render::check_schema(schema)?;
+    }
+    Ok(NewPromptType {
+        key,
+        name: request.name,
+        schema: request.schema,
+        restricted_creation: request.restricted_creation,
+        requires_approval: request.requires_approval,
+    })
+}
+
+fn check_name_text(name: &str) -> AppResult<()> {
+    if name.trim().is_empty() {
+        return Err(DomainError::InvalidField {
+            field: "name",
+            reason: "must not be empty".into(),
+        }
+        .into());
+    }
+    Ok(ident::check_text("name", name, MAX_TITLE)?)
+}
+
+/// A prompt type's `schema` constrains the `parameter_schema` of every version of its prompts.
+fn check_type_contract(
+    prompt_type: &promptvault_core::model::PromptType,
+    parameter_schema: Option<&Value>,
+) -> AppResult<()> {
+    let Some(type_schema) = &prompt_type.schema else {
+        return Ok(());
+    };
+    let empty = Value::Object(Default::default());
+    let instance = parameter_schema.unwrap_or(&empty);
+    match promptvault_core::render::validate_against(type_schema, instance)? {
+        Ok(()) => Ok(()),
+        Err(errors) => Err(AppError::unprocessable(
+            "prompt_type_mismatch",
+            format!(
+                "the parameter_schema does not satisfy prompt type {:?}",
+                prompt_type.key
+            ),
+        )
+        .with_errors(
+            errors
+                .into_iter()
+                .map(|error| ProblemItem {
+                    pointer: format!("/parameter_schema{}", error.pointer),
+                    message: error.message,
+                })
+                .collect(),
+        )),
+    }
+}
+
+fn summary(item: &PromptListItem) -> PromptSummary {
+    let prompt = &item.prompt;
+    PromptSummary {
+        id: prompt.id,
+        name: prompt.name.to_string(),
+        title: prompt.title.clone(),
+        description: prompt.description.clone(),
+        scope: prompt.scope,
+        agent_id: prompt.agent_id.clone(),
+        owner_id: prompt.owner_id,
+        prompt_type: prompt.prompt_type.clone(),
+        kind: prompt.kind,
+        tags: prompt.tags.clone(),
+        source: prompt.source.as_str().to_string(),
+        classification: prompt.classification,
+        status: prompt.status,
+        latest_version: item.latest_version,
+        labels: item.labels.clone(),
+        updated_at: prompt.updated_at,
+    }
+}
+
+fn render_response(prompt: &Prompt, version: &PromptVersion, rendered: Rendered) -> RenderResponse {
+    RenderResponse {
+        prompt_id: prompt.id,
+        name: prompt.name.to_string(),
+        version_number: version.version_number,
+        semver: version.semver.to_string(),
+        rendered: serde_json::to_value(rendered).unwrap_or(Value::Null),
+        config: version.config.clone(),
+    }
+}
+
+/// A prompt is addressed by its UUID or its name.
+pub fn parse_key(raw: &str) -> AppResult<PromptKey> {
+    if let Ok(id) = Uuid::parse_str(raw) {
+        return Ok(PromptKey::Id(id));
+    }
+    PromptName::parse(raw)
+        .map(PromptKey::Name)
+        .map_err(|_| AppError::not_found("prompt_not_found", format!("prompt {raw:?} not found")))
+}
+
+/// The prompt's entity tag: its id and revision, so it changes with every change to the prompt
+/// and never matches another prompt.
+pub fn etag(prompt_id: Uuid, revision: i64) -> String {
+    format!("\"{}.{revision}\"", prompt_id.simple())
+}
+
+fn revision_from_if_match(prompt: &Prompt, header: &str) -> AppResult<i64> {
+    let header = header.trim();
+    if header == "*" {
+        return Ok(prompt.revision);
+    }
+    let stale = || {
+        AppError::new(
+            axum::http::StatusCode::PRECONDITION_FAILED,
+            "version_conflict",
+            format!(
+                "If-Match {header} does not match the prompt's current ETag {}",
+                etag(prompt.id, prompt.revision)
+            ),
+        )
+    };
+    for candidate in header.split(',').map(str::trim) {
+        let candidate = candidate.trim_start_matches("W/").trim_matches('"');
+        if let Some((id, revision)) = candidate.split_once('.')
+            && id == prompt.id.simple().to_string()
+            && let Ok(revision) = revision.parse::<i64>()
+        {
+            return Ok(revision);
+        }
+    }
+    Err(stale())
+}
+
+fn checked_text(
+    field: &'static str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, DomainError> {
+    if let Some(text) = &value {
+        ident::check_text(field, text, max)?;
+    }
+    Ok(value)
+}
+
+fn parse_tags(tags: &[String]) -> Result<Vec<String>, DomainError> {
+    let mut parsed: Vec<String> = tags
+        .iter()
+        .map(|tag| ident::parse_tag(tag))
+        .collect::<Result<_, _>>()?;
+    parsed.sort();
+    parsed.dedup();
+    Ok(parsed)
+}
+
+fn encode_cursor(name: &str) -> String {
+    name.bytes().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn decode_cursor(cursor: &str) -> AppResult<String> {
+    let invalid =
+        || AppError::unprocessable("invalid_query", "cursor is not one this server issued");
+    if cursor.len() % 2 != 0 {
+        return Err(invalid());
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|index| u8::from_str_radix(cursor.get(index..index + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| invalid())?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_any_name() {
+        for name in ["a", "support/summarize", "ünï cödé/x"] {
+            assert_eq!(decode_cursor(&encode_cursor(name)).as_deref(), Ok(name));
+        }
+        assert!(decode_cursor("zz").is_err());
+        assert!(decode_cursor("abc").is_err());
+    }
+
+    fn prompt(revision: i64) -> Prompt {
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        Prompt {
+            id: Uuid::now_v7(),
+            name: PromptName::parse("a/b").expect("valid"),
+            title: None,
+            description: None,
+            long_description_markdown: None,
+            scope: Scope::Global,
+            agent_id: None,
+            owner_id: None,
+            creator_id: None,
+            prompt_type: None,
+            kind: Kind::Text,
+            tags: Vec::new(),
+            source: Source::human(),
+            classification: promptvault_core::model::Classification::Internal,
+            status: promptvault_core::model::PromptStatus::Active,
+            revision,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn if_match_reads_the_revision_from_this_prompts_etag_only() {
+        let current = prompt(7);
+        let other = prompt(7);
+        let cases: Vec<(String, Option<i64>)> = vec![
+            (etag(current.id, 7), Some(7)),
+            (etag(current.id, 3), Some(3)),
+            (format!("W/{}", etag(current.id, 5)), Some(5)),
+            (
+                format!("{}, {}", etag(other.id, 1), etag(current.id, 2)),
+                Some(2),
+            ),
+            ("*".to_string(), Some(7)),
+            (etag(other.id, 7), None),
+            ("\"garbage\"".to_string(), None),
+        ];
+        for (header, expected) in cases {
+            let result = revision_from_if_match(&current, &header);
+            assert_eq!(result.as_ref().ok().copied(), expected, "{header}");
+            if let Err(error) = result {
+                assert_eq!(error.code, "version_conflict");
+            }
+        }
+    }
+}

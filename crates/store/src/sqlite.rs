@@ -1,0 +1,2 @@
+//! TEMPORARY STUB (not committed).
+pub use crate::postgres::PgStore as SqliteStore;

@@ -7,9 +7,11 @@
 //! holds the prompt's lock, by `promptvault_core::version::plan_version`, so they stay contiguous
 //! and unique however many writers there are.
 
+mod common;
 pub mod error;
 pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 pub mod types;
 
 use std::sync::Arc;
@@ -36,7 +38,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates a prompt with its first version (number 1, semver 1.0.0) and the labels asked
     /// for; `latest` points at it. A taken name is `Conflict`.
-    async fn create_prompt(&self, prompt: NewPrompt, first: NewVersion) -> StoreResult<PromptDetail>;
+    async fn create_prompt(
+        &self,
+        prompt: NewPrompt,
+        first: NewVersion,
+    ) -> StoreResult<PromptDetail>;
 
     /// The prompt with its versions (newest first) and labels.
     async fn get_prompt(&self, key: &PromptKey) -> StoreResult<PromptDetail>;
@@ -66,7 +72,8 @@ pub trait Store: Send + Sync + 'static {
     async fn add_version(&self, prompt_id: Uuid, version: NewVersion) -> StoreResult<AddedVersion>;
 
     /// One version by number.
-    async fn get_version(&self, prompt_id: Uuid, version_number: i64) -> StoreResult<PromptVersion>;
+    async fn get_version(&self, prompt_id: Uuid, version_number: i64)
+    -> StoreResult<PromptVersion>;
 
     /// The serve path: the prompt and the version a selector picks, in one round trip where the
     /// dialect allows. A missing label is `NotFound` naming the label.
@@ -95,7 +102,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<LabelEvent>;
 
     /// Every move of a label, oldest first.
-    async fn label_history(&self, prompt_id: Uuid, label: &LabelName) -> StoreResult<Vec<LabelEvent>>;
+    async fn label_history(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+    ) -> StoreResult<Vec<LabelEvent>>;
 
     /// Attaches a prompt to a capability (for one agent or for all). Linking the same
     /// (prompt, capability, agent) again updates the priority.
@@ -110,7 +121,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_prompt_type(&self, prompt_type: NewPromptType) -> StoreResult<PromptType>;
     async fn get_prompt_type(&self, key: &str) -> StoreResult<PromptType>;
     async fn list_prompt_types(&self) -> StoreResult<Vec<PromptType>>;
-    async fn update_prompt_type(&self, key: &str, patch: PromptTypePatch) -> StoreResult<PromptType>;
+    async fn update_prompt_type(
+        &self,
+        key: &str,
+        patch: PromptTypePatch,
+    ) -> StoreResult<PromptType>;
     /// Deletes a prompt type; one still used by a prompt is `Conflict`.
     async fn delete_prompt_type(&self, key: &str) -> StoreResult<()>;
 }
@@ -136,7 +151,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let credentials = &url[scheme_end + 3..at];
             match credentials.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &credentials[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
                 None => url.to_string(),
             }
         }

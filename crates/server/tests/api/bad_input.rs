@@ -164,7 +164,7 @@ async fn malformed_requests_get_a_problem_naming_what_is_wrong(app: TestApp) {
             String::new(),
             StatusCode::BAD_REQUEST,
             "invalid_path",
-            "integer",
+            "abc",
         ),
         (
             "version and label both",

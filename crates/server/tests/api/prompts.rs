@@ -476,6 +476,7 @@ async fn links_list_the_agents_own_first_then_global_by_priority(app: TestApp) {
     for name in ["summary/global-low", "summary/global-high", "summary/agent"] {
         app.create_prompt(name, "x").await;
     }
+    let app = &app;
     let link = |name: &str, body: Value| {
         let path = format!("/api/prompts/{}/link", encode(name));
         async move { expect_json(app.post(&path, &body).await, StatusCode::OK).await }

@@ -64,6 +64,7 @@ impl TestDatabase {
     ///
     /// # Panics
     /// If the directory or the database cannot be created.
+    #[tracing::instrument(skip_all)]
     pub async fn sqlite() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("promptvault-test-")
@@ -85,6 +86,7 @@ impl TestDatabase {
     ///
     /// # Panics
     /// If the database cannot be reached or the schema cannot be created.
+    #[tracing::instrument(skip_all)]
     pub async fn postgres(base_url: &str) -> Self {
         let redacted = crate::redact_url(base_url);
         let mut maintenance = PgConnection::connect(base_url)

@@ -133,8 +133,8 @@ impl PgStore {
         Ok(self.pool.begin_with(AssertSqlSafe(statement)).await?)
     }
 
-    /// The pool, for callers that need raw access (tests, maintenance).
-    pub fn pool(&self) -> &PgPool {
+    /// The pool, for the testing fixtures' checks.
+    pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
 }

@@ -82,7 +82,13 @@ impl SqliteStore {
             // A local file does not drop connections; a ping per acquire would only cost time.
             .test_before_acquire(false)
             .connect_with(writer_options)
-            .await?;
+            .await
+            .map_err(|error| {
+                StoreError::Config(format!(
+                    "cannot open SQLite database {:?}: {error}",
+                    redact_url(url)
+                ))
+            })?;
         common::migrator(MIGRATION).run(&writer).await?;
         let reader = if in_memory {
             writer.clone()

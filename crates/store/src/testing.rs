@@ -35,6 +35,7 @@ const SCHEMA_PREFIX: &str = "pvtest_";
 const STALE_AFTER: Duration = Duration::from_secs(3600);
 
 /// The PostgreSQL URL from `PROMPTVAULT_TEST_POSTGRES_URL`, if set and not empty.
+#[tracing::instrument(skip_all)]
 pub fn postgres_test_url() -> Option<String> {
     std::env::var(POSTGRES_URL_VAR)
         .ok()
@@ -134,12 +135,14 @@ impl TestDatabase {
     }
 
     /// The store open on this database.
+    #[tracing::instrument(skip_all)]
     pub fn store(&self) -> Arc<dyn Store> {
         Arc::clone(&self.store)
     }
 
     /// A URL that [`crate::connect`] (or a separately started server) opens onto this same
     /// database.
+    #[tracing::instrument(skip_all)]
     pub fn url(&self) -> String {
         self.url.clone()
     }

@@ -47,10 +47,15 @@ macro_rules! conformance {
         mod postgres {
             use promptvault_store::testing::{TestDatabase, postgres_test_url};
 
-            /// The fresh database, or `None` (said once on stderr) without a PostgreSQL URL.
+            /// The fresh database, or `None` (said on stderr) without a PostgreSQL URL.
             async fn database(test: &str) -> Option<TestDatabase> {
                 let Some(url) = postgres_test_url() else {
-                    eprintln!("postgres::{test} did not run: PROMPTVAULT_TEST_POSTGRES_URL is not set");
+                    // Straight to the stream: the test harness would capture `eprintln!`.
+                    use std::io::Write as _;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "postgres::{test} did not run: PROMPTVAULT_TEST_POSTGRES_URL is not set"
+                    );
                     return None;
                 };
                 Some(TestDatabase::postgres(&url).await)
@@ -1671,4 +1676,30 @@ async fn an_in_memory_sqlite_store_keeps_its_data_between_calls() {
     store.add_version(id, text("two")).await.expect("v2");
     let detail = store.get_prompt(&by_name("memory")).await.expect("get");
     assert_eq!(detail.versions.len(), 2);
+}
+
+#[tokio::test]
+async fn opening_sqlite_in_a_missing_directory_is_a_configuration_error() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!(
+        "sqlite:{}",
+        dir.path().join("missing/promptvault.db").display()
+    );
+    let result = promptvault_store::connect(&url).await;
+    assert!(
+        matches!(result, Err(StoreError::Config(_))),
+        "{:?}",
+        result.err()
+    );
+}
+
+#[tokio::test]
+async fn an_unsupported_database_url_is_a_configuration_error() {
+    let result = promptvault_store::connect("mysql://user:secret@host/db").await;
+    match result {
+        Err(StoreError::Config(message)) => {
+            assert!(!message.contains("secret"), "{message}");
+        }
+        other => panic!("expected a configuration error, got {:?}", other.err()),
+    }
 }

@@ -68,7 +68,12 @@ pub trait Store: Send + Sync + 'static {
     /// Adds a version: under the prompt's lock, asks `plan_version` what to do with the draft
     /// against the newest version, then inserts number `max + 1` (or returns the identical latest
     /// version with `created: false`), moves `latest`, sets the requested labels and bumps the
-    /// prompt's revision. Domain refusals come back as `StoreError::Domain`.
+    /// prompt's revision. Domain refusals come back as `StoreError::Domain` (including content of
+    /// the wrong kind for the prompt).
+    ///
+    /// With an identical draft, the requested labels are pointed at the existing latest version
+    /// (moves recorded, revision bumped only if a label actually moved), so retrying a request
+    /// that created a version and labelled it is a no-op.
     async fn add_version(&self, prompt_id: Uuid, version: NewVersion) -> StoreResult<AddedVersion>;
 
     /// One version by number.
@@ -132,6 +137,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the store a URL names and runs its migrations: `postgres://` or `postgresql://` for
 /// PostgreSQL, `sqlite:` (a file path or `sqlite::memory:`) for SQLite.
+#[tracing::instrument(skip_all)]
 pub async fn connect(database_url: &str) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PgStore::connect(database_url).await?))

@@ -1,12 +1,20 @@
 //! The server store: PostgreSQL through sqlx.
 //!
-//! Round trips are kept low with data-modifying CTEs: creating a prompt is one statement, adding
-//! a version is `BEGIN`, lock, read latest, one write statement, `COMMIT`. The lock and the read
-//! of the newest version must be separate statements: under READ COMMITTED a statement's
-//! snapshot is taken before it waits for a row lock, so a read in the locking statement could
-//! miss the version the previous lock holder just committed.
+//! Round trips are kept low with data-modifying CTEs: creating a prompt is one statement; adding
+//! a version is four round trips: `BEGIN` with the prompt's `SELECT … FOR UPDATE`, the read of
+//! the newest version, one write statement (version, `latest`, requested labels, their history,
+//! the revision), `COMMIT`. The lock and the read must be separate statements: under READ
+//! COMMITTED a statement's snapshot is taken before it waits for a row lock, so a read in the
+//! locking statement could miss the version the previous lock holder just committed. Writers to
+//! one prompt from this process queue in memory first ([`PromptWriters`]), so only one of them at
+//! a time holds a connection waiting for the row lock.
 
-use std::{collections::BTreeMap, str::FromStr, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    str::FromStr,
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use promptvault_core::{
@@ -15,7 +23,7 @@ use promptvault_core::{
     version::{VersionPlan, plan_version},
 };
 use sqlx::{
-    PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder, Row,
+    AssertSqlSafe, PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder, Row, Transaction,
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
     types::Json,
 };
@@ -43,6 +51,47 @@ const MAX_CONNECTIONS: u32 = 20;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    writers: Arc<PromptWriters>,
+}
+
+/// In-process queues of writers per prompt, in front of the row lock.
+///
+/// The row lock (`FOR UPDATE`) is what makes version numbers safe across processes. Without this
+/// queue, N concurrent writers to one prompt from this process would each hold a pooled
+/// connection while blocked on the row lock, and every commit would wake all of them to race for
+/// it again. With it, one writer per prompt per process waits on the database and the rest wait
+/// here, in FIFO order, without a connection.
+#[derive(Debug, Default)]
+struct PromptWriters {
+    queues: Mutex<WriterQueues>,
+}
+
+#[derive(Debug, Default)]
+struct WriterQueues {
+    by_prompt: HashMap<Uuid, Weak<tokio::sync::Mutex<()>>>,
+    /// Forget unused prompts when the map reaches this size.
+    purge_at: usize,
+}
+
+impl PromptWriters {
+    async fn enter(&self, prompt_id: Uuid) -> tokio::sync::OwnedMutexGuard<()> {
+        let queue = {
+            let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            match queues.by_prompt.get(&prompt_id).and_then(Weak::upgrade) {
+                Some(queue) => queue,
+                None => {
+                    if queues.by_prompt.len() >= queues.purge_at {
+                        queues.by_prompt.retain(|_, queue| queue.strong_count() > 0);
+                        queues.purge_at = (queues.by_prompt.len() * 2).max(64);
+                    }
+                    let queue = Arc::new(tokio::sync::Mutex::new(()));
+                    queues.by_prompt.insert(prompt_id, Arc::downgrade(&queue));
+                    queue
+                }
+            }
+        };
+        queue.lock_owned().await
+    }
 }
 
 impl PgStore {
@@ -58,14 +107,34 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(30))
+            // A ping before every use would add a round trip to every operation; a broken
+            // connection fails its query instead and is then dropped from the pool.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         common::migrator(MIGRATION).run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            writers: Arc::default(),
+        })
     }
 
-    /// The pool, for callers that need raw access (tests, maintenance).
-    pub fn pool(&self) -> &PgPool {
+    /// Begins a transaction that holds the prompt's row lock (if the prompt exists), in one round
+    /// trip: `BEGIN` and the `SELECT … FOR UPDATE` go together as one simple query. The
+    /// statements that follow take fresh snapshots (READ COMMITTED), so they see everything the
+    /// previous lock holder committed.
+    async fn begin_locked(&self, prompt_id: Uuid) -> StoreResult<Transaction<'static, Postgres>> {
+        // A simple query has no parameters, so the id is written into the text: a hyphenated
+        // UUID is hex digits and hyphens only.
+        let statement = format!(
+            "BEGIN; SELECT 1 FROM prompts WHERE id = '{}' FOR UPDATE",
+            prompt_id.hyphenated()
+        );
+        Ok(self.pool.begin_with(AssertSqlSafe(statement)).await?)
+    }
+
+    /// The pool, for the testing fixtures' checks.
+    pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
 }
@@ -223,23 +292,13 @@ async fn fetch_prompt<'e>(executor: impl PgExecutor<'e>, key: &PromptKey) -> Sto
     }
 }
 
-/// Locks the prompt's row until the transaction ends and returns its name and kind.
-async fn lock_prompt(conn: &mut PgConnection, prompt_id: Uuid) -> StoreResult<(String, String)> {
-    let row = sqlx::query("SELECT name, kind FROM prompts WHERE id = $1 FOR UPDATE")
-        .bind(prompt_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
-}
-
 /// Points `label` at an existing version inside a transaction that holds the prompt's lock:
 /// records the move (unless the label is `latest`) and bumps the prompt's revision, in one
-/// statement. `Ok(None)` for a no-op move; `NotFound` naming the version if it does not exist.
+/// statement. `Ok(None)` for a no-op move; `NotFound` naming the prompt or the version if either
+/// does not exist.
 async fn move_label(
     conn: &mut PgConnection,
     prompt_id: Uuid,
-    prompt_name: &str,
     label: &LabelName,
     to: i64,
     actor_id: Option<Uuid>,
@@ -266,8 +325,8 @@ async fn move_label(
              UPDATE prompts SET revision = revision + 1, updated_at = $5
              WHERE id = $1 AND EXISTS (SELECT 1 FROM up)
          )
-         SELECT EXISTS (SELECT 1 FROM ver), (SELECT version_number FROM old),
-                EXISTS (SELECT 1 FROM up)",
+         SELECT (SELECT name FROM prompts WHERE id = $1), EXISTS (SELECT 1 FROM ver),
+                (SELECT version_number FROM old), EXISTS (SELECT 1 FROM up)",
     )
     .bind(prompt_id)
     .bind(label.as_str().to_string())
@@ -276,11 +335,14 @@ async fn move_label(
     .bind(at)
     .fetch_one(&mut *conn)
     .await?;
-    let version_exists: bool = row.try_get(0)?;
-    let from: Option<i64> = row.try_get(1)?;
-    let moved: bool = row.try_get(2)?;
+    let Some(prompt_name) = row.try_get::<Option<String>, _>(0)? else {
+        return Err(StoreError::not_found(prompt_with_id(prompt_id)));
+    };
+    let version_exists: bool = row.try_get(1)?;
+    let from: Option<i64> = row.try_get(2)?;
+    let moved: bool = row.try_get(3)?;
     if !version_exists {
-        return Err(StoreError::not_found(version_of(to, prompt_name)));
+        return Err(StoreError::not_found(version_of(to, &prompt_name)));
     }
     if !moved || label.is_latest() {
         return Ok(None);
@@ -637,26 +699,27 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all)]
     async fn add_version(&self, prompt_id: Uuid, version: NewVersion) -> StoreResult<AddedVersion> {
-        let mut tx = self.pool.begin().await?;
-        let (name, kind) = lock_prompt(&mut tx, prompt_id).await?;
-        version
-            .draft
-            .content()
-            .check_kind(common::parse_word("prompts.kind", &kind)?)?;
-        // A new statement, so a new snapshot: it sees every version committed before the lock
-        // was granted.
-        let latest = match sqlx::query(concat!(
-            "SELECT ",
+        let _queue = self.writers.enter(prompt_id).await;
+        let mut tx = self.begin_locked(prompt_id).await?;
+        // A statement after the lock, so a snapshot that includes every version committed
+        // before the lock was granted.
+        let row = sqlx::query(concat!(
+            "SELECT p.kind, ",
             version_columns!(),
-            " FROM prompt_versions v WHERE v.prompt_id = $1 ORDER BY v.version_number DESC LIMIT 1"
+            " FROM prompts p LEFT JOIN LATERAL (SELECT * FROM prompt_versions \
+             WHERE prompt_id = p.id ORDER BY version_number DESC LIMIT 1) v ON TRUE \
+             WHERE p.id = $1"
         ))
         .bind(prompt_id)
         .fetch_optional(&mut *tx)
         .await?
-        {
-            Some(row) => decode_version(&row, 0)?,
-            None => None,
-        };
+        .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
+        let kind: String = row.try_get(0)?;
+        version
+            .draft
+            .content()
+            .check_kind(common::parse_word("prompts.kind", &kind)?)?;
+        let latest = decode_version(&row, 1)?;
         let labels = requested_labels(&version.labels);
 
         match plan_version(latest.as_ref(), &version.draft)? {
@@ -670,7 +733,6 @@ impl Store for PgStore {
                     move_label(
                         &mut tx,
                         prompt_id,
-                        &name,
                         label,
                         latest.version_number,
                         version.author_id,
@@ -836,9 +898,9 @@ impl Store for PgStore {
         version_number: i64,
         actor_id: Option<Uuid>,
     ) -> StoreResult<Option<LabelEvent>> {
-        let mut tx = self.pool.begin().await?;
-        let (name, _) = lock_prompt(&mut tx, prompt_id).await?;
-        let event = move_label(&mut tx, prompt_id, &name, label, version_number, actor_id).await?;
+        let _queue = self.writers.enter(prompt_id).await;
+        let mut tx = self.begin_locked(prompt_id).await?;
+        let event = move_label(&mut tx, prompt_id, label, version_number, actor_id).await?;
         tx.commit().await?;
         Ok(event)
     }
@@ -850,10 +912,10 @@ impl Store for PgStore {
         label: &LabelName,
         actor_id: Option<Uuid>,
     ) -> StoreResult<LabelEvent> {
-        let mut tx = self.pool.begin().await?;
-        let (name, _) = lock_prompt(&mut tx, prompt_id).await?;
+        let _queue = self.writers.enter(prompt_id).await;
+        let mut tx = self.begin_locked(prompt_id).await?;
         let at = now();
-        let from: Option<i64> = sqlx::query_scalar(
+        let row = sqlx::query(
             "WITH del AS (
                  DELETE FROM labels WHERE prompt_id = $1 AND name = $2 RETURNING version_number
              ), hist AS (
@@ -863,15 +925,18 @@ impl Store for PgStore {
                  UPDATE prompts SET revision = revision + 1, updated_at = $4
                  WHERE id = $1 AND EXISTS (SELECT 1 FROM del)
              )
-             SELECT version_number FROM del",
+             SELECT (SELECT name FROM prompts WHERE id = $1), (SELECT version_number FROM del)",
         )
         .bind(prompt_id)
         .bind(label.as_str().to_string())
         .bind(actor_id)
         .bind(at)
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        let Some(from) = from else {
+        let Some(name) = row.try_get::<Option<String>, _>(0)? else {
+            return Err(StoreError::not_found(prompt_with_id(prompt_id)));
+        };
+        let Some(from) = row.try_get::<Option<i64>, _>(1)? else {
             return Err(StoreError::not_found(label_of(label.as_str(), &name)));
         };
         tx.commit().await?;

@@ -79,8 +79,16 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            // A local file does not drop connections; a ping per acquire would only cost time.
+            .test_before_acquire(false)
             .connect_with(writer_options)
-            .await?;
+            .await
+            .map_err(|error| {
+                StoreError::Config(format!(
+                    "cannot open SQLite database {:?}: {error}",
+                    redact_url(url)
+                ))
+            })?;
         common::migrator(MIGRATION).run(&writer).await?;
         let reader = if in_memory {
             writer.clone()
@@ -91,6 +99,7 @@ impl SqliteStore {
                 .pragma("query_only", "ON");
             SqlitePoolOptions::new()
                 .max_connections(READER_CONNECTIONS)
+                .test_before_acquire(false)
                 .connect_with(reader_options)
                 .await?
         };
@@ -324,6 +333,11 @@ async fn move_label(
     actor_id: Option<Uuid>,
     at: OffsetDateTime,
 ) -> StoreResult<Option<LabelEvent>> {
+    if label.is_latest() {
+        // Not recorded, so the previous position does not matter.
+        upsert_label(conn, prompt_id, label, to, at).await?;
+        return Ok(None);
+    }
     let from: Option<i64> =
         sqlx::query_scalar("SELECT version_number FROM labels WHERE prompt_id = $1 AND name = $2")
             .bind(prompt_id)
@@ -333,6 +347,26 @@ async fn move_label(
     if from == Some(to) {
         return Ok(None);
     }
+    upsert_label(conn, prompt_id, label, to, at).await?;
+    let event = LabelEvent {
+        prompt_id,
+        label: label.clone(),
+        from_version: from,
+        to_version: Some(to),
+        actor_id,
+        at,
+    };
+    record_label_event(conn, &event).await?;
+    Ok(Some(event))
+}
+
+async fn upsert_label(
+    conn: &mut SqliteConnection,
+    prompt_id: Uuid,
+    label: &LabelName,
+    to: i64,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO labels (prompt_id, name, version_number, updated_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (prompt_id, name) DO UPDATE \
@@ -344,19 +378,7 @@ async fn move_label(
     .bind(encode_time(at))
     .execute(&mut *conn)
     .await?;
-    if label.is_latest() {
-        return Ok(None);
-    }
-    let event = LabelEvent {
-        prompt_id,
-        label: label.clone(),
-        from_version: from,
-        to_version: Some(to),
-        actor_id,
-        at,
-    };
-    record_label_event(conn, &event).await?;
-    Ok(Some(event))
+    Ok(())
 }
 
 async fn record_label_event(conn: &mut SqliteConnection, event: &LabelEvent) -> StoreResult<()> {

@@ -35,6 +35,7 @@ const SCHEMA_PREFIX: &str = "pvtest_";
 const STALE_AFTER: Duration = Duration::from_secs(3600);
 
 /// The PostgreSQL URL from `PROMPTVAULT_TEST_POSTGRES_URL`, if set and not empty.
+#[tracing::instrument(skip_all)]
 pub fn postgres_test_url() -> Option<String> {
     std::env::var(POSTGRES_URL_VAR)
         .ok()
@@ -64,6 +65,7 @@ impl TestDatabase {
     ///
     /// # Panics
     /// If the directory or the database cannot be created.
+    #[tracing::instrument(skip_all)]
     pub async fn sqlite() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("promptvault-test-")
@@ -85,6 +87,7 @@ impl TestDatabase {
     ///
     /// # Panics
     /// If the database cannot be reached or the schema cannot be created.
+    #[tracing::instrument(skip_all)]
     pub async fn postgres(base_url: &str) -> Self {
         let redacted = crate::redact_url(base_url);
         let mut maintenance = PgConnection::connect(base_url)
@@ -132,12 +135,14 @@ impl TestDatabase {
     }
 
     /// The store open on this database.
+    #[tracing::instrument(skip_all)]
     pub fn store(&self) -> Arc<dyn Store> {
         Arc::clone(&self.store)
     }
 
     /// A URL that [`crate::connect`] (or a separately started server) opens onto this same
     /// database.
+    #[tracing::instrument(skip_all)]
     pub fn url(&self) -> String {
         self.url.clone()
     }

@@ -77,22 +77,28 @@ pub struct PromptPatch {
     pub status: Option<PromptStatus>,
 }
 
-/// Filters and paging for `list_prompts`. Results are sorted by name.
+/// Filters and paging for `list_prompts`. Results are sorted by name, byte-wise (the same order
+/// on both backends).
 #[derive(Debug, Clone, Default)]
 pub struct PromptQuery {
     pub scope: Option<Scope>,
     pub owner_id: Option<Uuid>,
     pub tag: Option<String>,
     pub prompt_type: Option<String>,
+    /// Only prompts with this status. `None` lists every prompt except archived ones (archived
+    /// prompts are hidden from lists unless asked for).
     pub status: Option<PromptStatus>,
     /// Only prompts that carry this label.
     pub label: Option<LabelName>,
-    /// Case-insensitive substring of name, title or description.
+    /// Case-insensitive substring of name, title or description (`%`, `_` and `\` match
+    /// themselves). On SQLite, case folding covers ASCII letters only.
     pub q: Option<String>,
+    /// Case-sensitive, literal name prefix.
     pub name_prefix: Option<String>,
     /// Keyset paging: only names strictly after this one (takes precedence over `offset`).
     pub after_name: Option<String>,
     pub offset: i64,
+    /// Page size; zero or less means no limit (callers cap it).
     pub limit: i64,
 }
 

@@ -47,10 +47,15 @@ macro_rules! conformance {
         mod postgres {
             use promptvault_store::testing::{TestDatabase, postgres_test_url};
 
-            /// The fresh database, or `None` (said once on stderr) without a PostgreSQL URL.
+            /// The fresh database, or `None` (said on stderr) without a PostgreSQL URL.
             async fn database(test: &str) -> Option<TestDatabase> {
                 let Some(url) = postgres_test_url() else {
-                    eprintln!("postgres::{test} did not run: PROMPTVAULT_TEST_POSTGRES_URL is not set");
+                    // Straight to the stream: the test harness would capture `eprintln!`.
+                    use std::io::Write as _;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "postgres::{test} did not run: PROMPTVAULT_TEST_POSTGRES_URL is not set"
+                    );
                     return None;
                 };
                 Some(TestDatabase::postgres(&url).await)
@@ -124,6 +129,7 @@ conformance! {
     ],
     database: [
         a_second_store_opened_from_the_url_sees_the_same_data,
+        writers_in_two_stores_on_one_database_get_contiguous_version_numbers,
     ],
 }
 
@@ -465,6 +471,7 @@ async fn listing_searches_case_insensitively_and_matches_name_prefixes_literally
         ("a_b", None, None),
         ("axb", None, None),
         ("Support/upper", None, None),
+        ("tools/path", Some(r"C:\Dir"), None),
     ];
     for (prompt_name, title, description) in specs {
         let prompt = NewPrompt {
@@ -489,6 +496,7 @@ async fn listing_searches_case_insensitively_and_matches_name_prefixes_literally
     assert_eq!(names(&store, q("50%")).await, ["sales/pitch"]);
     assert_eq!(names(&store, q("%")).await, ["sales/pitch"]);
     assert_eq!(names(&store, q("a_b")).await, ["a_b"]);
+    assert_eq!(names(&store, q(r"c:\d")).await, ["tools/path"]);
     let prefix = |p: &str| PromptQuery {
         name_prefix: Some(p.into()),
         ..query()
@@ -1578,7 +1586,8 @@ async fn concurrent_writers_get_contiguous_version_numbers(store: Arc<dyn Store>
     }
     let elapsed = started.elapsed();
     eprintln!(
-        "{} add_version calls from {CLIENTS} concurrent clients took {elapsed:?} ({:.0}/s)",
+        "{}: {} add_version calls from {CLIENTS} concurrent clients took {elapsed:?} ({:.0}/s)",
+        std::thread::current().name().unwrap_or("this test"),
         CLIENTS * VERSIONS_EACH,
         (CLIENTS * VERSIONS_EACH) as f64 / elapsed.as_secs_f64()
     );
@@ -1620,6 +1629,44 @@ async fn a_second_store_opened_from_the_url_sees_the_same_data(database: &TestDa
     assert_eq!(detail.versions.len(), 2);
 }
 
+async fn writers_in_two_stores_on_one_database_get_contiguous_version_numbers(
+    database: &TestDatabase,
+) {
+    // Two stores stand for two processes: only the database's lock serializes them.
+    const CLIENTS_PER_STORE: usize = 4;
+    const VERSIONS_EACH: usize = 10;
+    let first = database.store();
+    let second = promptvault_store::connect(&database.url())
+        .await
+        .expect("second store");
+    let id = create(&first, "shared").await;
+    let mut tasks = Vec::new();
+    for (store_index, store) in [first, second].into_iter().enumerate() {
+        for client in 0..CLIENTS_PER_STORE {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let mut numbers = Vec::with_capacity(VERSIONS_EACH);
+                for n in 0..VERSIONS_EACH {
+                    let content = format!("store {store_index} client {client} version {n}");
+                    let added = store
+                        .add_version(id, text(&content))
+                        .await
+                        .map_err(|error| format!("{content}: {error}"))?;
+                    numbers.push(added.version.version_number);
+                }
+                Ok::<_, String>(numbers)
+            }));
+        }
+    }
+    let mut numbers = Vec::new();
+    for task in futures::future::join_all(tasks).await {
+        numbers.extend(task.expect("task did not panic").expect("no errors"));
+    }
+    numbers.sort_unstable();
+    let total = 2 * CLIENTS_PER_STORE * VERSIONS_EACH;
+    assert_eq!(numbers, (2..=(total + 1) as i64).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn an_in_memory_sqlite_store_keeps_its_data_between_calls() {
     let store = promptvault_store::connect("sqlite::memory:")
@@ -1629,4 +1676,30 @@ async fn an_in_memory_sqlite_store_keeps_its_data_between_calls() {
     store.add_version(id, text("two")).await.expect("v2");
     let detail = store.get_prompt(&by_name("memory")).await.expect("get");
     assert_eq!(detail.versions.len(), 2);
+}
+
+#[tokio::test]
+async fn opening_sqlite_in_a_missing_directory_is_a_configuration_error() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!(
+        "sqlite:{}",
+        dir.path().join("missing/promptvault.db").display()
+    );
+    let result = promptvault_store::connect(&url).await;
+    assert!(
+        matches!(result, Err(StoreError::Config(_))),
+        "{:?}",
+        result.err()
+    );
+}
+
+#[tokio::test]
+async fn an_unsupported_database_url_is_a_configuration_error() {
+    let result = promptvault_store::connect("mysql://user:secret@host/db").await;
+    match result {
+        Err(StoreError::Config(message)) => {
+            assert!(!message.contains("secret"), "{message}");
+        }
+        other => panic!("expected a configuration error, got {:?}", other.err()),
+    }
 }

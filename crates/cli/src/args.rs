@@ -32,6 +32,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Directory of the embedded SQLite database [env: PROMPTVAULT_DATA_DIR]
     #[arg(long, global = true, value_name = "DIR")]
@@ -258,6 +259,9 @@ pub struct RenderArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "prompt label <NAME> <LABEL> <VERSION>\n       prompt label <NAME> <LABEL> --delete\n       prompt label <NAME> <LABEL> --history"
+)]
 #[command(group = clap::ArgGroup::new("action").required(true).args(["version", "delete", "history"]))]
 pub struct LabelArgs {
     /// The prompt's name (or id)
@@ -275,6 +279,9 @@ pub struct LabelArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "prompt link <NAME> --capability <CAPABILITY> [--agent <AGENT>] [--priority <N>]\n       prompt link --list [--agent <AGENT>] [--capability <CAPABILITY>]"
+)]
 pub struct LinkArgs {
     /// The prompt to link (not with --list)
     #[arg(required_unless_present = "list", conflicts_with = "list")]

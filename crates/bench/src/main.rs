@@ -1,2 +1,178 @@
-//! placeholder
-fn main() {}
+//! Load benchmarks of promptvault over real HTTP with keep-alive connections, each printed beside
+//! a baseline measured in the same run and the same process setup:
+//!
+//! - **serve path**: render a prompt by name + label with 3 params
+//!   (`POST /api/prompts/bench%2Fgreet/render`), 64 connections, against a bare axum handler that
+//!   returns a constant string;
+//! - **write path**: create versions with 16 concurrent clients (each on its own prompt, and all
+//!   on one prompt), reported against the 1,000/s target;
+//!
+//! on SQLite (a temp file) and, when `PROMPTVAULT_TEST_POSTGRES_URL` is set (or `--postgres URL`),
+//! on PostgreSQL in a fresh schema. Run `bench/run.sh` (release build) — see bench/README.md.
+
+mod load;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{Router, routing::get};
+use promptvault_server::{
+    http::{AppState, router},
+    settings::Settings,
+    vault::Vault,
+};
+use promptvault_store::testing::{TestDatabase, postgres_test_url};
+use serde_json::json;
+
+use crate::load::{LoadResult, Request};
+
+struct Options {
+    duration: Duration,
+    connections: usize,
+    writers: usize,
+    postgres: Option<String>,
+}
+
+fn parse_options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        duration: Duration::from_secs(5),
+        connections: 64,
+        writers: 16,
+        postgres: postgres_test_url(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--seconds" => options.duration = Duration::from_secs_f64(value()?.parse()?),
+            "--connections" => options.connections = value()?.parse()?,
+            "--writers" => options.writers = value()?.parse()?,
+            "--postgres" => options.postgres = Some(value()?),
+            "--no-postgres" => options.postgres = None,
+            other => anyhow::bail!(
+                "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres"
+            ),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_options()?;
+    println!(
+        "promptvault bench: {} s per run, {} connections (serve), {} writers, {} cores",
+        options.duration.as_secs_f64(),
+        options.connections,
+        options.writers,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+
+    let baseline = serve_baseline().await?;
+    let baseline_result = load::run(
+        baseline,
+        Request::get("/constant"),
+        options.connections,
+        options.duration,
+    )
+    .await?;
+    println!("\n{}", LoadResult::header());
+    println!(
+        "{}",
+        baseline_result.row("bare axum baseline (GET constant)")
+    );
+
+    let mut databases = vec![("sqlite", TestDatabase::sqlite().await)];
+    match &options.postgres {
+        Some(url) => databases.push(("postgres", TestDatabase::postgres(url).await)),
+        None => println!(
+            "(PostgreSQL skipped: set PROMPTVAULT_TEST_POSTGRES_URL or pass --postgres URL)"
+        ),
+    }
+    for (backend, database) in &databases {
+        let address = serve_promptvault(database).await?;
+        seed(address).await?;
+        let render = load::run(
+            address,
+            render_request(),
+            options.connections,
+            options.duration,
+        )
+        .await?;
+        println!(
+            "{}   ratio {:.2}x baseline",
+            render.row(&format!("{backend}: render by name+label, 3 params")),
+            render.requests_per_second() / baseline_result.requests_per_second()
+        );
+        let spread = load::run_writers(address, options.writers, options.duration, true).await?;
+        println!(
+            "{}   {:.2}x the 1,000/s target",
+            spread.row(&format!(
+                "{backend}: create version, {} writers, own prompts",
+                options.writers
+            )),
+            spread.requests_per_second() / 1000.0
+        );
+        let one = load::run_writers(address, options.writers, options.duration, false).await?;
+        println!(
+            "{}   {:.2}x the 1,000/s target",
+            one.row(&format!(
+                "{backend}: create version, {} writers, one prompt",
+                options.writers
+            )),
+            one.requests_per_second() / 1000.0
+        );
+    }
+    Ok(())
+}
+
+/// A bare axum handler returning a constant string: the ceiling for this machine and client.
+async fn serve_baseline() -> anyhow::Result<std::net::SocketAddr> {
+    let app = Router::new().route(
+        "/constant",
+        get(|| async { "Hello Ada, welcome to Paris. Summarize in 20 words." }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(address)
+}
+
+async fn serve_promptvault(database: &TestDatabase) -> anyhow::Result<std::net::SocketAddr> {
+    let settings = Settings::default();
+    let vault = Vault::new(database.store(), settings.render_limits());
+    let state = AppState {
+        vault: Arc::new(vault),
+        settings: Arc::new(settings),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    Ok(address)
+}
+
+fn render_request() -> Request {
+    Request::post_json(
+        "/api/prompts/bench%2Fgreet/render",
+        json!({"label": "production", "params": {"name": "Ada", "city": "Paris", "words": 20}}),
+    )
+}
+
+/// The prompt the serve path renders: a schema with 3 parameters, labelled production.
+async fn seed(address: std::net::SocketAddr) -> anyhow::Result<()> {
+    let body = json!({
+        "name": "bench/greet",
+        "content": "Hello {{ name }}, welcome to {{ city }}. Summarize in {{ words }} words.",
+        "parameter_schema": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "city": {"type": "string"}, "words": {"type": "integer", "minimum": 1}},
+            "required": ["name", "city", "words"]
+        },
+        "labels": ["production"]
+    });
+    let status = load::send_once(address, Request::post_json("/api/prompts", body)).await?;
+    anyhow::ensure!(status == 201, "seeding the bench prompt answered {status}");
+    Ok(())
+}

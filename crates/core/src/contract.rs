@@ -197,13 +197,22 @@ mod tests {
         VersionShape::of(content, config, schema)
     }
 
-    /// Each row: (previous template, previous schema, next template, next schema, expected bump).
+    /// (what, previous template, previous schema, next template, next schema, expected bump).
+    type BumpCase = (
+        &'static str,
+        &'static str,
+        Option<Value>,
+        &'static str,
+        Option<Value>,
+        Bump,
+    );
+
     #[test]
     fn the_bump_follows_the_contract_table() {
         let object = |properties: Value, required: Value| {
             Some(json!({"type": "object", "properties": properties, "required": required}))
         };
-        let cases: Vec<(&str, &str, Option<Value>, &str, Option<Value>, Bump)> = vec![
+        let cases: Vec<BumpCase> = vec![
             (
                 "text only",
                 "Hello {{ name }}",

@@ -1138,7 +1138,7 @@ fn encode_cursor(name: &str) -> String {
 fn decode_cursor(cursor: &str) -> AppResult<String> {
     let invalid =
         || AppError::unprocessable("invalid_query", "cursor is not one this server issued");
-    if cursor.len() % 2 != 0 {
+    if !cursor.len().is_multiple_of(2) {
         return Err(invalid());
     }
     let bytes = (0..cursor.len())

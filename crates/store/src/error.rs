@@ -25,7 +25,7 @@ pub enum StoreError {
     Config(String),
     /// Anything else the database said; never shown to API callers.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// A stored row that does not decode into a domain value.
@@ -36,5 +36,25 @@ pub enum StoreError {
 impl StoreError {
     pub fn not_found(what: impl Into<String>) -> Self {
         StoreError::NotFound { what: what.into() }
+    }
+
+    pub fn conflict(what: impl Into<String>) -> Self {
+        StoreError::Conflict { what: what.into() }
+    }
+}
+
+/// The safety net for database errors the implementations do not map with more context:
+/// `RowNotFound` is `NotFound` and a unique violation is `Conflict`; everything else is
+/// `Database`. Call sites that know what they were writing map these themselves, with a message
+/// naming the thing (`prompt name "a/b" is taken`).
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::RowNotFound => StoreError::not_found("record"),
+            sqlx::Error::Database(db_error) if db_error.is_unique_violation() => {
+                StoreError::conflict("a record with the same key already exists")
+            }
+            other => StoreError::Database(other),
+        }
     }
 }

@@ -7,9 +7,11 @@
 //! holds the prompt's lock, by `promptvault_core::version::plan_version`, so they stay contiguous
 //! and unique however many writers there are.
 
+mod common;
 pub mod error;
 pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 pub mod types;
 
 use std::sync::Arc;

@@ -1,2 +1,1171 @@
-//! TEMPORARY STUB (not committed).
-pub use crate::postgres::PgStore as SqliteStore;
+//! The embedded store: SQLite through sqlx, one file (or one in-memory database).
+//!
+//! Concurrency model: every write goes through a pool of exactly one connection and starts with
+//! `BEGIN IMMEDIATE`, so writers queue in the pool instead of racing for SQLite's write lock
+//! (no `SQLITE_BUSY` between our own writers; `busy_timeout` covers other processes on the same
+//! file). Reads use a separate pool of read-only (`query_only`) connections; WAL lets them run
+//! alongside the writer, each read transaction seeing one committed snapshot. An in-memory
+//! database cannot be shared across pools reliably, so `sqlite::memory:` uses the single writer
+//! connection for everything.
+//!
+//! Storage formats: UUIDs are 16-byte BLOBs, times are RFC 3339 UTC text with six fractional
+//! digits (text order = time order), JSON and tags are text.
+
+use std::{collections::BTreeMap, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use promptvault_core::{
+    ident::LabelName,
+    model::{LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion},
+    version::{VersionPlan, plan_version},
+};
+use sqlx::{
+    QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+    types::Json,
+};
+use time::{OffsetDateTime, UtcOffset, format_description::well_known::Rfc3339};
+use uuid::Uuid;
+
+use crate::{
+    Store,
+    common::{
+        self, PromptRecord, VersionRecord, is_foreign_key_violation, is_unique_violation, label_of,
+        name_taken, now, prompt_type_not_found, prompt_with_id, requested_labels, version_of,
+    },
+    error::{StoreError, StoreResult},
+    redact_url,
+    types::{
+        AddedVersion, LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey,
+        PromptListItem, PromptPage, PromptPatch, PromptQuery, PromptTypePatch, VersionSelector,
+    },
+};
+
+const MIGRATION: &str = include_str!("../migrations/sqlite/0001_init.sql");
+/// How long a connection waits for another process's lock on the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const READER_CONNECTIONS: u32 = 4;
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Exactly one connection: all writes, in `BEGIN IMMEDIATE` transactions.
+    writer: SqlitePool,
+    /// Read-only connections (the writer pool itself for an in-memory database).
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database a `sqlite:` URL names and runs the migrations.
+    #[tracing::instrument(skip_all)]
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let base = SqliteConnectOptions::from_str(url).map_err(|error| {
+            StoreError::Config(format!("invalid SQLite URL {:?}: {error}", redact_url(url)))
+        })?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let writer_options = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        // One connection, never closed for idleness: an in-memory database lives only as long as
+        // a connection to it does.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(writer_options)
+            .await?;
+        common::migrator(MIGRATION).run(&writer).await?;
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            let reader_options = base
+                .foreign_keys(true)
+                .busy_timeout(BUSY_TIMEOUT)
+                .pragma("query_only", "ON");
+            SqlitePoolOptions::new()
+                .max_connections(READER_CONNECTIONS)
+                .connect_with(reader_options)
+                .await?
+        };
+        Ok(SqliteStore { writer, reader })
+    }
+
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// The prompt columns, in the order [`decode_prompt`] reads them.
+macro_rules! prompt_columns {
+    () => {
+        "p.id, p.name, p.title, p.description, p.long_description_markdown, p.scope, p.agent_id, \
+         p.owner_id, p.creator_id, p.prompt_type, p.kind, p.tags, p.source, p.classification, \
+         p.status, p.revision, p.created_at, p.updated_at"
+    };
+}
+const PROMPT_COLUMNS: usize = 18;
+
+/// [`prompt_columns`] unqualified, for `RETURNING` (SQLite does not accept the alias there).
+macro_rules! returned_prompt_columns {
+    () => {
+        "id, name, title, description, long_description_markdown, scope, agent_id, owner_id, \
+         creator_id, prompt_type, kind, tags, source, classification, status, revision, \
+         created_at, updated_at"
+    };
+}
+
+/// The version columns, in the order [`decode_version`] reads them.
+macro_rules! version_columns {
+    () => {
+        "v.id, v.prompt_id, v.version_number, v.semver, v.content, v.config, v.parameter_schema, \
+         v.diff_hash, v.notes, v.author_id, v.status, v.created_at"
+    };
+}
+
+macro_rules! label_event_columns {
+    () => {
+        "prompt_id, label, from_version, to_version, actor_id, at"
+    };
+}
+
+macro_rules! prompt_type_columns {
+    () => {
+        "key, name, schema, restricted_creation, requires_approval, created_at, updated_at"
+    };
+}
+
+macro_rules! link_columns {
+    () => {
+        "l.id, l.prompt_id, p.name, l.capability, l.agent_id, l.priority, l.created_at"
+    };
+}
+
+/// Formats a time as stored: UTC, six fractional digits, `Z`.
+fn encode_time(at: OffsetDateTime) -> String {
+    let at = at.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.microsecond()
+    )
+}
+
+fn decode_time(row: &SqliteRow, index: usize) -> StoreResult<OffsetDateTime> {
+    let text: String = row.try_get(index)?;
+    OffsetDateTime::parse(&text, &Rfc3339)
+        .map_err(|error| StoreError::Corrupt(format!("time {text:?}: {error}")))
+}
+
+fn decode_prompt(row: &SqliteRow, at: usize) -> StoreResult<Prompt> {
+    let Json(tags): Json<Vec<String>> = row.try_get(at + 11)?;
+    PromptRecord {
+        id: row.try_get(at)?,
+        name: row.try_get(at + 1)?,
+        title: row.try_get(at + 2)?,
+        description: row.try_get(at + 3)?,
+        long_description_markdown: row.try_get(at + 4)?,
+        scope: row.try_get(at + 5)?,
+        agent_id: row.try_get(at + 6)?,
+        owner_id: row.try_get(at + 7)?,
+        creator_id: row.try_get(at + 8)?,
+        prompt_type: row.try_get(at + 9)?,
+        kind: row.try_get(at + 10)?,
+        tags,
+        source: row.try_get(at + 12)?,
+        classification: row.try_get(at + 13)?,
+        status: row.try_get(at + 14)?,
+        revision: row.try_get(at + 15)?,
+        created_at: decode_time(row, at + 16)?,
+        updated_at: decode_time(row, at + 17)?,
+    }
+    .into_prompt()
+}
+
+/// Decodes the version columns starting at `at`; `None` when an outer join found no version.
+fn decode_version(row: &SqliteRow, at: usize) -> StoreResult<Option<PromptVersion>> {
+    let Some(id) = row.try_get::<Option<Uuid>, _>(at)? else {
+        return Ok(None);
+    };
+    VersionRecord {
+        id,
+        prompt_id: row.try_get(at + 1)?,
+        version_number: row.try_get(at + 2)?,
+        semver: row.try_get(at + 3)?,
+        content: row.try_get(at + 4)?,
+        config: row.try_get(at + 5)?,
+        parameter_schema: row.try_get(at + 6)?,
+        diff_hash: row.try_get(at + 7)?,
+        notes: row.try_get(at + 8)?,
+        author_id: row.try_get(at + 9)?,
+        status: row.try_get(at + 10)?,
+        created_at: decode_time(row, at + 11)?,
+    }
+    .into_version()
+    .map(Some)
+}
+
+fn decode_label_event(row: &SqliteRow) -> StoreResult<LabelEvent> {
+    Ok(LabelEvent {
+        prompt_id: row.try_get(0)?,
+        label: common::parse_label(&row.try_get::<String, _>(1)?)?,
+        from_version: row.try_get(2)?,
+        to_version: row.try_get(3)?,
+        actor_id: row.try_get(4)?,
+        at: decode_time(row, 5)?,
+    })
+}
+
+fn decode_prompt_type(row: &SqliteRow) -> StoreResult<PromptType> {
+    Ok(PromptType {
+        key: row.try_get(0)?,
+        name: row.try_get(1)?,
+        schema: row.try_get(2)?,
+        restricted_creation: row.try_get(3)?,
+        requires_approval: row.try_get(4)?,
+        created_at: decode_time(row, 5)?,
+        updated_at: decode_time(row, 6)?,
+    })
+}
+
+fn decode_link(row: &SqliteRow) -> StoreResult<Link> {
+    let name: String = row.try_get(2)?;
+    Ok(Link {
+        id: row.try_get(0)?,
+        prompt_id: row.try_get(1)?,
+        prompt_name: promptvault_core::ident::PromptName::parse(&name)
+            .map_err(|error| StoreError::Corrupt(format!("prompts.name: {error}")))?,
+        capability: row.try_get(3)?,
+        agent_id: row.try_get(4)?,
+        priority: row.try_get(5)?,
+        created_at: decode_time(row, 6)?,
+    })
+}
+
+async fn fetch_prompt(conn: &mut SqliteConnection, key: &PromptKey) -> StoreResult<Prompt> {
+    let row = match key {
+        PromptKey::Id(id) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                prompt_columns!(),
+                " FROM prompts p WHERE p.id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        PromptKey::Name(name) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                prompt_columns!(),
+                " FROM prompts p WHERE p.name = $1"
+            ))
+            .bind(name.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+    };
+    match row {
+        Some(row) => decode_prompt(&row, 0),
+        None => Err(StoreError::not_found(key.to_string())),
+    }
+}
+
+/// The name of the prompt with this id, or `NotFound`.
+async fn prompt_name(conn: &mut SqliteConnection, prompt_id: Uuid) -> StoreResult<String> {
+    sqlx::query_scalar("SELECT name FROM prompts WHERE id = $1")
+        .bind(prompt_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))
+}
+
+async fn insert_version(conn: &mut SqliteConnection, version: &PromptVersion) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO prompt_versions (id, prompt_id, version_number, semver, content, config, \
+         parameter_schema, diff_hash, notes, author_id, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(version.id)
+    .bind(version.prompt_id)
+    .bind(version.version_number)
+    .bind(version.semver.to_string())
+    .bind(version.content.to_json())
+    .bind(&version.config)
+    .bind(&version.parameter_schema)
+    .bind(&version.diff_hash)
+    .bind(&version.notes)
+    .bind(version.author_id)
+    .bind(version.status.as_str())
+    .bind(encode_time(version.created_at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Points `label` at `to`; records the move in the history unless it is `latest`. A no-op move
+/// records nothing and returns `None`. The version must exist (the foreign key enforces it).
+async fn move_label(
+    conn: &mut SqliteConnection,
+    prompt_id: Uuid,
+    label: &LabelName,
+    to: i64,
+    actor_id: Option<Uuid>,
+    at: OffsetDateTime,
+) -> StoreResult<Option<LabelEvent>> {
+    let from: Option<i64> =
+        sqlx::query_scalar("SELECT version_number FROM labels WHERE prompt_id = $1 AND name = $2")
+            .bind(prompt_id)
+            .bind(label.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    if from == Some(to) {
+        return Ok(None);
+    }
+    sqlx::query(
+        "INSERT INTO labels (prompt_id, name, version_number, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (prompt_id, name) DO UPDATE \
+         SET version_number = excluded.version_number, updated_at = excluded.updated_at",
+    )
+    .bind(prompt_id)
+    .bind(label.as_str())
+    .bind(to)
+    .bind(encode_time(at))
+    .execute(&mut *conn)
+    .await?;
+    if label.is_latest() {
+        return Ok(None);
+    }
+    let event = LabelEvent {
+        prompt_id,
+        label: label.clone(),
+        from_version: from,
+        to_version: Some(to),
+        actor_id,
+        at,
+    };
+    record_label_event(conn, &event).await?;
+    Ok(Some(event))
+}
+
+async fn record_label_event(conn: &mut SqliteConnection, event: &LabelEvent) -> StoreResult<()> {
+    sqlx::query(concat!(
+        "INSERT INTO label_history (",
+        label_event_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6)"
+    ))
+    .bind(event.prompt_id)
+    .bind(event.label.as_str())
+    .bind(event.from_version)
+    .bind(event.to_version)
+    .bind(event.actor_id)
+    .bind(encode_time(event.at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn bump_revision(
+    conn: &mut SqliteConnection,
+    prompt_id: Uuid,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE prompts SET revision = revision + 1, updated_at = $2 WHERE id = $1")
+        .bind(prompt_id)
+        .bind(encode_time(at))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn labels_of(
+    conn: &mut SqliteConnection,
+    prompt_id: Uuid,
+) -> StoreResult<BTreeMap<String, i64>> {
+    let rows = sqlx::query("SELECT name, version_number FROM labels WHERE prompt_id = $1")
+        .bind(prompt_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}
+
+/// Appends the `list_prompts` filters (not the paging) as `AND …` clauses.
+fn push_filters(builder: &mut QueryBuilder<Sqlite>, query: &PromptQuery) {
+    if let Some(scope) = query.scope {
+        builder.push(" AND p.scope = ").push_bind(scope.as_str());
+    }
+    if let Some(owner_id) = query.owner_id {
+        builder.push(" AND p.owner_id = ").push_bind(owner_id);
+    }
+    if let Some(tag) = &query.tag {
+        builder
+            .push(" AND EXISTS (SELECT 1 FROM json_each(p.tags) AS t WHERE t.value = ")
+            .push_bind(tag.clone())
+            .push(")");
+    }
+    if let Some(prompt_type) = &query.prompt_type {
+        builder
+            .push(" AND p.prompt_type = ")
+            .push_bind(prompt_type.clone());
+    }
+    match query.status {
+        Some(status) => {
+            builder.push(" AND p.status = ").push_bind(status.as_str());
+        }
+        None => {
+            builder.push(" AND p.status <> 'archived'");
+        }
+    }
+    if let Some(label) = &query.label {
+        builder
+            .push(" AND EXISTS (SELECT 1 FROM labels AS l WHERE l.prompt_id = p.id AND l.name = ")
+            .push_bind(label.as_str().to_string())
+            .push(")");
+    }
+    if let Some(q) = &query.q {
+        // SQLite's LIKE is case-insensitive for ASCII letters.
+        let pattern = format!("%{}%", common::escape_like(q));
+        builder
+            .push(" AND (p.name LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR p.title LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR p.description LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\')");
+    }
+    if let Some(prefix) = &query.name_prefix {
+        // GLOB is case-sensitive (LIKE is not) and can use the name index.
+        builder
+            .push(" AND p.name GLOB ")
+            .push_bind(format!("{}*", common::escape_glob(prefix)));
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    #[tracing::instrument(skip_all)]
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_prompt(
+        &self,
+        prompt: NewPrompt,
+        first: NewVersion,
+    ) -> StoreResult<PromptDetail> {
+        first.draft.content().check_kind(prompt.kind)?;
+        let VersionPlan::Create { semver, .. } = plan_version(None, &first.draft)? else {
+            return Err(StoreError::Corrupt(
+                "plan_version found nothing to create for a first version".into(),
+            ));
+        };
+        let at = now();
+        let prompt = common::new_prompt(prompt, at);
+        let version = common::new_version(prompt.id, 1, semver, &first, at);
+
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO prompts (id, name, title, description, long_description_markdown, scope, \
+             agent_id, owner_id, creator_id, prompt_type, kind, tags, source, classification, \
+             status, revision, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        )
+        .bind(prompt.id)
+        .bind(prompt.name.as_str())
+        .bind(&prompt.title)
+        .bind(&prompt.description)
+        .bind(&prompt.long_description_markdown)
+        .bind(prompt.scope.as_str())
+        .bind(&prompt.agent_id)
+        .bind(prompt.owner_id)
+        .bind(prompt.creator_id)
+        .bind(&prompt.prompt_type)
+        .bind(prompt.kind.as_str())
+        .bind(Json(&prompt.tags))
+        .bind(prompt.source.as_str())
+        .bind(prompt.classification.as_str())
+        .bind(prompt.status.as_str())
+        .bind(prompt.revision)
+        .bind(encode_time(prompt.created_at))
+        .bind(encode_time(prompt.updated_at))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(error) if is_unique_violation(&error) => {
+                return Err(name_taken(prompt.name.as_str()));
+            }
+            Err(error) if is_foreign_key_violation(&error) => {
+                return Err(prompt_type_not_found(
+                    prompt.prompt_type.as_deref().unwrap_or(""),
+                ));
+            }
+            other => other?,
+        };
+        insert_version(&mut tx, &version).await?;
+        let mut labels = BTreeMap::from([(LabelName::latest().to_string(), 1)]);
+        move_label(
+            &mut tx,
+            prompt.id,
+            &LabelName::latest(),
+            1,
+            first.author_id,
+            at,
+        )
+        .await?;
+        for label in requested_labels(&first.labels) {
+            move_label(&mut tx, prompt.id, &label, 1, first.author_id, at).await?;
+            labels.insert(label.to_string(), 1);
+        }
+        tx.commit().await?;
+        Ok(PromptDetail {
+            prompt,
+            versions: vec![version],
+            labels,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_prompt(&self, key: &PromptKey) -> StoreResult<PromptDetail> {
+        // One read transaction: the prompt, its versions and labels from the same snapshot.
+        let mut tx = self.reader.begin().await?;
+        let prompt = fetch_prompt(&mut tx, key).await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            version_columns!(),
+            " FROM prompt_versions v WHERE v.prompt_id = $1 ORDER BY v.version_number DESC"
+        ))
+        .bind(prompt.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let versions = rows
+            .iter()
+            .filter_map(|row| decode_version(row, 0).transpose())
+            .collect::<StoreResult<Vec<_>>>()?;
+        let labels = labels_of(&mut tx, prompt.id).await?;
+        tx.commit().await?;
+        Ok(PromptDetail {
+            prompt,
+            versions,
+            labels,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_prompt(&self, key: &PromptKey) -> StoreResult<Prompt> {
+        let mut conn = self.reader.acquire().await?;
+        fetch_prompt(&mut conn, key).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_prompts(&self, query: &PromptQuery) -> StoreResult<PromptPage> {
+        let mut tx = self.reader.begin().await?;
+
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM prompts p WHERE 1 = 1");
+        push_filters(&mut count, query);
+        let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+
+        let mut page = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            prompt_columns!(),
+            ", coalesce((SELECT max(v.version_number) FROM prompt_versions v \
+             WHERE v.prompt_id = p.id), 0) FROM prompts p WHERE 1 = 1"
+        ));
+        push_filters(&mut page, query);
+        if let Some(after_name) = &query.after_name {
+            page.push(" AND p.name > ").push_bind(after_name.clone());
+        }
+        page.push(" ORDER BY p.name LIMIT ")
+            .push_bind(if query.limit > 0 { query.limit } else { -1 });
+        if query.after_name.is_none() && query.offset > 0 {
+            page.push(" OFFSET ").push_bind(query.offset);
+        }
+        let rows = page.build().fetch_all(&mut *tx).await?;
+        let mut items = rows
+            .iter()
+            .map(|row| {
+                Ok(PromptListItem {
+                    prompt: decode_prompt(row, 0)?,
+                    labels: BTreeMap::new(),
+                    latest_version: row.try_get(PROMPT_COLUMNS)?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+
+        if !items.is_empty() {
+            let mut labels = QueryBuilder::<Sqlite>::new(
+                "SELECT prompt_id, name, version_number FROM labels WHERE prompt_id IN (",
+            );
+            let mut ids = labels.separated(", ");
+            for item in &items {
+                ids.push_bind(item.prompt.id);
+            }
+            labels.push(")");
+            let mut by_prompt: BTreeMap<Uuid, BTreeMap<String, i64>> = BTreeMap::new();
+            for row in labels.build().fetch_all(&mut *tx).await? {
+                by_prompt
+                    .entry(row.try_get(0)?)
+                    .or_default()
+                    .insert(row.try_get(1)?, row.try_get(2)?);
+            }
+            for item in &mut items {
+                item.labels = by_prompt.remove(&item.prompt.id).unwrap_or_default();
+            }
+        }
+        tx.commit().await?;
+        Ok(PromptPage { items, total })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_prompt(
+        &self,
+        id: Uuid,
+        patch: PromptPatch,
+        expected_revision: Option<i64>,
+    ) -> StoreResult<Prompt> {
+        let mut update = QueryBuilder::<Sqlite>::new(
+            "UPDATE prompts SET revision = revision + 1, updated_at = ",
+        );
+        update.push_bind(encode_time(now()));
+        if let Some(title) = patch.title {
+            update.push(", title = ").push_bind(title);
+        }
+        if let Some(description) = patch.description {
+            update.push(", description = ").push_bind(description);
+        }
+        if let Some(long_description) = patch.long_description_markdown {
+            update
+                .push(", long_description_markdown = ")
+                .push_bind(long_description);
+        }
+        if let Some(scope) = patch.scope {
+            update.push(", scope = ").push_bind(scope.as_str());
+        }
+        if let Some(agent_id) = patch.agent_id {
+            update.push(", agent_id = ").push_bind(agent_id);
+        }
+        if let Some(owner_id) = patch.owner_id {
+            update.push(", owner_id = ").push_bind(owner_id);
+        }
+        let new_type = patch.prompt_type.clone().flatten();
+        if let Some(prompt_type) = patch.prompt_type {
+            update.push(", prompt_type = ").push_bind(prompt_type);
+        }
+        if let Some(tags) = patch.tags {
+            update.push(", tags = ").push_bind(Json(tags));
+        }
+        if let Some(classification) = patch.classification {
+            update
+                .push(", classification = ")
+                .push_bind(classification.as_str());
+        }
+        if let Some(status) = patch.status {
+            update.push(", status = ").push_bind(status.as_str());
+        }
+        update.push(" WHERE id = ").push_bind(id);
+        if let Some(expected) = expected_revision {
+            update.push(" AND revision = ").push_bind(expected);
+        }
+        update.push(concat!(" RETURNING ", returned_prompt_columns!()));
+
+        let row = match update.build().fetch_optional(&self.writer).await {
+            Err(error) if is_foreign_key_violation(&error) => {
+                return Err(prompt_type_not_found(new_type.as_deref().unwrap_or("")));
+            }
+            other => other?,
+        };
+        if let Some(row) = row {
+            return decode_prompt(&row, 0);
+        }
+        let current: Option<i64> = sqlx::query_scalar("SELECT revision FROM prompts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?;
+        match (current, expected_revision) {
+            (Some(current), Some(expected)) => {
+                Err(StoreError::PreconditionFailed { expected, current })
+            }
+            _ => Err(StoreError::not_found(prompt_with_id(id))),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_prompt(&self, id: Uuid) -> StoreResult<()> {
+        let deleted = sqlx::query("DELETE FROM prompts WHERE id = $1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::not_found(prompt_with_id(id)));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn add_version(&self, prompt_id: Uuid, version: NewVersion) -> StoreResult<AddedVersion> {
+        // BEGIN IMMEDIATE on the single writer connection: this transaction is the only writer
+        // until it ends, which is the prompt's lock.
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(concat!(
+            "SELECT p.name, p.kind, ",
+            version_columns!(),
+            " FROM prompts p LEFT JOIN prompt_versions v ON v.prompt_id = p.id \
+             AND v.version_number = (SELECT max(version_number) FROM prompt_versions \
+             WHERE prompt_id = p.id) WHERE p.id = $1"
+        ))
+        .bind(prompt_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
+        let kind: String = row.try_get(1)?;
+        version
+            .draft
+            .content()
+            .check_kind(common::parse_word("prompts.kind", &kind)?)?;
+        let latest = decode_version(&row, 2)?;
+        let at = now();
+
+        match plan_version(latest.as_ref(), &version.draft)? {
+            VersionPlan::Unchanged => {
+                let Some(latest) = latest else {
+                    return Err(StoreError::Corrupt(
+                        "plan_version found a prompt without versions unchanged".into(),
+                    ));
+                };
+                let mut moved = false;
+                for label in requested_labels(&version.labels) {
+                    moved |= move_label(
+                        &mut tx,
+                        prompt_id,
+                        &label,
+                        latest.version_number,
+                        version.author_id,
+                        at,
+                    )
+                    .await?
+                    .is_some();
+                }
+                if moved {
+                    bump_revision(&mut tx, prompt_id, at).await?;
+                }
+                tx.commit().await?;
+                Ok(AddedVersion {
+                    version: latest,
+                    created: false,
+                })
+            }
+            VersionPlan::Create { semver, .. } => {
+                let number = latest.map_or(1, |latest| latest.version_number + 1);
+                let created = common::new_version(prompt_id, number, semver, &version, at);
+                insert_version(&mut tx, &created).await?;
+                move_label(&mut tx, prompt_id, &LabelName::latest(), number, None, at).await?;
+                for label in requested_labels(&version.labels) {
+                    move_label(&mut tx, prompt_id, &label, number, version.author_id, at).await?;
+                }
+                bump_revision(&mut tx, prompt_id, at).await?;
+                tx.commit().await?;
+                Ok(AddedVersion {
+                    version: created,
+                    created: true,
+                })
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_version(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+    ) -> StoreResult<PromptVersion> {
+        let row = sqlx::query(concat!(
+            "SELECT p.name, ",
+            version_columns!(),
+            " FROM prompts p LEFT JOIN prompt_versions v ON v.prompt_id = p.id \
+             AND v.version_number = $2 WHERE p.id = $1"
+        ))
+        .bind(prompt_id)
+        .bind(version_number)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
+        let name: String = row.try_get(0)?;
+        decode_version(&row, 1)?
+            .ok_or_else(|| StoreError::not_found(version_of(version_number, &name)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn resolve_version(
+        &self,
+        key: &PromptKey,
+        selector: &VersionSelector,
+    ) -> StoreResult<(Prompt, PromptVersion)> {
+        // One statement: the prompt, outer-joined to the version the selector picks.
+        let (by_id, by_name, label, number) = match selector {
+            VersionSelector::Number(number) => (
+                concat!(
+                    "SELECT ",
+                    prompt_columns!(),
+                    ", ",
+                    version_columns!(),
+                    " FROM prompts p LEFT JOIN prompt_versions v ON v.prompt_id = p.id \
+                     AND v.version_number = $2 WHERE p.id = $1"
+                ),
+                concat!(
+                    "SELECT ",
+                    prompt_columns!(),
+                    ", ",
+                    version_columns!(),
+                    " FROM prompts p LEFT JOIN prompt_versions v ON v.prompt_id = p.id \
+                     AND v.version_number = $2 WHERE p.name = $1"
+                ),
+                None,
+                Some(*number),
+            ),
+            VersionSelector::Label(label) => (
+                concat!(
+                    "SELECT ",
+                    prompt_columns!(),
+                    ", ",
+                    version_columns!(),
+                    " FROM prompts p LEFT JOIN labels l ON l.prompt_id = p.id AND l.name = $2 \
+                     LEFT JOIN prompt_versions v ON v.prompt_id = p.id \
+                     AND v.version_number = l.version_number WHERE p.id = $1"
+                ),
+                concat!(
+                    "SELECT ",
+                    prompt_columns!(),
+                    ", ",
+                    version_columns!(),
+                    " FROM prompts p LEFT JOIN labels l ON l.prompt_id = p.id AND l.name = $2 \
+                     LEFT JOIN prompt_versions v ON v.prompt_id = p.id \
+                     AND v.version_number = l.version_number WHERE p.name = $1"
+                ),
+                Some(label.as_str()),
+                None,
+            ),
+        };
+        let query = match key {
+            PromptKey::Id(id) => sqlx::query(by_id).bind(*id),
+            PromptKey::Name(name) => sqlx::query(by_name).bind(name.as_str().to_string()),
+        };
+        let query = match (label, number) {
+            (Some(label), _) => query.bind(label.to_string()),
+            (None, number) => query.bind(number),
+        };
+        let row = query
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| StoreError::not_found(key.to_string()))?;
+        let prompt = decode_prompt(&row, 0)?;
+        match decode_version(&row, PROMPT_COLUMNS)? {
+            Some(version) => Ok((prompt, version)),
+            None => Err(StoreError::not_found(match selector {
+                VersionSelector::Number(number) => version_of(*number, prompt.name.as_str()),
+                VersionSelector::Label(label) => label_of(label.as_str(), prompt.name.as_str()),
+            })),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_label(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        version_number: i64,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<Option<LabelEvent>> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT p.name, EXISTS (SELECT 1 FROM prompt_versions v WHERE v.prompt_id = p.id \
+             AND v.version_number = $2) FROM prompts p WHERE p.id = $1",
+        )
+        .bind(prompt_id)
+        .bind(version_number)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
+        let name: String = row.try_get(0)?;
+        let version_exists: bool = row.try_get(1)?;
+        if !version_exists {
+            return Err(StoreError::not_found(version_of(version_number, &name)));
+        }
+        let at = now();
+        let event = move_label(&mut tx, prompt_id, label, version_number, actor_id, at).await?;
+        if event.is_some() {
+            bump_revision(&mut tx, prompt_id, at).await?;
+        }
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn remove_label(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<LabelEvent> {
+        let mut tx = self.begin_write().await?;
+        let name = prompt_name(&mut tx, prompt_id).await?;
+        let from: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM labels WHERE prompt_id = $1 AND name = $2 RETURNING version_number",
+        )
+        .bind(prompt_id)
+        .bind(label.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(from) = from else {
+            return Err(StoreError::not_found(label_of(label.as_str(), &name)));
+        };
+        let at = now();
+        let event = LabelEvent {
+            prompt_id,
+            label: label.clone(),
+            from_version: Some(from),
+            to_version: None,
+            actor_id,
+            at,
+        };
+        record_label_event(&mut tx, &event).await?;
+        bump_revision(&mut tx, prompt_id, at).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn label_history(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+    ) -> StoreResult<Vec<LabelEvent>> {
+        let mut tx = self.reader.begin().await?;
+        prompt_name(&mut tx, prompt_id).await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            label_event_columns!(),
+            " FROM label_history WHERE prompt_id = $1 AND label = $2 ORDER BY id"
+        ))
+        .bind(prompt_id)
+        .bind(label.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter().map(decode_label_event).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn upsert_link(&self, link: NewLink) -> StoreResult<Link> {
+        let mut tx = self.begin_write().await?;
+        prompt_name(&mut tx, link.prompt_id).await?;
+        let id: Uuid = sqlx::query_scalar(
+            "INSERT INTO links (id, prompt_id, capability, agent_id, priority, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (prompt_id, capability, agent_key) DO UPDATE SET priority = excluded.priority \
+             RETURNING id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(link.prompt_id)
+        .bind(&link.capability)
+        .bind(&link.agent_id)
+        .bind(link.priority)
+        .bind(encode_time(now()))
+        .fetch_one(&mut *tx)
+        .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            link_columns!(),
+            " FROM links l JOIN prompts p ON p.id = l.prompt_id WHERE l.id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        decode_link(&row)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_links(&self, filter: &LinkFilter) -> StoreResult<Vec<Link>> {
+        let mut query = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            link_columns!(),
+            " FROM links l JOIN prompts p ON p.id = l.prompt_id WHERE 1 = 1"
+        ));
+        if let Some(agent_id) = &filter.agent_id {
+            query
+                .push(" AND (l.agent_id = ")
+                .push_bind(agent_id.clone())
+                .push(" OR l.agent_id IS NULL)");
+        }
+        if let Some(capability) = &filter.capability {
+            query
+                .push(" AND l.capability = ")
+                .push_bind(capability.clone());
+        }
+        if let Some(prompt_id) = filter.prompt_id {
+            query.push(" AND l.prompt_id = ").push_bind(prompt_id);
+        }
+        query.push(" ORDER BY l.agent_id IS NULL, l.priority DESC, l.created_at, l.id");
+        let rows = query.build().fetch_all(&self.reader).await?;
+        rows.iter().map(decode_link).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_link(&self, id: Uuid) -> StoreResult<()> {
+        let deleted = sqlx::query("DELETE FROM links WHERE id = $1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::not_found(format!("link {id}")));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_prompt_type(&self, prompt_type: NewPromptType) -> StoreResult<PromptType> {
+        let at = now();
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO prompt_types (",
+            prompt_type_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $6)"
+        ))
+        .bind(&prompt_type.key)
+        .bind(&prompt_type.name)
+        .bind(&prompt_type.schema)
+        .bind(prompt_type.restricted_creation)
+        .bind(prompt_type.requires_approval)
+        .bind(encode_time(at))
+        .execute(&self.writer)
+        .await;
+        match inserted {
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::conflict(format!(
+                    "prompt type {:?} already exists",
+                    prompt_type.key
+                )));
+            }
+            other => other?,
+        };
+        Ok(PromptType {
+            key: prompt_type.key,
+            name: prompt_type.name,
+            schema: prompt_type.schema,
+            restricted_creation: prompt_type.restricted_creation,
+            requires_approval: prompt_type.requires_approval,
+            created_at: at,
+            updated_at: at,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_prompt_type(&self, key: &str) -> StoreResult<PromptType> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            prompt_type_columns!(),
+            " FROM prompt_types WHERE key = $1"
+        ))
+        .bind(key)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| prompt_type_not_found(key))?;
+        decode_prompt_type(&row)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_prompt_types(&self) -> StoreResult<Vec<PromptType>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            prompt_type_columns!(),
+            " FROM prompt_types ORDER BY key"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(decode_prompt_type).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_prompt_type(
+        &self,
+        key: &str,
+        patch: PromptTypePatch,
+    ) -> StoreResult<PromptType> {
+        let mut update = QueryBuilder::<Sqlite>::new("UPDATE prompt_types SET updated_at = ");
+        update.push_bind(encode_time(now()));
+        if let Some(name) = patch.name {
+            update.push(", name = ").push_bind(name);
+        }
+        if let Some(schema) = patch.schema {
+            update.push(", schema = ").push_bind(schema);
+        }
+        if let Some(restricted_creation) = patch.restricted_creation {
+            update
+                .push(", restricted_creation = ")
+                .push_bind(restricted_creation);
+        }
+        if let Some(requires_approval) = patch.requires_approval {
+            update
+                .push(", requires_approval = ")
+                .push_bind(requires_approval);
+        }
+        update
+            .push(" WHERE key = ")
+            .push_bind(key.to_string())
+            .push(concat!(" RETURNING ", prompt_type_columns!()));
+        let row = update
+            .build()
+            .fetch_optional(&self.writer)
+            .await?
+            .ok_or_else(|| prompt_type_not_found(key))?;
+        decode_prompt_type(&row)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_prompt_type(&self, key: &str) -> StoreResult<()> {
+        let deleted = sqlx::query("DELETE FROM prompt_types WHERE key = $1")
+            .bind(key)
+            .execute(&self.writer)
+            .await;
+        let deleted = match deleted {
+            Err(error) if is_foreign_key_violation(&error) => {
+                return Err(common::prompt_type_in_use(key));
+            }
+            other => other?,
+        };
+        if deleted.rows_affected() == 0 {
+            return Err(prompt_type_not_found(key));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_times_sort_as_text_and_round_trip() {
+        let early = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_000_001_000)
+            .expect("valid time");
+        let late = early + time::Duration::microseconds(999_999);
+        let (early_text, late_text) = (encode_time(early), encode_time(late));
+        assert_eq!(early_text, "2023-11-14T22:13:20.000001Z");
+        assert!(early_text < late_text);
+        assert_eq!(OffsetDateTime::parse(&late_text, &Rfc3339).ok(), Some(late));
+    }
+}

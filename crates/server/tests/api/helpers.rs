@@ -1,0 +1,185 @@
+//! The test harness: `TestApp::sqlite()` / `TestApp::postgres()` start a server on port 0 over a
+//! fresh database, with one helper per endpoint used often.
+
+use std::sync::Arc;
+
+use promptvault_server::{
+    http::{AppState, serve},
+    settings::Settings,
+    vault::Vault,
+};
+use promptvault_store::testing::{TestDatabase, postgres_test_url};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    _database: TestDatabase,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// Generates one `#[tokio::test]` per backend for each listed scenario `async fn name(app: TestApp)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::TestApp::sqlite().await).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::helpers::TestApp::postgres().await else { return };
+                    super::$name(app).await;
+                }
+            )+
+        }
+    };
+}
+
+impl TestApp {
+    pub async fn sqlite() -> TestApp {
+        Self::start(TestDatabase::sqlite().await).await
+    }
+
+    /// `None` (with one line on stderr) when no test PostgreSQL is configured.
+    pub async fn postgres() -> Option<TestApp> {
+        let Some(url) = postgres_test_url() else {
+            eprintln!(
+                "PROMPTVAULT_TEST_POSTGRES_URL is not set: the PostgreSQL variant of this test did not run"
+            );
+            return None;
+        };
+        Some(Self::start(TestDatabase::postgres(&url).await).await)
+    }
+
+    async fn start(database: TestDatabase) -> TestApp {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let settings = Settings {
+            http: promptvault_server::settings::HttpSettings {
+                body_limit_bytes: 64 * 1024,
+                request_timeout_secs: 30,
+            },
+            ..Settings::default()
+        };
+        let vault = Vault::new(database.store(), settings.render_limits());
+        let state = AppState {
+            vault: Arc::new(vault),
+            settings: Arc::new(settings),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let address = listener.local_addr().expect("bound address");
+        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+        tokio::spawn(serve(listener, state, async move {
+            let _ = shutdown_signal.await;
+        }));
+        TestApp {
+            base: format!("http://{address}"),
+            client: Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .expect("client"),
+            _database: database,
+            _shutdown: shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates a text prompt and returns its JSON.
+    pub async fn create_prompt(&self, name: &str, content: &str) -> Value {
+        let response = self
+            .post("/api/prompts", &json!({"name": name, "content": content}))
+            .await;
+        expect_json(response, StatusCode::CREATED).await
+    }
+
+    pub async fn add_version(&self, name: &str, body: &Value) -> Response {
+        self.post(&format!("/api/prompts/{}/version", encode(name)), body)
+            .await
+    }
+}
+
+/// Percent-encodes a prompt name for a path segment, `/` included.
+pub fn encode(name: &str) -> String {
+    name.replace('%', "%25")
+        .replace('/', "%2F")
+        .replace(' ', "%20")
+}
+
+/// Asserts the status and returns the JSON body.
+pub async fn expect_json(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let body = response.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {body}");
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+/// Asserts a problem+json answer with this status and code; returns the problem.
+pub async fn expect_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let problem = expect_json(response, status).await;
+    assert_eq!(
+        content_type, "application/problem+json",
+        "problem: {problem}"
+    );
+    assert_eq!(problem["code"], code, "problem: {problem}");
+    assert_eq!(problem["status"], status.as_u16(), "problem: {problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|detail| !detail.is_empty()),
+        "problem: {problem}"
+    );
+    problem
+}

@@ -1,0 +1,9 @@
+//! Black-box tests of the HTTP API: a real server on 127.0.0.1:0 over a real database (a fresh
+//! SQLite file, and a fresh PostgreSQL schema when `PROMPTVAULT_TEST_POSTGRES_URL` is set),
+//! driven with a real HTTP client. One test binary, one link step.
+
+mod bad_input;
+mod concurrency;
+mod helpers;
+mod openapi;
+mod prompts;

@@ -1,0 +1,107 @@
+//! `GET /api/openapi.json` is generated from the routes and describes every one of them.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, expect_json};
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_with_its_methods() {
+    let app = TestApp::sqlite().await;
+    let document = expect_json(app.get("/api/openapi.json").await, StatusCode::OK).await;
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|version| version.starts_with("3.1")),
+        "OpenAPI 3.1"
+    );
+    let mut operations: Vec<String> = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            operations.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    operations.sort();
+    insta::assert_snapshot!(operations.join("\n"), @r"
+    DELETE /api/links/{link_id}
+    DELETE /api/prompt-types/{key}
+    DELETE /api/prompts/{id}
+    DELETE /api/prompts/{id}/labels/{label}
+    GET /api/export
+    GET /api/links
+    GET /api/prompt-types
+    GET /api/prompt-types/{key}
+    GET /api/prompts
+    GET /api/prompts/{id}
+    GET /api/prompts/{id}/diff
+    GET /api/prompts/{id}/labels/{label}/history
+    GET /api/prompts/{id}/versions/{n}
+    GET /healthz
+    GET /readyz
+    POST /api/import
+    POST /api/prompt-types
+    POST /api/prompts
+    POST /api/prompts/{id}/link
+    POST /api/prompts/{id}/render
+    POST /api/prompts/{id}/version
+    PUT /api/prompt-types/{key}
+    PUT /api/prompts/{id}
+    PUT /api/prompts/{id}/labels/{label}
+    ");
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_routed() {
+    let app = TestApp::sqlite().await;
+    let document = expect_json(app.get("/api/openapi.json").await, StatusCode::OK).await;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        let concrete = path
+            .replace("{id}", "nope")
+            .replace("{n}", "1")
+            .replace("{label}", "production")
+            .replace("{key}", "nope")
+            .replace("{link_id}", "00000000-0000-0000-0000-000000000000");
+        for method in item.as_object().expect("path item").keys() {
+            let method =
+                reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let response = app
+                .client
+                .request(method.clone(), app.url(&concrete))
+                .send()
+                .await
+                .expect("request");
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            assert_ne!(
+                body["code"], "route_not_found",
+                "{method} {path} is documented but not routed"
+            );
+            assert_ne!(
+                body["code"], "method_not_allowed",
+                "{method} {path} is documented but not routed"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn request_bodies_in_the_document_refuse_unknown_fields_like_the_routes() {
+    let app = TestApp::sqlite().await;
+    let document = expect_json(app.get("/api/openapi.json").await, StatusCode::OK).await;
+    let schema = &document["components"]["schemas"]["CreatePromptRequest"];
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .expect("required")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(
+        required,
+        vec!["name", "content"],
+        "only name and content are required (SPEC §4)"
+    );
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown fields are refused (422), so the schema says so"
+    );
+    assert!(schema["properties"]["labels"].is_object());
+    assert!(document["components"]["schemas"]["Problem"]["properties"]["code"].is_object());
+}

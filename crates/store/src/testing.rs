@@ -1,0 +1,258 @@
+//! Fresh, isolated databases for tests (this crate's conformance suite, the server's and the
+//! CLI's tests).
+//!
+//! - [`TestDatabase::sqlite`]: a new SQLite file in a temporary directory that lives as long as
+//!   the value.
+//! - [`TestDatabase::postgres`]: a new schema `pvtest_<uuid v7>` in the database a base URL
+//!   names. The URL [`TestDatabase::url`] returns carries `options=-c search_path=<schema>`,
+//!   which sqlx's `PgConnectOptions` passes to the server as the startup `options` parameter
+//!   (checked here after connecting), so any process that opens that URL with
+//!   [`crate::connect`] lands in the same schema.
+//!
+//! Cleanup of PostgreSQL schemas happens twice: dropping a `TestDatabase` drops its schema (on a
+//! helper thread with its own runtime and connection, waited for), and creating one first drops
+//! every `pvtest_` schema whose UUID v7 timestamp is more than an hour old, which catches schemas
+//! left behind by killed test runs.
+//!
+//! Setup failures panic with a message: these are test fixtures.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+use crate::{Store, postgres::PgStore, sqlite::SqliteStore};
+
+/// The environment variable naming the PostgreSQL database tests may create schemas in.
+pub const POSTGRES_URL_VAR: &str = "PROMPTVAULT_TEST_POSTGRES_URL";
+
+const SCHEMA_PREFIX: &str = "pvtest_";
+/// Schemas older than this are assumed abandoned by a killed run.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// The PostgreSQL URL from `PROMPTVAULT_TEST_POSTGRES_URL`, if set and not empty.
+pub fn postgres_test_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+/// A fresh database with a store open on it; dropping it removes the database.
+pub struct TestDatabase {
+    store: Arc<dyn Store>,
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite {
+        /// Deleted on drop.
+        _dir: TempDir,
+    },
+    Postgres {
+        base_url: String,
+        schema: String,
+    },
+}
+
+impl TestDatabase {
+    /// A new SQLite database file in a new temporary directory.
+    ///
+    /// # Panics
+    /// If the directory or the database cannot be created.
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("promptvault-test-")
+            .tempdir()
+            .unwrap_or_else(|error| panic!("cannot create a temporary directory: {error}"));
+        let url = format!("sqlite:{}", dir.path().join("promptvault.db").display());
+        let store = SqliteStore::connect(&url)
+            .await
+            .unwrap_or_else(|error| panic!("cannot open test database {url}: {error}"));
+        TestDatabase {
+            store: Arc::new(store),
+            url,
+            cleanup: Cleanup::Sqlite { _dir: dir },
+        }
+    }
+
+    /// A new schema in the PostgreSQL database `base_url` names, with a store whose connections
+    /// use it as their `search_path`.
+    ///
+    /// # Panics
+    /// If the database cannot be reached or the schema cannot be created.
+    pub async fn postgres(base_url: &str) -> Self {
+        let redacted = crate::redact_url(base_url);
+        let mut maintenance = PgConnection::connect(base_url)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to {redacted}: {error}"));
+        drop_stale_schemas(&mut maintenance).await;
+        let schema = format!("{SCHEMA_PREFIX}{}", Uuid::now_v7().simple());
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE SCHEMA {}",
+            quote_identifier(&schema)
+        )))
+        .execute(&mut maintenance)
+        .await
+        .unwrap_or_else(|error| panic!("cannot create schema {schema} in {redacted}: {error}"));
+        // Best effort: the connection is dropped either way.
+        let _ = maintenance.close().await;
+
+        let url = with_search_path(base_url, &schema);
+        let cleanup = Cleanup::Postgres {
+            base_url: base_url.to_string(),
+            schema: schema.clone(),
+        };
+        let store = match PgStore::connect(&url).await {
+            Ok(store) => store,
+            Err(error) => {
+                drop_schema(base_url, &schema);
+                panic!("cannot open a store in schema {schema} of {redacted}: {error}");
+            }
+        };
+        let current: Result<String, _> = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(store.pool())
+            .await;
+        if current.as_deref().ok() != Some(schema.as_str()) {
+            drop_schema(base_url, &schema);
+            panic!(
+                "the URL's options=-c search_path={schema} was not applied (current schema: \
+                 {current:?})"
+            );
+        }
+        TestDatabase {
+            store: Arc::new(store),
+            url,
+            cleanup,
+        }
+    }
+
+    /// The store open on this database.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// A URL that [`crate::connect`] (or a separately started server) opens onto this same
+    /// database.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { base_url, schema } = &self.cleanup {
+            drop_schema(base_url, schema);
+        }
+    }
+}
+
+/// `base_url` with `options=-c search_path=<schema>` added to its query string.
+fn with_search_path(base_url: &str, schema: &str) -> String {
+    let separator = if base_url.contains('?') { '&' } else { '?' };
+    format!("{base_url}{separator}options=-c%20search_path%3D{schema}")
+}
+
+/// `"name"`, with inner quotes doubled.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Drops `schema` from a helper thread with its own runtime (this may run inside, or outside,
+/// any runtime), and waits for it. Failures are reported, not raised: the stale sweep retries.
+fn drop_schema(base_url: &str, schema: &str) {
+    let base_url = base_url.to_string();
+    let schema = schema.to_string();
+    let cleanup = std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => return Err(format!("cannot start a runtime: {error}")),
+        };
+        runtime.block_on(async {
+            let mut conn = PgConnection::connect(&base_url)
+                .await
+                .map_err(|error| error.to_string())?;
+            sqlx::query("SET lock_timeout = '10s'")
+                .execute(&mut conn)
+                .await
+                .map_err(|error| error.to_string())?;
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                quote_identifier(&schema)
+            )))
+            .execute(&mut conn)
+            .await
+            .map_err(|error| error.to_string())?;
+            let _ = conn.close().await;
+            Ok(())
+        })
+    });
+    match cleanup.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => eprintln!("promptvault test cleanup: cannot drop schema: {error}"),
+        Err(_) => eprintln!("promptvault test cleanup: the cleanup thread panicked"),
+    }
+}
+
+/// Drops `pvtest_` schemas whose UUID v7 says they were made more than an hour ago.
+async fn drop_stale_schemas(conn: &mut PgConnection) {
+    let schemas: Vec<String> = match sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, 'pvtest_')",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    {
+        Ok(schemas) => schemas,
+        Err(error) => {
+            eprintln!("promptvault test cleanup: cannot list schemas: {error}");
+            return;
+        }
+    };
+    let cutoff = SystemTime::now()
+        .checked_sub(STALE_AFTER)
+        .and_then(|cutoff| cutoff.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |cutoff| cutoff.as_secs());
+    for schema in schemas {
+        let created = schema
+            .strip_prefix(SCHEMA_PREFIX)
+            .and_then(|suffix| Uuid::parse_str(suffix).ok())
+            .and_then(|id| id.get_timestamp())
+            .map(|timestamp| timestamp.to_unix().0);
+        // Only names this module made (a valid v7 suffix) are touched.
+        if created.is_some_and(|created| created < cutoff) {
+            let dropped = sqlx::query(AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                quote_identifier(&schema)
+            )))
+            .execute(&mut *conn)
+            .await;
+            if let Err(error) = dropped {
+                eprintln!("promptvault test cleanup: cannot drop stale schema {schema}: {error}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_search_path_is_added_as_a_startup_option() {
+        assert_eq!(
+            with_search_path("postgres://u@h/db", "pvtest_x"),
+            "postgres://u@h/db?options=-c%20search_path%3Dpvtest_x"
+        );
+        assert_eq!(
+            with_search_path("postgres://u@h/db?sslmode=disable", "pvtest_x"),
+            "postgres://u@h/db?sslmode=disable&options=-c%20search_path%3Dpvtest_x"
+        );
+    }
+}

@@ -40,8 +40,9 @@ pub struct GlobalArgs {
     /// Database URL, `sqlite:…` or `postgres://…` [env: PROMPTVAULT_DATABASE_URL]
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
-    /// TOML configuration file
-    #[arg(long, global = true, value_name = "FILE", env = "PROMPTVAULT_CONFIG")]
+    /// TOML configuration file. Give it before the command (`prompt --config FILE list`) or as
+    /// `prompt serve --config FILE`: in `create` and `version`, `--config` is the model config
+    #[arg(long, value_name = "FILE", env = "PROMPTVAULT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Work on this promptvault server instead of the local database
     #[arg(long, global = true, value_name = "URL", env = "PROMPTVAULT_SERVER")]
@@ -79,6 +80,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// TOML configuration file (same as `prompt --config FILE serve`) [env: PROMPTVAULT_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port [env: PROMPTVAULT_LISTEN]
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
@@ -210,10 +214,11 @@ pub struct CreateArgs {
 /// The fields every new version takes besides its content.
 #[derive(Debug, Args)]
 pub struct VersionFields {
-    /// Model settings: a JSON object, or @FILE
+    /// Model settings: a JSON object, or @FILE (`prompt version`: default the latest version's)
     #[arg(long, value_name = "JSON|@FILE")]
     pub config: Option<String>,
-    /// JSON Schema of the render parameters: JSON, or @FILE
+    /// JSON Schema of the render parameters: JSON, or @FILE (`prompt version`: default the
+    /// latest version's; `null` removes it)
     #[arg(long, value_name = "JSON|@FILE")]
     pub schema: Option<String>,
     /// What changed
@@ -376,6 +381,32 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_settings_file_and_the_model_config_are_different_options() {
+        let cli = Cli::try_parse_from([
+            "prompt",
+            "--config",
+            "pv.toml",
+            "create",
+            "a",
+            "--content",
+            "x",
+            "--config",
+            "{}",
+        ])
+        .expect("parses");
+        assert_eq!(cli.global.config, Some(PathBuf::from("pv.toml")));
+        let Command::Create(create) = cli.command else {
+            panic!("not create");
+        };
+        assert_eq!(create.version.config.as_deref(), Some("{}"));
+        let cli = Cli::try_parse_from(["prompt", "serve", "--config", "pv.toml"]).expect("parses");
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(serve.config, Some(PathBuf::from("pv.toml")));
     }
 
     #[test]

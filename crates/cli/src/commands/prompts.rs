@@ -264,7 +264,8 @@ pub async fn create(backend: &dyn Backend, args: CreateArgs, json: bool) -> CliR
         classification: args.classification,
         content: input::content(&args.source, kind)?,
         config: optional_json("--config", config.as_ref())?,
-        parameter_schema: optional_json("--schema", schema.as_ref())?,
+        parameter_schema: optional_json("--schema", schema.as_ref())?
+            .filter(|schema| !schema.is_null()),
         notes,
         labels,
         ..Default::default()
@@ -305,10 +306,23 @@ pub async fn version(backend: &dyn Backend, args: VersionArgs, json: bool) -> Cl
         notes,
         labels,
     } = args.version;
+    // Config and schema carry over from the latest version unless given (`--schema null`
+    // removes the schema): a new version is a full snapshot, and a text edit should not
+    // silently drop the parameter contract.
+    let latest = prompt.versions.first();
+    let config = match optional_json("--config", config.as_ref())? {
+        Some(config) => Some(config),
+        None => latest.map(|version| version.config.clone()),
+    };
+    let parameter_schema = match optional_json("--schema", schema.as_ref())? {
+        Some(Value::Null) => None,
+        Some(schema) => Some(schema),
+        None => latest.and_then(|version| version.parameter_schema.clone()),
+    };
     let request = CreateVersionRequest {
         content: input::content(&args.source, prompt.kind)?,
-        config: optional_json("--config", config.as_ref())?,
-        parameter_schema: optional_json("--schema", schema.as_ref())?,
+        config,
+        parameter_schema,
         notes,
         labels,
         bump: args.bump,

@@ -22,7 +22,8 @@ pub async fn serve(global: &GlobalArgs, args: ServeArgs) -> CliResult<()> {
         deployment_model: args.deployment_model.map(Into::into),
         log_format: args.log_format.map(Into::into),
     };
-    let settings = load_settings(global.config.as_deref(), &overrides)?;
+    let config = args.config.as_deref().or(global.config.as_deref());
+    let settings = load_settings(config, &overrides)?;
     telemetry::init(settings.log_format);
     let listen = settings.listen;
     let state = promptvault_server::build_state(settings)
@@ -40,9 +41,12 @@ pub async fn serve(global: &GlobalArgs, args: ServeArgs) -> CliResult<()> {
             format!("cannot listen on {listen}: {error}"),
         )
     })?;
+    // Install the signal handlers before announcing the address: a supervisor may signal as
+    // soon as it reads the line.
+    let shutdown = shutdown_signal()?;
     output::emit(&format!("listening on http://{address}\n"))?;
     tracing::info!(%address, "listening");
-    http::serve(listener, state, shutdown_signal())
+    http::serve(listener, state, shutdown)
         .await
         .map_err(|error| {
             CliError::internal("server_failed", format!("the server stopped: {error}"))
@@ -51,27 +55,36 @@ pub async fn serve(global: &GlobalArgs, args: ServeArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
+/// A future that completes on SIGINT (Ctrl-C) or SIGTERM; the handlers are installed now.
+#[cfg(unix)]
+fn shutdown_signal() -> CliResult<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let install = |kind: SignalKind| {
+        signal(kind).map_err(|error| {
+            CliError::internal(
+                "signal",
+                format!("cannot install a signal handler: {error}"),
+            )
+        })
+    };
+    let mut interrupt = install(SignalKind::interrupt())?;
+    let mut terminate = install(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+    })
+}
+
+/// A future that completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> CliResult<impl Future<Output = ()> + Send + 'static> {
+    Ok(async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: draining in-flight requests");
+        tracing::info!("shutting down: draining in-flight requests");
+    })
 }

@@ -5,6 +5,7 @@
 mod bundle;
 mod errors;
 mod parity;
+mod postgres;
 mod serve;
 mod support;
 mod workflow;

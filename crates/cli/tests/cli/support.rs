@@ -87,11 +87,19 @@ impl Vault {
     }
 
     /// A vault on a database URL (PostgreSQL tests).
-    #[allow(dead_code)]
     pub fn database(url: &str) -> Vault {
         Vault {
             dir: tempfile::tempdir().expect("temp dir"),
             target: vec!["--database-url".into(), url.to_string()],
+            _server: None,
+        }
+    }
+
+    /// A vault behind a server someone else started (and keeps running).
+    pub fn server(url: &str) -> Vault {
+        Vault {
+            dir: tempfile::tempdir().expect("temp dir"),
+            target: vec!["--server".into(), url.to_string()],
             _server: None,
         }
     }

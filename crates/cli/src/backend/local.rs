@@ -1,0 +1,115 @@
+//! The local backend: the application service ([`Vault`]) on the database the settings name
+//! (by default the SQLite file in the data directory), acting as [`Actor::local_cli`].
+
+use std::{path::Path, sync::Arc};
+
+use async_trait::async_trait;
+use promptvault_api::{
+    bundle::{Bundle, ImportReport},
+    prompts::{
+        CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, LabelEventResponse,
+        LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery, PromptListResponse,
+        PromptResponse, RenderRequest, RenderResponse, SetLabelRequest, VersionResponse,
+    },
+};
+use promptvault_server::{
+    actor::Actor,
+    settings::{Overrides, Settings},
+    vault::Vault,
+};
+
+use super::Backend;
+use crate::error::{CliError, CliResult};
+
+pub struct LocalBackend {
+    vault: Arc<Vault>,
+    actor: Actor,
+}
+
+impl LocalBackend {
+    /// Loads the settings (defaults → TOML → environment → `overrides`) and opens the database,
+    /// running its migrations.
+    pub async fn open(config: Option<&Path>, overrides: &Overrides) -> CliResult<Self> {
+        let settings = load_settings(config, overrides)?;
+        let state = promptvault_server::build_state(settings)
+            .await
+            .map_err(|error| CliError::unreachable("database_unavailable", format!("{error:#}")))?;
+        Ok(LocalBackend {
+            vault: state.vault,
+            actor: Actor::local_cli(),
+        })
+    }
+}
+
+/// The settings, or an `invalid_config` error naming what is wrong.
+pub fn load_settings(config: Option<&Path>, overrides: &Overrides) -> CliResult<Settings> {
+    Settings::load(config, overrides)
+        .map_err(|error| CliError::invalid("invalid_config", error.to_string()))
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    async fn list_prompts(&self, query: ListPromptsQuery) -> CliResult<PromptListResponse> {
+        Ok(self.vault.list_prompts(&self.actor, query).await?)
+    }
+
+    async fn get_prompt(&self, prompt: &str) -> CliResult<PromptResponse> {
+        Ok(self.vault.get_prompt(&self.actor, prompt).await?)
+    }
+
+    async fn create_prompt(&self, request: CreatePromptRequest) -> CliResult<PromptResponse> {
+        Ok(self.vault.create_prompt(&self.actor, request).await?)
+    }
+
+    async fn add_version(
+        &self,
+        prompt: &str,
+        request: CreateVersionRequest,
+    ) -> CliResult<(VersionResponse, bool)> {
+        Ok(self.vault.add_version(&self.actor, prompt, request).await?)
+    }
+
+    async fn render(&self, prompt: &str, request: RenderRequest) -> CliResult<RenderResponse> {
+        Ok(self.vault.render(&self.actor, prompt, request).await?)
+    }
+
+    async fn set_label(
+        &self,
+        prompt: &str,
+        label: &str,
+        request: SetLabelRequest,
+    ) -> CliResult<LabelResponse> {
+        Ok(self
+            .vault
+            .set_label(&self.actor, prompt, label, request)
+            .await?)
+    }
+
+    async fn remove_label(&self, prompt: &str, label: &str) -> CliResult<()> {
+        Ok(self.vault.remove_label(&self.actor, prompt, label).await?)
+    }
+
+    async fn label_history(&self, prompt: &str, label: &str) -> CliResult<Vec<LabelEventResponse>> {
+        Ok(self.vault.label_history(&self.actor, prompt, label).await?)
+    }
+
+    async fn link(&self, prompt: &str, request: LinkRequest) -> CliResult<LinkResponse> {
+        Ok(self.vault.link(&self.actor, prompt, request).await?)
+    }
+
+    async fn list_links(&self, query: LinksQuery) -> CliResult<Vec<LinkResponse>> {
+        Ok(self.vault.list_links(&self.actor, query).await?)
+    }
+
+    async fn diff(&self, prompt: &str, query: DiffQuery) -> CliResult<DiffResponse> {
+        Ok(self.vault.diff(&self.actor, prompt, query).await?)
+    }
+
+    async fn export_all(&self) -> CliResult<Bundle> {
+        Ok(self.vault.export_all(&self.actor).await?)
+    }
+
+    async fn import(&self, bundle: Bundle) -> CliResult<ImportReport> {
+        Ok(self.vault.import(&self.actor, bundle).await?)
+    }
+}

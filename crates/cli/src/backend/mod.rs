@@ -1,0 +1,65 @@
+//! Where commands send their work: one object-safe [`Backend`] trait with two implementations,
+//! [`local::LocalBackend`] (the `Vault` on the local database, acting as `Actor::local_cli()`) and
+//! [`http::HttpBackend`] (the native HTTP API of a server given with `--server`). Both take and
+//! return the API's wire types and fail with [`CliError`], so every command is written once and
+//! prints the same thing in either mode.
+
+pub mod http;
+pub mod local;
+
+use async_trait::async_trait;
+use promptvault_api::{
+    bundle::{Bundle, ImportReport},
+    prompts::{
+        CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, LabelEventResponse,
+        LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery, PromptListResponse,
+        PromptResponse, RenderRequest, RenderResponse, SetLabelRequest, VersionResponse,
+    },
+};
+
+use crate::error::CliResult;
+
+/// The use cases the CLI needs. `prompt` is a prompt's name (or id), unencoded.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    async fn list_prompts(&self, query: ListPromptsQuery) -> CliResult<PromptListResponse>;
+
+    /// The prompt with its versions (newest first) and labels.
+    async fn get_prompt(&self, prompt: &str) -> CliResult<PromptResponse>;
+
+    async fn create_prompt(&self, request: CreatePromptRequest) -> CliResult<PromptResponse>;
+
+    /// Adds a version; the flag is false when it was identical to the latest one (which is
+    /// returned).
+    async fn add_version(
+        &self,
+        prompt: &str,
+        request: CreateVersionRequest,
+    ) -> CliResult<(VersionResponse, bool)>;
+
+    async fn render(&self, prompt: &str, request: RenderRequest) -> CliResult<RenderResponse>;
+
+    async fn set_label(
+        &self,
+        prompt: &str,
+        label: &str,
+        request: SetLabelRequest,
+    ) -> CliResult<LabelResponse>;
+
+    async fn remove_label(&self, prompt: &str, label: &str) -> CliResult<()>;
+
+    /// Every move of the label, oldest first.
+    async fn label_history(&self, prompt: &str, label: &str) -> CliResult<Vec<LabelEventResponse>>;
+
+    async fn link(&self, prompt: &str, request: LinkRequest) -> CliResult<LinkResponse>;
+
+    async fn list_links(&self, query: LinksQuery) -> CliResult<Vec<LinkResponse>>;
+
+    async fn diff(&self, prompt: &str, query: DiffQuery) -> CliResult<DiffResponse>;
+
+    /// Every prompt with all versions, labels and links, and every prompt type.
+    async fn export_all(&self) -> CliResult<Bundle>;
+
+    /// Imports one bundle: all of it is validated before anything is written.
+    async fn import(&self, bundle: Bundle) -> CliResult<ImportReport>;
+}

@@ -1,0 +1,57 @@
+//! The commands, each written once against [`Backend`] and returning the text to print (a
+//! table for people, or the API's JSON with `--json`). [`run`] picks the backend — the local
+//! database, or the server named by `--server` — and dispatches.
+
+pub mod bundle;
+pub mod diff;
+pub mod labels;
+pub mod prompts;
+pub mod render;
+pub mod serve;
+
+use promptvault_server::settings::Overrides;
+
+use crate::{
+    args::{Cli, Command},
+    backend::{Backend, http::HttpBackend, local::LocalBackend},
+    error::CliResult,
+    output,
+};
+
+/// Runs one command line to completion.
+pub async fn run(cli: Cli) -> CliResult<()> {
+    let Cli { global, command } = cli;
+    if let Command::Serve(args) = command {
+        return serve::serve(&global, args).await;
+    }
+    let backend: Box<dyn Backend> = match &global.server {
+        Some(server) => Box::new(HttpBackend::new(server)?),
+        None => Box::new(
+            LocalBackend::open(
+                global.config.as_deref(),
+                &Overrides {
+                    data_dir: global.data_dir.clone(),
+                    database_url: global.database_url.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?,
+        ),
+    };
+    let backend = backend.as_ref();
+    let json = global.json;
+    let text = match command {
+        Command::Serve(_) => return Ok(()),
+        Command::List(args) => prompts::list(backend, args, json).await?,
+        Command::Show(args) => prompts::show(backend, args, json).await?,
+        Command::Create(args) => prompts::create(backend, args, json).await?,
+        Command::Version(args) => prompts::version(backend, args, json).await?,
+        Command::Render(args) => render::render(backend, args, json).await?,
+        Command::Label(args) => labels::label(backend, args, json).await?,
+        Command::Link(args) => labels::link(backend, args, json).await?,
+        Command::Diff(args) => diff::diff(backend, args, json).await?,
+        Command::Export(args) => bundle::export(backend, args, json).await?,
+        Command::Import(args) => bundle::import(backend, args, json).await?,
+    };
+    output::emit(&text)
+}

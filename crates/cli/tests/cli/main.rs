@@ -1,0 +1,11 @@
+//! Black-box tests of the `prompt` binary: local mode on a temporary data directory, remote mode
+//! against a `prompt serve` child process, and (when `PROMPTVAULT_TEST_POSTGRES_URL` is set)
+//! PostgreSQL.
+
+mod bundle;
+mod errors;
+mod parity;
+mod postgres;
+mod serve;
+mod support;
+mod workflow;

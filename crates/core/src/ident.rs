@@ -90,8 +90,12 @@ impl<'de> Deserialize<'de> for PromptName {
 pub struct LabelName(String);
 
 impl LabelName {
+    /// `.` and `..` match the regex but cannot be addressed in a URL path (clients collapse them
+    /// as dot segments), so they are refused too.
     pub fn parse(label: &str) -> Result<Self, DomainError> {
         let valid = (1..=36).contains(&label.len())
+            && label != "."
+            && label != ".."
             && label
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
@@ -247,6 +251,9 @@ mod tests {
             ("", false),
             ("with space", false),
             ("slash/label", false),
+            (".", false),
+            ("..", false),
+            ("...", true),
         ];
         for (label, ok) in cases {
             assert_eq!(LabelName::parse(label).is_ok(), *ok, "label {label:?}");

@@ -121,18 +121,26 @@ pub struct UpdatePromptRequest {
     pub status: Option<PromptStatus>,
 }
 
-/// `POST /api/prompts/{id}/version`.
+/// `POST /api/prompts/{id}/version`. A version is a full snapshot, but `config` and
+/// `parameter_schema` carry over from the latest version when absent, so a text edit never drops
+/// the parameter contract by accident (`"parameter_schema": null` removes it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVersionRequest {
     #[schema(value_type = Object)]
     pub content: Value,
+    /// Model settings; absent: the latest version's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub parameter_schema: Option<Value>,
+    /// Absent: the latest version's; `null`: no schema.
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>, nullable)]
+    pub parameter_schema: Option<Option<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

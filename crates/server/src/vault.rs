@@ -248,23 +248,35 @@ impl Vault {
         Ok(())
     }
 
-    /// Adds a version; `created` is false when it was identical to the latest one.
+    /// Adds a version; `created` is false when it was identical to the latest one. Absent
+    /// `config` and `parameter_schema` carry over from the latest version.
     pub async fn add_version(
         &self,
         actor: &Actor,
         key: &str,
         request: CreateVersionRequest,
     ) -> AppResult<(VersionResponse, bool)> {
-        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        let (prompt, latest) = self
+            .store
+            .resolve_version(
+                &parse_key(key)?,
+                &VersionSelector::Label(LabelName::latest()),
+            )
+            .await?;
         let content = Content::from_json(&request.content)?;
         content.check_kind(prompt.kind)?;
+        let config = request.config.unwrap_or(latest.config);
+        let parameter_schema = match request.parameter_schema {
+            Some(given) => given,
+            None => latest.parameter_schema,
+        };
         let version = self
             .new_version(
                 actor,
                 prompt.prompt_type.as_deref(),
                 content,
-                request.config,
-                request.parameter_schema,
+                Some(config),
+                parameter_schema,
                 request.notes,
                 &request.labels,
                 request.bump,

@@ -306,18 +306,13 @@ pub async fn version(backend: &dyn Backend, args: VersionArgs, json: bool) -> Cl
         notes,
         labels,
     } = args.version;
-    // Config and schema carry over from the latest version unless given (`--schema null`
-    // removes the schema): a new version is a full snapshot, and a text edit should not
-    // silently drop the parameter contract.
-    let latest = prompt.versions.first();
-    let config = match optional_json("--config", config.as_ref())? {
-        Some(config) => Some(config),
-        None => latest.map(|version| version.config.clone()),
-    };
+    // Config and schema carry over from the latest version unless given (the server's rule);
+    // `--schema null` removes the schema.
+    let config = optional_json("--config", config.as_ref())?;
     let parameter_schema = match optional_json("--schema", schema.as_ref())? {
-        Some(Value::Null) => None,
-        Some(schema) => Some(schema),
-        None => latest.and_then(|version| version.parameter_schema.clone()),
+        Some(Value::Null) => Some(None),
+        Some(schema) => Some(Some(schema)),
+        None => None,
     };
     let request = CreateVersionRequest {
         content: input::content(&args.source, prompt.kind)?,

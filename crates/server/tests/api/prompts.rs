@@ -9,6 +9,7 @@ use crate::helpers::{TestApp, encode, expect_json, expect_problem};
 crate::on_both_backends!(
     a_prompt_is_readable_by_id_and_by_its_encoded_name,
     adding_versions_numbers_them_and_identical_content_is_idempotent,
+    a_new_version_keeps_the_latest_config_and_schema_unless_given,
     a_stale_if_match_is_refused_with_412_and_a_current_one_succeeds,
     labels_move_keep_history_and_latest_is_reserved,
     render_uses_production_then_latest_and_names_a_missing_label,
@@ -134,6 +135,60 @@ async fn adding_versions_numbers_them_and_identical_content_is_idempotent(app: T
         "version_not_found",
     )
     .await;
+}
+
+async fn a_new_version_keeps_the_latest_config_and_schema_unless_given(app: TestApp) {
+    let schema =
+        json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]});
+    let body = json!({"name": "carry", "content": "Hello {{ name }}", "config": {"model": "m1"}, "parameter_schema": schema});
+    expect_json(app.post("/api/prompts", &body).await, StatusCode::CREATED).await;
+
+    let text_edit = expect_json(
+        app.add_version("carry", &json!({"content": "Hi {{ name }}"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        text_edit["parameter_schema"], schema,
+        "the schema carries over"
+    );
+    assert_eq!(
+        text_edit["config"],
+        json!({"model": "m1"}),
+        "the config carries over"
+    );
+    assert_eq!(text_edit["semver"], "1.0.1", "a text-only edit is a patch");
+
+    let new_config = expect_json(
+        app.add_version(
+            "carry",
+            &json!({"content": "Hi {{ name }}", "config": {"model": "m2"}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        (new_config["config"].clone(), new_config["semver"].as_str()),
+        (json!({"model": "m2"}), Some("1.1.0"))
+    );
+
+    let cleared = expect_json(
+        app.add_version(
+            "carry",
+            &json!({"content": "Hi {{ name }}", "parameter_schema": null}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        cleared["parameter_schema"],
+        Value::Null,
+        "null removes the schema"
+    );
+    assert_eq!(cleared["config"], json!({"model": "m2"}));
 }
 
 async fn a_stale_if_match_is_refused_with_412_and_a_current_one_succeeds(app: TestApp) {

@@ -5,6 +5,8 @@
 //! This crate does no I/O: no database, no HTTP, no files, no clock reads except where a caller
 //! passes time in. Storage and the server call into it; it never calls out.
 
+pub mod access;
+pub mod audit;
 pub mod contract;
 pub mod diff;
 pub mod error;
@@ -12,5 +14,6 @@ pub mod hash;
 pub mod ident;
 pub mod model;
 pub mod render;
+pub mod secret;
 pub mod template;
 pub mod version;

@@ -91,6 +91,84 @@ vocabulary!(
     PromptStatus { Active => "active", Deprecated => "deprecated", Archived => "archived" }
 );
 
+vocabulary!(
+    /// A principal's role (SPEC §7): admins do everything, users read and write, agents read.
+    Role { Admin => "admin", User => "user", Agent => "agent" }
+);
+vocabulary!(
+    /// How a deployment serves prompts (SPEC §10).
+    DeploymentModel {
+        WebApplication => "web_application",
+        ElectronRemote => "electron_remote",
+        ElectronLocal => "electron_local",
+    }
+);
+
+/// Who an explicit grant on a prompt is for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Grantee {
+    User(Uuid),
+    Agent(String),
+}
+
+/// Per-prompt access rules, on top of the role matrix, scope and classification (SPEC §7).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct PromptAccess {
+    /// Only the owner (and admins) may see the prompt.
+    pub owner_only: bool,
+    /// If not empty, only principals with one of these roles (and admins) may see it.
+    pub allowed_roles: Vec<Role>,
+    /// Deployment models that may not serve (render/resolve) this prompt.
+    pub restricted_deployments: Vec<DeploymentModel>,
+    /// Explicit grants: needed to read `restricted` prompts, and for agents to read
+    /// `confidential` ones.
+    pub grants: Vec<Grantee>,
+}
+
+/// A person or service account that can be given credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub external_user_id: Option<String>,
+    pub did: Option<String>,
+    pub at_protocol_handle: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// At least one role; the highest one applies.
+    pub roles: Vec<Role>,
+    /// Extra permissions beyond the roles (e.g. `link`).
+    pub permissions: Vec<String>,
+    pub data: Value,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// An opaque API token's record (the secret itself is never stored, only its hash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiToken {
+    pub id: Uuid,
+    pub name: String,
+    /// The first characters of the secret, to recognise a token in lists.
+    pub token_prefix: String,
+    pub role: Role,
+    pub user_id: Option<Uuid>,
+    pub agent_id: Option<String>,
+    /// If set, the token only reaches prompts of these scopes.
+    pub scopes: Option<Vec<Scope>>,
+    /// If set, the token only reaches prompts whose name starts with one of these.
+    pub prompt_names: Option<Vec<String>>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub created_by: Option<Uuid>,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
 /// Where a prompt came from: `human`, `system`, `gen`, `file` or `sync:<library>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Source(String);
@@ -270,6 +348,7 @@ pub struct Prompt {
     pub source: Source,
     pub classification: Classification,
     pub status: PromptStatus,
+    pub access: PromptAccess,
     /// Bumped on every change to the prompt (metadata, versions, labels); the ETag is made from it.
     pub revision: i64,
     pub created_at: OffsetDateTime,

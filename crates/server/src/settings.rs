@@ -31,13 +31,7 @@ pub struct Settings {
     pub render: RenderSettings,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeploymentModel {
-    WebApplication,
-    ElectronRemote,
-    ElectronLocal,
-}
+pub use promptvault_core::model::DeploymentModel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

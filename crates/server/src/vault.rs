@@ -1192,6 +1192,7 @@ mod tests {
             source: Source::human(),
             classification: promptvault_core::model::Classification::Internal,
             status: promptvault_core::model::PromptStatus::Active,
+            access: Default::default(),
             revision,
             created_at: now,
             updated_at: now,

@@ -75,6 +75,7 @@ pub(crate) struct PromptRecord {
 impl PromptRecord {
     pub(crate) fn into_prompt(self) -> StoreResult<Prompt> {
         Ok(Prompt {
+            access: Default::default(),
             id: self.id,
             name: PromptName::parse(&self.name)
                 .map_err(|error| StoreError::Corrupt(format!("prompts.name: {error}")))?,
@@ -180,6 +181,7 @@ pub(crate) fn prompt_type_in_use(key: &str) -> StoreError {
 /// A new prompt's record as it is first stored: revision 1, active, created now.
 pub(crate) fn new_prompt(prompt: NewPrompt, at: OffsetDateTime) -> Prompt {
     Prompt {
+        access: Default::default(),
         id: Uuid::now_v7(),
         name: prompt.name,
         title: prompt.title,

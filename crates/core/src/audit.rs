@@ -311,9 +311,12 @@ mod tests {
         );
     }
 
+    /// (what, how the log is tampered with, the seq verification must name).
+    type Tampering = (&'static str, Box<dyn Fn(&mut Vec<AuditEntry>)>, i64);
+
     #[test]
     fn tampering_is_reported_at_the_first_broken_entry() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Vec<AuditEntry>)>, i64)> = vec![
+        let cases: Vec<Tampering> = vec![
             (
                 "edited",
                 Box::new(|entries| entries[1].entry.action = "forged".into()),

@@ -114,6 +114,7 @@ impl Vault {
             classification: request
                 .classification
                 .unwrap_or(promptvault_core::model::Classification::Internal),
+            access: Default::default(),
         };
         let version = self
             .new_version(
@@ -169,6 +170,7 @@ impl Vault {
             },
             after_name,
             limit: per_page,
+            visibility: None,
         };
         let result = self.store.list_prompts(&store_query).await?;
         let next_cursor = match result.items.last() {
@@ -233,6 +235,7 @@ impl Vault {
             tags: request.tags.as_deref().map(parse_tags).transpose()?,
             classification: request.classification,
             status: request.status,
+            access: None,
         };
         let _ = actor;
         self.store
@@ -980,6 +983,7 @@ fn plan_prompt(prompt: &BundlePrompt) -> Result<PlannedPrompt, Vec<(String, Stri
                 classification: prompt
                     .classification
                     .unwrap_or(promptvault_core::model::Classification::Internal),
+                access: Default::default(),
             },
             versions,
             labels,

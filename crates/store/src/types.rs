@@ -3,11 +3,17 @@
 use std::collections::BTreeMap;
 
 use promptvault_core::{
+    access::VisibilityFilter,
+    audit::AuditOutcome,
     ident::{LabelName, PromptName},
-    model::{Classification, Kind, Prompt, PromptStatus, PromptVersion, Scope, Source},
+    model::{
+        Classification, Kind, Prompt, PromptAccess, PromptStatus, PromptVersion, Role, Scope,
+        Source,
+    },
     version::VersionDraft,
 };
 use serde_json::Value;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// How a caller addresses a prompt: by id or by name.
@@ -42,6 +48,7 @@ pub struct NewPrompt {
     pub tags: Vec<String>,
     pub source: Source,
     pub classification: Classification,
+    pub access: PromptAccess,
 }
 
 /// A version to add: the validated draft plus who wrote it, why, and labels to set on it.
@@ -75,6 +82,9 @@ pub struct PromptPatch {
     pub tags: Option<Vec<String>>,
     pub classification: Option<Classification>,
     pub status: Option<PromptStatus>,
+    /// Replaces the per-prompt access rules (owner_only, allowed_roles, restricted_deployments,
+    /// grants).
+    pub access: Option<PromptAccess>,
 }
 
 /// Filters and paging for `list_prompts`. Results are sorted by name, byte-wise (the same order
@@ -100,6 +110,9 @@ pub struct PromptQuery {
     pub offset: i64,
     /// Page size; zero or less means no limit (callers cap it).
     pub limit: i64,
+    /// Only prompts the principal may see (`promptvault_core::access::is_visible`, applied in
+    /// SQL so that pages and `total` never count hidden prompts). `None`: no restriction.
+    pub visibility: Option<VisibilityFilter>,
 }
 
 /// One row of a prompt list.
@@ -155,4 +168,66 @@ pub struct PromptTypePatch {
     pub schema: Option<Option<Value>>,
     pub restricted_creation: Option<bool>,
     pub requires_approval: Option<bool>,
+}
+
+/// A new prompt's access rules are part of [`NewPrompt`]; this is a new user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: Option<String>,
+    pub external_user_id: Option<String>,
+    pub did: Option<String>,
+    pub at_protocol_handle: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub roles: Vec<Role>,
+    pub permissions: Vec<String>,
+    pub data: Value,
+}
+
+/// Changes to a user; `None` leaves a field alone, `Some(None)` clears a nullable one.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub email: Option<Option<String>>,
+    pub external_user_id: Option<Option<String>>,
+    pub did: Option<Option<String>>,
+    pub at_protocol_handle: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub roles: Option<Vec<Role>>,
+    pub permissions: Option<Vec<String>>,
+    pub data: Option<Value>,
+}
+
+/// A token record to store: the SHA-256 of the secret, never the secret.
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub name: String,
+    pub token_hash: String,
+    pub token_prefix: String,
+    pub role: Role,
+    pub user_id: Option<Uuid>,
+    pub agent_id: Option<String>,
+    pub scopes: Option<Vec<Scope>>,
+    pub prompt_names: Option<Vec<String>>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub created_by: Option<Uuid>,
+}
+
+/// Filters of `list_audit`; all given filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub actor_id: Option<String>,
+    pub actor_role: Option<Role>,
+    pub prompt_id: Option<Uuid>,
+    pub prompt_name: Option<String>,
+    /// Exact action, or a prefix ending in `.` (e.g. `label.`).
+    pub action: Option<String>,
+    pub outcome: Option<AuditOutcome>,
+    pub prompt_scope: Option<Scope>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// Keyset paging: only entries with a larger `seq`.
+    pub after_seq: Option<i64>,
+    /// At most this many (required, > 0).
+    pub limit: i64,
 }

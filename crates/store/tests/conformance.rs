@@ -159,6 +159,7 @@ fn new_prompt(prompt_name: &str) -> NewPrompt {
         tags: Vec::new(),
         source: Source::human(),
         classification: Classification::Internal,
+        access: Default::default(),
     }
 }
 

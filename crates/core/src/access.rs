@@ -62,6 +62,24 @@ impl Principal {
     }
 }
 
+/// The strongest of some roles (admin > user > agent).
+pub fn strongest_role(roles: &[Role]) -> Option<Role> {
+    roles.iter().copied().max_by_key(|role| rank(*role))
+}
+
+/// The weaker of two roles: a credential never grants more than its holder has.
+pub fn weaker_role(left: Role, right: Role) -> Role {
+    if rank(left) <= rank(right) { left } else { right }
+}
+
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::Agent => 0,
+        Role::User => 1,
+        Role::Admin => 2,
+    }
+}
+
 /// Everything a principal can ask to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -447,6 +465,14 @@ mod tests {
             ),
             Err(Denial::NotVisible)
         );
+    }
+
+    #[test]
+    fn roles_order_admin_over_user_over_agent() {
+        assert_eq!(strongest_role(&[Role::Agent, Role::Admin, Role::User]), Some(Role::Admin));
+        assert_eq!(strongest_role(&[]), None);
+        assert_eq!(weaker_role(Role::Admin, Role::Agent), Role::Agent);
+        assert_eq!(weaker_role(Role::User, Role::Admin), Role::User);
     }
 
     #[test]

@@ -1,36 +1,70 @@
-//! Who is asking. Every use case takes an [`Actor`] first, so authentication can fill it in and
-//! authorization can decide from it without changing any handler or use-case signature.
+//! Who is asking. Every use case takes an [`Actor`] first: the authenticated [`Principal`] the
+//! access policy decides for, plus what the audit log records about the request.
 
+use promptvault_core::{access::Principal, model::Role};
 use uuid::Uuid;
 
-/// The principal behind a request or a CLI command.
+/// The principal behind a request or a CLI command, and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    /// The user acting, when known; recorded as author/creator/label mover.
-    pub user_id: Option<Uuid>,
+    pub principal: Principal,
     pub kind: ActorKind,
+    /// The API token used, if any.
+    pub token_id: Option<Uuid>,
+    /// The client address.
+    pub source: Option<String>,
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActorKind {
-    /// An HTTP caller before access control exists (the API is open on loopback).
-    Anonymous,
-    /// The CLI working directly on the local database.
+    /// A user, authenticated by JWT or by a token bound to the user.
+    User,
+    /// An agent, authenticated by a token bound to an agent id.
+    Agent,
+    /// An API client token bound to neither.
+    Token,
+    /// The operator running the CLI on the local database.
     LocalCli,
 }
 
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::Agent => "agent",
+            ActorKind::Token => "token",
+            ActorKind::LocalCli => "cli",
+        }
+    }
+}
+
 impl Actor {
-    pub fn anonymous() -> Self {
+    /// The CLI on the local database: an unrestricted admin (it holds the database file anyway).
+    pub fn local_cli() -> Self {
         Actor {
-            user_id: None,
-            kind: ActorKind::Anonymous,
+            principal: Principal::local_operator(),
+            kind: ActorKind::LocalCli,
+            token_id: None,
+            source: None,
+            request_id: None,
         }
     }
 
-    pub fn local_cli() -> Self {
-        Actor {
-            user_id: None,
-            kind: ActorKind::LocalCli,
-        }
+    pub fn user_id(&self) -> Option<Uuid> {
+        self.principal.user_id
+    }
+
+    pub fn role(&self) -> Role {
+        self.principal.role
+    }
+
+    /// The id the audit log records: the user, else the agent, else the token.
+    pub fn audit_id(&self) -> Option<String> {
+        self.principal
+            .user_id
+            .map(|id| id.to_string())
+            .or_else(|| self.principal.agent_id.clone())
+            .or_else(|| self.token_id.map(|id| format!("token:{id}")))
     }
 }

@@ -29,6 +29,46 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub http: HttpSettings,
     pub render: RenderSettings,
+    pub auth: AuthSettings,
+    pub audit: AuditSettings,
+    /// The first admin token's secret, instead of a random one (`PROMPTVAULT_BOOTSTRAP_TOKEN`).
+    pub bootstrap_token: Option<Secret>,
+}
+
+/// A secret setting: never printed (`Debug` shows `***`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How callers authenticate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Accept JWTs signed with HS256 and this shared secret (`PROMPTVAULT_AUTH__JWT_HS256_SECRET`).
+    pub jwt_hs256_secret: Option<Secret>,
+    /// Accept JWTs signed with RS256, verified with this PEM public key file.
+    pub jwt_rs256_public_key_file: Option<PathBuf>,
+    /// If set, a JWT's `iss` must equal it.
+    pub jwt_issuer: Option<String>,
+    /// Failed authentications allowed per client address per minute before answering 429.
+    pub max_failures_per_minute: u32,
+}
+
+/// The audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Entries older than this many days are purged behind a signed checkpoint; none: keep all.
+    pub retention_days: Option<u32>,
+    /// The key signing retention checkpoints (`PROMPTVAULT_AUDIT__SIGNING_KEY`); default: a key
+    /// generated on first start and kept in the data directory (`audit-signing.key`).
+    pub signing_key: Option<Secret>,
 }
 
 pub use promptvault_core::model::DeploymentModel;
@@ -78,6 +118,9 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "http",
     "render",
+    "auth",
+    "audit",
+    "bootstrap_token",
 ];
 
 impl Default for Settings {
@@ -98,6 +141,17 @@ impl Default for Settings {
                 recursion: 100,
                 max_output_bytes: 1024 * 1024,
             },
+            auth: AuthSettings {
+                jwt_hs256_secret: None,
+                jwt_rs256_public_key_file: None,
+                jwt_issuer: None,
+                max_failures_per_minute: 20,
+            },
+            audit: AuditSettings {
+                retention_days: None,
+                signing_key: None,
+            },
+            bootstrap_token: None,
         }
     }
 }

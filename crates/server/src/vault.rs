@@ -54,14 +54,21 @@ pub struct Vault {
     limits: RenderLimits,
     /// Versions are immutable, so a compiled version never goes stale: keyed by version id.
     compiled: Cache<(Uuid, UndefinedMode), Arc<CompiledPrompt>>,
+    /// Renders run on the blocking pool, at most one per core at a time, so even a template
+    /// that spends its whole budget never stalls the async workers serving other requests.
+    render_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Vault {
     pub fn new(store: Arc<dyn Store>, limits: RenderLimits) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Vault {
             store,
             limits,
             compiled: Cache::new(10_000),
+            render_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
     }
 
@@ -458,7 +465,19 @@ impl Vault {
             }
         };
         let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
-        let rendered = compiled.render(&request.params)?;
+        let slot = self
+            .render_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|error| AppError::internal(&error))?;
+        let params = request.params;
+        let rendered = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            compiled.render(&params)
+        })
+        .await
+        .map_err(|error| AppError::internal(&error))??;
         Ok(render_response(&prompt, &version, rendered))
     }
 

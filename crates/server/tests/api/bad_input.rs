@@ -262,7 +262,10 @@ async fn hostile_templates_fail_fast_and_the_server_stays_alive(app: TestApp) {
             "loop/recursion",
             "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
         ),
-        ("loop/huge", "{{ 'x' * 50000000 }}"),
+        (
+            "loop/huge",
+            "{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}",
+        ),
     ];
     for (name, template) in cases {
         expect_json(
@@ -283,6 +286,27 @@ async fn hostile_templates_fail_fast_and_the_server_stays_alive(app: TestApp) {
                 .as_str()
                 .is_some_and(|detail| detail.contains("limit")),
             "{name}: {problem}"
+        );
+    }
+    // Amplification that fuel cannot bound is refused when the template is saved.
+    for template in [
+        "{{ 'x' * 100000000 }}",
+        "{{ 'x' * n }}",
+        "{# {% #}{% include 'other' %}",
+    ] {
+        let problem = expect_problem(
+            app.post(
+                "/api/prompts",
+                &json!({"name": "loop/refused", "content": template}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_template",
+        )
+        .await;
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{template}"
         );
     }
     assert_eq!(

@@ -173,7 +173,9 @@ impl Vault {
             offset: if after_name.is_some() {
                 0
             } else {
-                (page - 1) * per_page
+                (page - 1)
+                    .checked_mul(per_page)
+                    .ok_or_else(|| AppError::unprocessable("invalid_query", "page is too large"))?
             },
             after_name,
             limit: per_page,
@@ -320,7 +322,7 @@ impl Vault {
             .map(|version| version.version_number)
             .unwrap_or(1);
         let to = query.to.unwrap_or(newest);
-        let from = query.from.unwrap_or((to - 1).max(1));
+        let from = query.from.unwrap_or_else(|| to.saturating_sub(1).max(1));
         let find = |number: i64| {
             detail
                 .versions

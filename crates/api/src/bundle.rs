@@ -76,7 +76,7 @@ pub struct BundleVersion {
     /// Informational: the importing side computes its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub semver: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::prompts::Content)]
     pub content: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]

@@ -1,6 +1,10 @@
 //! Rendering: parameters are validated against the version's JSON Schema, then each template is
-//! rendered with minijinja under hard limits (execution fuel, recursion depth, output size), so a
-//! hostile template fails fast with a clear error instead of hanging a worker.
+//! rendered with minijinja under hard limits (execution fuel, recursion depth, output size).
+//! Fuel counts instructions, not bytes, so the single instructions that could build huge values
+//! (repeating a literal string or list, big literal counts) are refused when a template is saved
+//! (`crate::template`); the server also runs renders on its blocking pool, so even a slow render
+//! never stalls other requests. Known gap: a template can still double a value with
+//! `{% set a = a ~ a %}` a bounded number of times (each doubling costs fuel); see ARCHITECTURE.md.
 //!
 //! A [`CompiledPrompt`] is compiled once and rendered many times (it is `Send + Sync`), which is
 //! what a cache of hot prompts holds.

@@ -45,7 +45,7 @@ pub enum LogFormat {
 pub struct HttpSettings {
     /// Largest accepted request body; larger ones get 413.
     pub body_limit_bytes: usize,
-    /// A request still running after this many seconds gets 408.
+    /// A request still running after this many seconds gets 503 with code `timeout`.
     pub request_timeout_secs: u64,
 }
 

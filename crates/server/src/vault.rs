@@ -1120,6 +1120,10 @@ pub fn etag(prompt_id: Uuid, revision: i64) -> String {
     format!("\"{}.{revision}\"", prompt_id.simple())
 }
 
+/// The revision an `If-Match` header allows the update to apply to: the current one when `*` or
+/// any of its (strong) entity tags is the prompt's current ETag; otherwise 412. Weak tags never
+/// match (RFC 9110 §13.1.1). The store re-checks the revision atomically, so a change racing
+/// with this one still gets 412.
 fn revision_from_if_match(prompt: &Prompt, header: &str) -> AppResult<i64> {
     let header = header.trim();
     if header == "*" {
@@ -1135,16 +1139,16 @@ fn revision_from_if_match(prompt: &Prompt, header: &str) -> AppResult<i64> {
             ),
         )
     };
-    for candidate in header.split(',').map(str::trim) {
-        let candidate = candidate.trim_start_matches("W/").trim_matches('"');
-        if let Some((id, revision)) = candidate.split_once('.')
-            && id == prompt.id.simple().to_string()
-            && let Ok(revision) = revision.parse::<i64>()
-        {
-            return Ok(revision);
-        }
+    let current = etag(prompt.id, prompt.revision);
+    if header
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == current)
+    {
+        Ok(prompt.revision)
+    } else {
+        Err(stale())
     }
-    Err(stale())
 }
 
 fn checked_text(
@@ -1225,16 +1229,20 @@ mod tests {
     }
 
     #[test]
-    fn if_match_reads_the_revision_from_this_prompts_etag_only() {
+    fn if_match_matches_only_this_prompts_current_strong_etag() {
         let current = prompt(7);
         let other = prompt(7);
         let cases: Vec<(String, Option<i64>)> = vec![
             (etag(current.id, 7), Some(7)),
-            (etag(current.id, 3), Some(3)),
-            (format!("W/{}", etag(current.id, 5)), Some(5)),
+            (etag(current.id, 3), None),
+            (format!("W/{}", etag(current.id, 7)), None),
             (
-                format!("{}, {}", etag(other.id, 1), etag(current.id, 2)),
-                Some(2),
+                format!("{}, {}", etag(current.id, 0), etag(current.id, 7)),
+                Some(7),
+            ),
+            (
+                format!("{}, {}", etag(other.id, 1), etag(current.id, 7)),
+                Some(7),
             ),
             ("*".to_string(), Some(7)),
             (etag(other.id, 7), None),

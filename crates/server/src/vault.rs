@@ -30,8 +30,8 @@ use promptvault_core::{
 use promptvault_store::{
     Store, StoreError,
     types::{
-        LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey, PromptListItem,
-        PromptPatch, PromptQuery, PromptTypePatch, VersionSelector,
+        CarryOver, LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey,
+        PromptListItem, PromptPatch, PromptQuery, PromptTypePatch, VersionSelector,
     },
 };
 use serde_json::Value;
@@ -277,12 +277,18 @@ impl Vault {
             .await?;
         let content = Content::from_json(&request.content)?;
         content.check_kind(prompt.kind)?;
+        let carry_over = CarryOver {
+            config: request.config.is_none(),
+            parameter_schema: request.parameter_schema.is_none(),
+        };
+        // What is carried over is taken again inside the store's transaction (a concurrent
+        // version may land in between); the values read here only serve validation.
         let config = request.config.unwrap_or(latest.config);
         let parameter_schema = match request.parameter_schema {
             Some(given) => given,
             None => latest.parameter_schema,
         };
-        let version = self
+        let mut version = self
             .new_version(
                 actor,
                 prompt.prompt_type.as_deref(),
@@ -294,6 +300,7 @@ impl Vault {
                 request.bump,
             )
             .await?;
+        version.carry_over = carry_over;
         let added = self.store.add_version(prompt.id, version).await?;
         Ok((VersionResponse::from(&added.version), added.created))
     }
@@ -727,6 +734,7 @@ impl Vault {
                             notes: first.1,
                             author_id: actor.user_id,
                             labels: Vec::new(),
+                            carry_over: Default::default(),
                         },
                     )
                     .await?;
@@ -756,6 +764,7 @@ impl Vault {
                         notes,
                         author_id: actor.user_id,
                         labels: Vec::new(),
+                        carry_over: Default::default(),
                     },
                 )
                 .await?;
@@ -823,6 +832,7 @@ impl Vault {
             notes,
             author_id: actor.user_id,
             labels,
+            carry_over: Default::default(),
         })
     }
 }

@@ -193,6 +193,7 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // `figment::Jail` closures return figment's own (large) error.
 mod tests {
     use std::net::SocketAddr;
 

@@ -1,6 +1,16 @@
-//! The import/export bundle: prompts with all their versions (oldest first), labels and links,
-//! plus the prompt types they use. Written as JSON or YAML by `prompt export`, read by
-//! `prompt import`.
+//! The import/export bundle: prompts (every status) with all their versions (oldest first),
+//! labels and links, plus the prompt types they use. Written as JSON or YAML by `prompt export`
+//! and `GET /api/export`, read by `prompt import` and `POST /api/import`.
+//!
+//! On import, a prompt that does not exist yet is created with every version replayed in
+//! `version_number` order (a reverted history A, B, A comes back as three versions), its labels
+//! on the same numbers and its `status`. A prompt that exists keeps its metadata and status; only
+//! versions whose `diff_hash` it does not have are added, and labels move to the local version
+//! with the same text (the same number if that one matches, else the newest with that
+//! `diff_hash`), so importing a bundle twice changes nothing. Imported versions get the time of
+//! the import as `created_at` and a `semver` computed again; the bundle's values are
+//! informational. A bundle is validated whole (on its own and against the database) before
+//! anything is written.
 
 use std::collections::BTreeMap;
 
@@ -58,9 +68,11 @@ pub struct BundlePrompt {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<Classification>,
+    /// Carried over when the import creates the prompt (absent: `active`); an existing prompt
+    /// keeps its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<PromptStatus>,
-    /// Oldest first; at least one.
+    /// Oldest first; at least one. Replayed in `version_number` order.
     pub versions: Vec<BundleVersion>,
     /// Label → `version_number` as numbered in this bundle (`latest` is ignored on import).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -72,11 +84,14 @@ pub struct BundlePrompt {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundleVersion {
+    /// The version's number in this bundle; labels refer to it. The importing side numbers
+    /// versions itself (a new prompt gets the same numbers when no two consecutive versions are
+    /// identical, which an export never contains).
     pub version_number: i64,
     /// Informational: the importing side computes its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub semver: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::prompts::Content)]
     pub content: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -89,6 +104,7 @@ pub struct BundleVersion {
     /// Informational: recomputed on import, which is idempotent by this hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff_hash: Option<String>,
+    /// Informational: an imported version's `created_at` is the time of the import.
     #[serde(
         default,
         with = "time::serde::rfc3339::option",

@@ -12,6 +12,43 @@ use crate::{
     Bump, Classification, Kind, PromptStatus, Scope, UndefinedMode, VersionStatus, WordOp,
 };
 
+/// The schema of a template's `content` (documentation only): a string for a text prompt, or a
+/// list of chat entries for a chat prompt.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum Content {
+    Text(String),
+    Chat(Vec<ChatEntry>),
+}
+
+/// A chat entry: a message template `{role, content}`, or `{role: "placeholder", name}` which
+/// expands to the list of messages passed as the parameter `name` at render time.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ChatEntry {
+    pub role: String,
+    pub content: Option<String>,
+    pub name: Option<String>,
+}
+
+/// The schema of a render result (documentation only): a string for text prompts, a list of
+/// messages for chat prompts.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum Rendered {
+    Text(String),
+    Chat(Vec<RenderedMessage>),
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct RenderedMessage {
+    pub role: String,
+    pub content: String,
+}
+
 /// `POST /api/prompts`: the prompt's fields and its first version's fields in one body.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -47,7 +84,7 @@ pub struct CreatePromptRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<Classification>,
     /// A template string (text) or a list of `{role, content}` / `{role: "placeholder", name}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Content)]
     pub content: Value,
     /// Model settings (a JSON object); default `{}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,7 +164,7 @@ pub struct UpdatePromptRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVersionRequest {
-    #[schema(value_type = Object)]
+    #[schema(value_type = Content)]
     pub content: Value,
     /// Model settings; absent: the latest version's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,7 +195,7 @@ pub struct VersionResponse {
     pub version_number: i64,
     #[schema(example = "1.2.0")]
     pub semver: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Content)]
     pub content: Value,
     #[schema(value_type = Object)]
     pub config: Value,
@@ -360,7 +397,7 @@ pub struct RenderResponse {
     pub version_number: i64,
     pub semver: String,
     /// A string for text prompts, a list of `{role, content}` for chat prompts.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Rendered)]
     pub rendered: Value,
     #[schema(value_type = Object)]
     pub config: Value,

@@ -196,12 +196,50 @@ pub fn parse_tag(tag: &str) -> Result<String, DomainError> {
     }
 }
 
-/// Validates free text (`title`, `description` …): at most `max` characters.
+/// Validates free text (`title`, `description` …): at most `max` characters, no NUL.
 pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), DomainError> {
+    if value.contains('\0') {
+        return Err(DomainError::InvalidField {
+            field,
+            reason: "must not contain NUL characters".into(),
+        });
+    }
     if value.chars().count() > max {
         return Err(DomainError::InvalidField {
             field,
             reason: format!("at most {max} characters"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses NUL characters anywhere in a JSON value (keys included): databases cannot store them
+/// in text (PostgreSQL refuses them), so they are refused at the edge, the same on every backend.
+pub fn check_no_nul(field: &'static str, value: &serde_json::Value) -> Result<(), DomainError> {
+    let has_nul = |text: &str| text.contains('\0');
+    let found = match value {
+        serde_json::Value::String(text) => has_nul(text),
+        serde_json::Value::Array(items) => {
+            return items.iter().try_for_each(|item| check_no_nul(field, item));
+        }
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                if has_nul(key) {
+                    return Err(DomainError::InvalidField {
+                        field,
+                        reason: "must not contain NUL characters".into(),
+                    });
+                }
+                check_no_nul(field, item)?;
+            }
+            false
+        }
+        _ => false,
+    };
+    if found {
+        return Err(DomainError::InvalidField {
+            field,
+            reason: "must not contain NUL characters".into(),
         });
     }
     Ok(())
@@ -271,6 +309,15 @@ mod tests {
             })
         );
         assert!(LabelName::parse_user_settable("staging").is_ok());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_text_and_json() {
+        assert!(check_text("title", "a\0b", 10).is_err());
+        assert!(check_text("title", "ab", 10).is_ok());
+        assert!(check_no_nul("config", &serde_json::json!({"a": ["x\0"]})).is_err());
+        assert!(check_no_nul("config", &serde_json::json!({"k\0": 1})).is_err());
+        assert!(check_no_nul("config", &serde_json::json!({"a": ["x"], "b": 2})).is_ok());
     }
 
     #[test]

@@ -87,7 +87,8 @@ vocabulary!(
     }
 );
 vocabulary!(
-    /// A prompt's overall status; archived prompts are hidden from lists and serving.
+    /// A prompt's overall status; archived prompts are hidden from lists (unless asked for by
+    /// `status`). Refusing to serve archived prompts comes with the lifecycle rules.
     PromptStatus { Active => "active", Deprecated => "deprecated", Archived => "archived" }
 );
 

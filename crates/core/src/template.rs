@@ -89,7 +89,10 @@ fn analyze_one(
             .into_iter()
             .filter(|name| !BUILTIN_GLOBALS.contains(&name.as_str())),
     );
-    for feature in scan_features(source) {
+    let features = scan_features(source).map_err(|message| DomainError::InvalidTemplate {
+        message: where_(message),
+    })?;
+    for feature in features {
         if let Some(tag) = feature.strip_prefix("tag:")
             && COMPOSITION_TAGS.contains(&tag)
         {
@@ -116,54 +119,71 @@ pub(crate) fn describe(error: &minijinja::Error) -> String {
     }
 }
 
-/// Finds `{% tag …` names and `| filter` names inside template blocks. A lexical scan is enough:
-/// the template already compiled, so blocks are well-formed.
-fn scan_features(source: &str) -> BTreeSet<String> {
+/// The largest literal repetition count allowed in a template (`'-' * 80` is fine).
+const MAX_LITERAL_REPEAT: u64 = 1_000;
+
+/// Scans a compiled template's tokens (comments and raw blocks are handled by the real lexer):
+/// collects `{% tag %}` names and `| filter` names, and refuses repetition that a template can
+/// use to build huge values in one instruction, which execution fuel cannot bound: a string or
+/// list literal may only be repeated by a literal count of at most 1,000 (`'-' * 80` is fine,
+/// `'x' * 100000000` and `'x' * n` are not), and no literal count or exponent may exceed 1,000.
+fn scan_features(source: &str) -> Result<BTreeSet<String>, String> {
+    use minijinja::machinery::{Token, tokenize};
+
+    let tokens: Vec<Token<'_>> = tokenize(source, false, Default::default())
+        .filter_map(|token| token.ok().map(|(token, _)| token))
+        .collect();
     let mut features = BTreeSet::new();
-    let mut rest = source;
-    while let Some(start) = rest.find(['{']) {
-        let after = &rest[start..];
-        let (close, is_tag) = if after.starts_with("{%") {
-            ("%}", true)
-        } else if after.starts_with("{{") {
-            ("}}", false)
-        } else {
-            rest = &rest[start + 1..];
-            continue;
-        };
-        let body_start = 2;
-        let Some(end) = after[body_start..].find(close) else {
-            break;
-        };
-        let body = after[body_start..body_start + end]
-            .trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
-        if is_tag {
-            let name: String = body
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty()
-                && !name.starts_with("end")
-                && !matches!(name.as_str(), "else" | "elif")
+    let is_sequence_literal = |token: Option<&Token<'_>>| {
+        matches!(
+            token,
+            Some(Token::Str(_) | Token::String(_) | Token::BracketClose)
+        )
+    };
+    let is_big_int = |token: Option<&Token<'_>>| match token {
+        Some(Token::Int(value)) => *value > MAX_LITERAL_REPEAT,
+        Some(Token::Int128(_)) => true,
+        _ => false,
+    };
+    let is_small_int = |token: Option<&Token<'_>>| matches!(token, Some(Token::Int(value)) if *value <= MAX_LITERAL_REPEAT);
+    for (index, token) in tokens.iter().enumerate() {
+        let previous = index
+            .checked_sub(1)
+            .and_then(|previous| tokens.get(previous));
+        let next = tokens.get(index + 1);
+        match token {
+            Token::BlockStart => {
+                if let Some(Token::Ident(name)) = next
+                    && !name.starts_with("end")
+                    && !matches!(*name, "else" | "elif")
+                {
+                    features.insert(format!("tag:{name}"));
+                }
+            }
+            Token::Pipe => {
+                if let Some(Token::Ident(name)) = next {
+                    features.insert(format!("filter:{name}"));
+                }
+            }
+            Token::Mul
+                if is_big_int(previous)
+                    || is_big_int(next)
+                    || (is_sequence_literal(previous) && !is_small_int(next))
+                    || (is_sequence_literal(next) && !is_small_int(previous)) =>
             {
-                features.insert(format!("tag:{name}"));
+                return Err(format!(
+                    "repeating a string or list literal, or repeating more than {MAX_LITERAL_REPEAT} times, is not allowed in prompt templates"
+                ));
             }
-        }
-        let mut pieces = body.split('|');
-        pieces.next();
-        for piece in pieces {
-            let name: String = piece
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() {
-                features.insert(format!("filter:{name}"));
+            Token::Pow if is_big_int(next) => {
+                return Err(format!(
+                    "exponents above {MAX_LITERAL_REPEAT} are not allowed in prompt templates"
+                ));
             }
+            _ => {}
         }
-        rest = &after[body_start + end + close.len()..];
     }
-    features
+    Ok(features)
 }
 
 #[cfg(test)]
@@ -236,6 +256,45 @@ mod tests {
             text("{% include 'other' %}"),
             Err(DomainError::InvalidTemplate { .. })
         ));
+    }
+
+    #[test]
+    fn an_include_hidden_behind_a_comment_is_still_found() {
+        assert!(matches!(
+            text("{# {% #}{% include 'other' %}"),
+            Err(DomainError::InvalidTemplate { .. })
+        ));
+        assert!(
+            text("{% raw %}{% include 'other' %}{% endraw %}").is_ok(),
+            "raw text is not a tag"
+        );
+    }
+
+    #[test]
+    fn literal_amplification_is_refused_at_save_time() {
+        let refused = [
+            "{{ 'x' * 100000000 }}",
+            "{{ 100000000 * 'x' }}",
+            "{{ 'x' * n }}",
+            "{{ [1, 2] * count }}",
+            "{{ name * 5000 }}",
+            "{{ 2 ** 100000 }}",
+        ];
+        for source in refused {
+            assert!(
+                matches!(text(source), Err(DomainError::InvalidTemplate { .. })),
+                "{source}"
+            );
+        }
+        for allowed in [
+            "{{ '-' * 80 }}",
+            "{{ [0] * 3 }}",
+            "{{ n * 3 }}",
+            "{{ price * quantity }}",
+            "{{ 2 ** 10 }}",
+        ] {
+            assert!(text(allowed).is_ok(), "{allowed}");
+        }
     }
 
     #[test]

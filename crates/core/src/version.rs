@@ -152,6 +152,11 @@ impl VersionDraft {
         parameter_schema: Option<Value>,
         requested_bump: Option<Bump>,
     ) -> Result<Self, DomainError> {
+        crate::ident::check_no_nul("content", &content.to_json())?;
+        crate::ident::check_no_nul("config", &config)?;
+        if let Some(schema) = &parameter_schema {
+            crate::ident::check_no_nul("parameter_schema", schema)?;
+        }
         crate::template::analyze(&content)?;
         if !config.is_object() {
             return Err(DomainError::InvalidConfig);

@@ -85,7 +85,7 @@ pub enum LogFormat {
 pub struct HttpSettings {
     /// Largest accepted request body; larger ones get 413.
     pub body_limit_bytes: usize,
-    /// A request still running after this many seconds gets 408.
+    /// A request still running after this many seconds gets 503 with code `timeout`.
     pub request_timeout_secs: u64,
 }
 
@@ -173,7 +173,16 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("PROMPTVAULT_").split("__").only(ENV_KEYS));
+        figment = figment.merge(
+            Env::prefixed("PROMPTVAULT_")
+                .filter(|key| {
+                    // `http__body_limit_bytes` belongs to `http`: filter on the first segment,
+                    // before `split` turns the key into a path.
+                    let top = key.as_str().split("__").next().unwrap_or_default();
+                    ENV_KEYS.iter().any(|known| top.eq_ignore_ascii_case(known))
+                })
+                .split("__"),
+        );
         let mut settings: Settings = figment
             .extract()
             .map_err(|error| SettingsError(describe(&error)))?;
@@ -234,6 +243,66 @@ impl Settings {
             recursion: self.render.recursion,
             max_output_bytes: self.render.max_output_bytes,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // `figment::Jail` closures return figment's own (large) error.
+mod tests {
+    use std::net::SocketAddr;
+
+    use figment::Jail;
+
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_defaults_file_environment_flags() {
+        Jail::expect_with(|jail| {
+            jail.create_file("pv.toml", "listen = \"127.0.0.1:1111\"\n[http]\nbody_limit_bytes = 10\nrequest_timeout_secs = 5\n")?;
+            let from_file = Settings::load(Some(Path::new("pv.toml")), &Overrides::default())
+                .map_err(|e| e.0)?;
+            assert_eq!(from_file.listen, SocketAddr::from(([127, 0, 0, 1], 1111)));
+            assert_eq!(from_file.http.body_limit_bytes, 10);
+
+            jail.set_env("PROMPTVAULT_LISTEN", "127.0.0.1:2222");
+            jail.set_env("PROMPTVAULT_HTTP__BODY_LIMIT_BYTES", "50");
+            jail.set_env("PROMPTVAULT_RENDER__FUEL", "1234");
+            jail.set_env("PROMPTVAULT_TEST_POSTGRES_URL", "not a setting, ignored");
+            let from_env = Settings::load(Some(Path::new("pv.toml")), &Overrides::default())
+                .map_err(|e| e.0)?;
+            assert_eq!(from_env.listen, SocketAddr::from(([127, 0, 0, 1], 2222)));
+            assert_eq!(
+                from_env.http.body_limit_bytes, 50,
+                "nested variables reach nested settings"
+            );
+            assert_eq!(
+                from_env.http.request_timeout_secs, 5,
+                "the file's other nested values stay"
+            );
+            assert_eq!(from_env.render.fuel, 1234);
+
+            let overrides = Overrides {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 3333))),
+                ..Overrides::default()
+            };
+            let from_flags =
+                Settings::load(Some(Path::new("pv.toml")), &overrides).map_err(|e| e.0)?;
+            assert_eq!(from_flags.listen, SocketAddr::from(([127, 0, 0, 1], 3333)));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn invalid_nested_values_are_refused_naming_the_variable() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PROMPTVAULT_RENDER__FUEL", "0");
+            let error = Settings::load(None, &Overrides::default()).expect_err("fuel 0 is invalid");
+            assert!(error.0.contains("render.fuel"), "{error}");
+            jail.set_env("PROMPTVAULT_RENDER__FUEL", "lots");
+            let error = Settings::load(None, &Overrides::default()).expect_err("not a number");
+            assert!(error.0.contains("PROMPTVAULT_RENDER__FUEL"), "{error}");
+            Ok(())
+        });
     }
 }
 

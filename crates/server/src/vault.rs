@@ -5,11 +5,10 @@
 //! Domain rules come from `promptvault-core`; persistence from the [`Store`]. This module only
 //! orchestrates: parse and validate input, load, decide, store, convert.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use moka::sync::Cache;
 use promptvault_api::{
-    bundle::{BUNDLE_FORMAT, Bundle, BundleLink, BundlePrompt, BundleVersion, ImportReport},
     problem::ProblemItem,
     prompts::{
         CreatePromptRequest, CreatePromptTypeRequest, CreateVersionRequest, DiffQuery,
@@ -23,15 +22,15 @@ use promptvault_core::{
     diff,
     error::DomainError,
     ident::{self, LabelName, PromptName},
-    model::{Content, Kind, Prompt, PromptVersion, Scope, Source},
+    model::{Content, Prompt, PromptVersion, Scope, Source},
     render::{CompiledPrompt, RenderLimits, Rendered, UndefinedMode},
     version::VersionDraft,
 };
 use promptvault_store::{
     Store, StoreError,
     types::{
-        LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey, PromptListItem,
-        PromptPatch, PromptQuery, PromptTypePatch, VersionSelector,
+        CarryOver, LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey,
+        PromptListItem, PromptPatch, PromptQuery, PromptTypePatch, VersionSelector,
     },
 };
 use serde_json::Value;
@@ -41,6 +40,8 @@ use crate::{
     actor::Actor,
     error::{AppError, AppResult},
 };
+
+mod bundle;
 
 const MAX_TITLE: usize = 255;
 const MAX_TEXT: usize = 10_000;
@@ -54,14 +55,21 @@ pub struct Vault {
     limits: RenderLimits,
     /// Versions are immutable, so a compiled version never goes stale: keyed by version id.
     compiled: Cache<(Uuid, UndefinedMode), Arc<CompiledPrompt>>,
+    /// Renders run on the blocking pool, at most one per core at a time, so even a template
+    /// that spends its whole budget never stalls the async workers serving other requests.
+    render_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Vault {
     pub fn new(store: Arc<dyn Store>, limits: RenderLimits) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Vault {
             store,
             limits,
             compiled: Cache::new(10_000),
+            render_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
     }
 
@@ -166,7 +174,9 @@ impl Vault {
             offset: if after_name.is_some() {
                 0
             } else {
-                (page - 1) * per_page
+                (page - 1)
+                    .checked_mul(per_page)
+                    .ok_or_else(|| AppError::unprocessable("invalid_query", "page is too large"))?
             },
             after_name,
             limit: per_page,
@@ -213,7 +223,25 @@ impl Vault {
         };
         scope.check_agent(agent_id.as_deref())?;
         if let Some(Some(key)) = &request.prompt_type {
-            self.store.get_prompt_type(key).await?;
+            let prompt_type = self.store.get_prompt_type(key).await?;
+            if prompt.prompt_type.as_deref() != Some(key.as_str()) {
+                // The new type's contract must hold for what the prompt serves now.
+                let (_, latest) = self
+                    .store
+                    .resolve_version(
+                        &PromptKey::Id(prompt.id),
+                        &VersionSelector::Label(LabelName::latest()),
+                    )
+                    .await?;
+                check_type_contract(
+                    &prompt_type,
+                    latest.parameter_schema.as_ref(),
+                    &format!(
+                        "the parameter_schema of the latest version ({})",
+                        latest.version_number
+                    ),
+                )?;
+            }
         }
         let patch = PromptPatch {
             title: request
@@ -268,12 +296,18 @@ impl Vault {
             .await?;
         let content = Content::from_json(&request.content)?;
         content.check_kind(prompt.kind)?;
+        let carry_over = CarryOver {
+            config: request.config.is_none(),
+            parameter_schema: request.parameter_schema.is_none(),
+        };
+        // What is carried over is taken again inside the store's transaction (a concurrent
+        // version may land in between); the values read here only serve validation.
         let config = request.config.unwrap_or(latest.config);
         let parameter_schema = match request.parameter_schema {
             Some(given) => given,
             None => latest.parameter_schema,
         };
-        let version = self
+        let mut version = self
             .new_version(
                 actor,
                 prompt.prompt_type.as_deref(),
@@ -285,6 +319,7 @@ impl Vault {
                 request.bump,
             )
             .await?;
+        version.carry_over = carry_over;
         let added = self.store.add_version(prompt.id, version).await?;
         Ok((VersionResponse::from(&added.version), added.created))
     }
@@ -313,7 +348,7 @@ impl Vault {
             .map(|version| version.version_number)
             .unwrap_or(1);
         let to = query.to.unwrap_or(newest);
-        let from = query.from.unwrap_or((to - 1).max(1));
+        let from = query.from.unwrap_or_else(|| to.saturating_sub(1).max(1));
         let find = |number: i64| {
             detail
                 .versions
@@ -458,7 +493,19 @@ impl Vault {
             }
         };
         let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
-        let rendered = compiled.render(&request.params)?;
+        let slot = self
+            .render_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|error| AppError::internal(&error))?;
+        let params = request.params;
+        let rendered = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            compiled.render(&params)
+        })
+        .await
+        .map_err(|error| AppError::internal(&error))??;
         Ok(render_response(&prompt, &version, rendered))
     }
 
@@ -540,235 +587,6 @@ impl Vault {
         Ok(self.store.delete_prompt_type(key).await?)
     }
 
-    /// Every prompt with all versions, labels and links, plus every prompt type.
-    pub async fn export_all(&self, actor: &Actor) -> AppResult<Bundle> {
-        let mut prompts = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self
-                .list_prompts(
-                    actor,
-                    ListPromptsQuery {
-                        per_page: Some(MAX_PER_PAGE),
-                        cursor: cursor.clone(),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            for item in &page.items {
-                prompts.push(self.export_prompt(item.id).await?);
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        let prompt_types = self
-            .store
-            .list_prompt_types()
-            .await?
-            .into_iter()
-            .map(|prompt_type| CreatePromptTypeRequest {
-                key: prompt_type.key,
-                name: prompt_type.name,
-                schema: prompt_type.schema,
-                restricted_creation: prompt_type.restricted_creation,
-                requires_approval: prompt_type.requires_approval,
-            })
-            .collect();
-        Ok(Bundle {
-            format: BUNDLE_FORMAT.to_string(),
-            exported_at: Some(time::OffsetDateTime::now_utc()),
-            prompt_types,
-            prompts,
-        })
-    }
-
-    async fn export_prompt(&self, id: Uuid) -> AppResult<BundlePrompt> {
-        let detail = self.store.get_prompt(&PromptKey::Id(id)).await?;
-        let links = self
-            .store
-            .list_links(&LinkFilter {
-                prompt_id: Some(id),
-                ..Default::default()
-            })
-            .await?;
-        let prompt = &detail.prompt;
-        let mut versions: Vec<BundleVersion> = detail
-            .versions
-            .iter()
-            .map(|version| BundleVersion {
-                version_number: version.version_number,
-                semver: Some(version.semver.to_string()),
-                content: version.content.to_json(),
-                config: Some(version.config.clone()),
-                parameter_schema: version.parameter_schema.clone(),
-                notes: version.notes.clone(),
-                diff_hash: Some(version.diff_hash.clone()),
-                created_at: Some(version.created_at),
-            })
-            .collect();
-        versions.reverse();
-        Ok(BundlePrompt {
-            name: prompt.name.to_string(),
-            title: prompt.title.clone(),
-            description: prompt.description.clone(),
-            long_description_markdown: prompt.long_description_markdown.clone(),
-            scope: Some(prompt.scope),
-            agent_id: prompt.agent_id.clone(),
-            owner_id: prompt.owner_id,
-            prompt_type: prompt.prompt_type.clone(),
-            kind: Some(prompt.kind),
-            tags: prompt.tags.clone(),
-            source: Some(prompt.source.as_str().to_string()),
-            classification: Some(prompt.classification),
-            status: Some(prompt.status),
-            versions,
-            labels: detail
-                .labels
-                .iter()
-                .filter(|(label, _)| label.as_str() != ident::LATEST)
-                .map(|(l, v)| (l.clone(), *v))
-                .collect(),
-            links: links
-                .iter()
-                .map(|link| BundleLink {
-                    capability: link.capability.clone(),
-                    agent_id: link.agent_id.clone(),
-                    priority: link.priority,
-                })
-                .collect(),
-        })
-    }
-
-    /// Imports a bundle: everything is validated first (all problems reported at once, nothing
-    /// written); then prompt types, prompts, versions (skipping any whose `diff_hash` the prompt
-    /// already has), labels and links are written. Importing the same bundle twice is a no-op.
-    pub async fn import(&self, actor: &Actor, bundle: Bundle) -> AppResult<ImportReport> {
-        let plan = validate_bundle(&bundle)?;
-        let mut report = ImportReport::default();
-        for prompt_type in plan.prompt_types {
-            match self.store.get_prompt_type(&prompt_type.key).await {
-                Ok(_) => {}
-                Err(StoreError::NotFound { .. }) => {
-                    self.store.create_prompt_type(prompt_type).await?;
-                    report.prompt_types_created += 1;
-                }
-                Err(other) => return Err(other.into()),
-            }
-        }
-        for prompt in plan.prompts {
-            self.import_prompt(actor, prompt, &mut report).await?;
-        }
-        Ok(report)
-    }
-
-    async fn import_prompt(
-        &self,
-        actor: &Actor,
-        planned: PlannedPrompt,
-        report: &mut ImportReport,
-    ) -> AppResult<()> {
-        if let Some(prompt_type) = &planned.prompt.prompt_type {
-            self.store.get_prompt_type(prompt_type).await?;
-        }
-        let mut drafts = planned.versions.into_iter();
-        let existing = match self
-            .store
-            .get_prompt(&PromptKey::Name(planned.prompt.name.clone()))
-            .await
-        {
-            Ok(detail) => Some(detail),
-            Err(StoreError::NotFound { .. }) => None,
-            Err(other) => return Err(other.into()),
-        };
-        // Bundle version number → local version number.
-        let mut numbers: BTreeMap<i64, i64> = BTreeMap::new();
-        let (prompt_id, mut known): (Uuid, BTreeMap<String, i64>) = match existing {
-            Some(detail) => (
-                detail.prompt.id,
-                detail
-                    .versions
-                    .iter()
-                    .map(|version| (version.diff_hash.clone(), version.version_number))
-                    .collect(),
-            ),
-            None => {
-                let Some((bundle_number, first)) = drafts.next() else {
-                    return Ok(());
-                };
-                let detail = self
-                    .store
-                    .create_prompt(
-                        planned.prompt.clone(),
-                        NewVersion {
-                            draft: first.0,
-                            notes: first.1,
-                            author_id: actor.user_id,
-                            labels: Vec::new(),
-                        },
-                    )
-                    .await?;
-                report.prompts_created += 1;
-                report.versions_created += 1;
-                numbers.insert(bundle_number, 1);
-                let known = detail
-                    .versions
-                    .iter()
-                    .map(|version| (version.diff_hash.clone(), version.version_number))
-                    .collect();
-                (detail.prompt.id, known)
-            }
-        };
-        for (bundle_number, (draft, notes)) in drafts {
-            if let Some(local) = known.get(draft.diff_hash()) {
-                numbers.insert(bundle_number, *local);
-                report.versions_unchanged += 1;
-                continue;
-            }
-            let added = self
-                .store
-                .add_version(
-                    prompt_id,
-                    NewVersion {
-                        draft,
-                        notes,
-                        author_id: actor.user_id,
-                        labels: Vec::new(),
-                    },
-                )
-                .await?;
-            if added.created {
-                report.versions_created += 1;
-            } else {
-                report.versions_unchanged += 1;
-            }
-            known.insert(
-                added.version.diff_hash.clone(),
-                added.version.version_number,
-            );
-            numbers.insert(bundle_number, added.version.version_number);
-        }
-        for (label, bundle_number) in planned.labels {
-            if let Some(local) = numbers.get(&bundle_number)
-                && self
-                    .store
-                    .set_label(prompt_id, &label, *local, actor.user_id)
-                    .await?
-                    .is_some()
-            {
-                report.labels_moved += 1;
-            }
-        }
-        for link in planned.links {
-            self.store
-                .upsert_link(NewLink { prompt_id, ..link })
-                .await?;
-            report.links_set += 1;
-        }
-        Ok(())
-    }
-
     /// Validates a version's fields (and the prompt type's contract) into a storable version.
     #[allow(clippy::too_many_arguments)]
     async fn new_version(
@@ -795,201 +613,19 @@ impl Vault {
         )?;
         if let Some(key) = prompt_type {
             let prompt_type = self.store.get_prompt_type(key).await?;
-            check_type_contract(&prompt_type, draft.parameter_schema())?;
+            check_type_contract(
+                &prompt_type,
+                draft.parameter_schema(),
+                "the parameter_schema",
+            )?;
         }
         Ok(NewVersion {
             draft,
             notes,
             author_id: actor.user_id,
             labels,
+            carry_over: Default::default(),
         })
-    }
-}
-
-/// A validated bundle, ready to write.
-struct PlannedBundle {
-    prompt_types: Vec<NewPromptType>,
-    prompts: Vec<PlannedPrompt>,
-}
-
-struct PlannedPrompt {
-    prompt: NewPrompt,
-    /// (bundle version number, (draft, notes)), oldest first.
-    versions: Vec<(i64, (VersionDraft, Option<String>))>,
-    labels: Vec<(LabelName, i64)>,
-    links: Vec<NewLink>,
-}
-
-fn validate_bundle(bundle: &Bundle) -> AppResult<PlannedBundle> {
-    let mut problems: Vec<ProblemItem> = Vec::new();
-    let mut note = |pointer: String, error: &dyn std::fmt::Display| {
-        problems.push(ProblemItem {
-            pointer,
-            message: error.to_string(),
-        });
-    };
-    if bundle.format != BUNDLE_FORMAT {
-        note(
-            "/format".into(),
-            &format!("expected {BUNDLE_FORMAT:?}, got {:?}", bundle.format),
-        );
-    }
-    let mut prompt_types = Vec::new();
-    for (index, prompt_type) in bundle.prompt_types.iter().enumerate() {
-        match validate_prompt_type(prompt_type.clone()) {
-            Ok(valid) => prompt_types.push(valid),
-            Err(error) => note(format!("/prompt_types/{index}"), &error.detail),
-        }
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    let mut prompts = Vec::new();
-    for (index, prompt) in bundle.prompts.iter().enumerate() {
-        let at = |rest: &str| format!("/prompts/{index}{rest}");
-        if !seen.insert(prompt.name.clone()) {
-            note(
-                at("/name"),
-                &format!("{:?} appears twice in the bundle", prompt.name),
-            );
-            continue;
-        }
-        match plan_prompt(prompt) {
-            Ok(planned) => prompts.push(planned),
-            Err(errors) => {
-                for (pointer, message) in errors {
-                    note(at(&pointer), &message);
-                }
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(PlannedBundle {
-            prompt_types,
-            prompts,
-        })
-    } else {
-        Err(AppError::unprocessable(
-            "invalid_bundle",
-            format!(
-                "the bundle has {} problem(s); nothing was imported",
-                problems.len()
-            ),
-        )
-        .with_errors(problems))
-    }
-}
-
-fn plan_prompt(prompt: &BundlePrompt) -> Result<PlannedPrompt, Vec<(String, String)>> {
-    let mut errors: Vec<(String, String)> = Vec::new();
-    let mut check = |pointer: &str, result: Result<(), DomainError>| {
-        if let Err(error) = result {
-            errors.push((pointer.to_string(), error.to_string()));
-        }
-    };
-    let name = PromptName::parse(&prompt.name);
-    check("/name", name.as_ref().map(|_| ()).map_err(Clone::clone));
-    let scope = prompt.scope.unwrap_or(Scope::Global);
-    check("/agent_id", scope.check_agent(prompt.agent_id.as_deref()));
-    let source = match &prompt.source {
-        Some(source) => Source::parse(source),
-        None => Ok(Source::parse("file").unwrap_or_else(|_| Source::human())),
-    };
-    check("/source", source.as_ref().map(|_| ()).map_err(Clone::clone));
-    let tags = parse_tags(&prompt.tags);
-    check("/tags", tags.as_ref().map(|_| ()).map_err(Clone::clone));
-    if prompt.versions.is_empty() {
-        errors.push((
-            "/versions".into(),
-            "a prompt needs at least one version".into(),
-        ));
-    }
-    let mut kind: Option<Kind> = prompt.kind;
-    let mut versions = Vec::new();
-    let mut numbers = std::collections::BTreeSet::new();
-    for (index, version) in prompt.versions.iter().enumerate() {
-        let at = format!("/versions/{index}");
-        if !numbers.insert(version.version_number) {
-            errors.push((
-                format!("{at}/version_number"),
-                "duplicate version number".into(),
-            ));
-        }
-        let draft = Content::from_json(&version.content).and_then(|content| {
-            let expected = *kind.get_or_insert(content.kind());
-            content.check_kind(expected)?;
-            VersionDraft::new(
-                content,
-                version
-                    .config
-                    .clone()
-                    .unwrap_or_else(|| Value::Object(Default::default())),
-                version.parameter_schema.clone(),
-                None,
-            )
-        });
-        match draft {
-            Ok(draft) => versions.push((version.version_number, (draft, version.notes.clone()))),
-            Err(error) => errors.push((at, error.to_string())),
-        }
-    }
-    let mut labels = Vec::new();
-    for (label, number) in &prompt.labels {
-        if label == ident::LATEST {
-            continue;
-        }
-        match LabelName::parse(label) {
-            Ok(parsed) if numbers.contains(number) => labels.push((parsed, *number)),
-            Ok(_) => errors.push((
-                format!("/labels/{label}"),
-                format!("points at version {number}, which the bundle does not have"),
-            )),
-            Err(error) => errors.push((format!("/labels/{label}"), error.to_string())),
-        }
-    }
-    let mut links = Vec::new();
-    for (index, link) in prompt.links.iter().enumerate() {
-        let capability = ident::parse_identifier("capability", &link.capability, 128);
-        let agent = link
-            .agent_id
-            .as_deref()
-            .map(|agent| ident::parse_identifier("agent_id", agent, 128))
-            .transpose();
-        match (capability, agent) {
-            (Ok(capability), Ok(agent_id)) => links.push(NewLink {
-                prompt_id: Uuid::nil(),
-                capability,
-                agent_id,
-                priority: link.priority,
-            }),
-            (Err(error), _) | (_, Err(error)) => {
-                errors.push((format!("/links/{index}"), error.to_string()))
-            }
-        }
-    }
-    match (name, source, tags) {
-        (Ok(name), Ok(source), Ok(tags)) if errors.is_empty() => Ok(PlannedPrompt {
-            prompt: NewPrompt {
-                name,
-                title: prompt.title.clone(),
-                description: prompt.description.clone(),
-                long_description_markdown: prompt.long_description_markdown.clone(),
-                scope,
-                agent_id: prompt.agent_id.clone(),
-                owner_id: prompt.owner_id,
-                creator_id: None,
-                prompt_type: prompt.prompt_type.clone(),
-                kind: kind.unwrap_or(Kind::Text),
-                tags,
-                source,
-                classification: prompt
-                    .classification
-                    .unwrap_or(promptvault_core::model::Classification::Internal),
-                access: Default::default(),
-            },
-            versions,
-            labels,
-            links,
-        }),
-        _ => Err(errors),
     }
 }
 
@@ -1019,35 +655,55 @@ fn check_name_text(name: &str) -> AppResult<()> {
     Ok(ident::check_text("name", name, MAX_TITLE)?)
 }
 
-/// A prompt type's `schema` constrains the `parameter_schema` of every version of its prompts.
+/// A prompt type's `schema` constrains the `parameter_schema` of every version of its prompts;
+/// `subject` names the schema in the error's detail.
 fn check_type_contract(
     prompt_type: &promptvault_core::model::PromptType,
     parameter_schema: Option<&Value>,
+    subject: &str,
 ) -> AppResult<()> {
-    let Some(type_schema) = &prompt_type.schema else {
+    let problems = type_contract_problems(
+        prompt_type.schema.as_ref(),
+        parameter_schema,
+        "/parameter_schema",
+    )?;
+    if problems.is_empty() {
         return Ok(());
+    }
+    Err(AppError::unprocessable(
+        "prompt_type_mismatch",
+        format!(
+            "{subject} does not satisfy prompt type {:?}",
+            prompt_type.key
+        ),
+    )
+    .with_errors(problems))
+}
+
+/// Where `parameter_schema` (absent: `{}`) fails a prompt type's `type_schema` (absent: no
+/// constraint), each problem's pointer under `pointer` (the schema's own place in the input).
+fn type_contract_problems(
+    type_schema: Option<&Value>,
+    parameter_schema: Option<&Value>,
+    pointer: &str,
+) -> AppResult<Vec<ProblemItem>> {
+    let Some(type_schema) = type_schema else {
+        return Ok(Vec::new());
     };
     let empty = Value::Object(Default::default());
     let instance = parameter_schema.unwrap_or(&empty);
-    match promptvault_core::render::validate_against(type_schema, instance)? {
-        Ok(()) => Ok(()),
-        Err(errors) => Err(AppError::unprocessable(
-            "prompt_type_mismatch",
-            format!(
-                "the parameter_schema does not satisfy prompt type {:?}",
-                prompt_type.key
-            ),
-        )
-        .with_errors(
-            errors
+    Ok(
+        match promptvault_core::render::validate_against(type_schema, instance)? {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors
                 .into_iter()
                 .map(|error| ProblemItem {
-                    pointer: format!("/parameter_schema{}", error.pointer),
+                    pointer: format!("{pointer}{}", error.pointer),
                     message: error.message,
                 })
                 .collect(),
-        )),
-    }
+        },
+    )
 }
 
 fn summary(item: &PromptListItem) -> PromptSummary {
@@ -1099,6 +755,10 @@ pub fn etag(prompt_id: Uuid, revision: i64) -> String {
     format!("\"{}.{revision}\"", prompt_id.simple())
 }
 
+/// The revision an `If-Match` header allows the update to apply to: the current one when `*` or
+/// any of its (strong) entity tags is the prompt's current ETag; otherwise 412. Weak tags never
+/// match (RFC 9110 §13.1.1). The store re-checks the revision atomically, so a change racing
+/// with this one still gets 412.
 fn revision_from_if_match(prompt: &Prompt, header: &str) -> AppResult<i64> {
     let header = header.trim();
     if header == "*" {
@@ -1114,16 +774,16 @@ fn revision_from_if_match(prompt: &Prompt, header: &str) -> AppResult<i64> {
             ),
         )
     };
-    for candidate in header.split(',').map(str::trim) {
-        let candidate = candidate.trim_start_matches("W/").trim_matches('"');
-        if let Some((id, revision)) = candidate.split_once('.')
-            && id == prompt.id.simple().to_string()
-            && let Ok(revision) = revision.parse::<i64>()
-        {
-            return Ok(revision);
-        }
+    let current = etag(prompt.id, prompt.revision);
+    if header
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == current)
+    {
+        Ok(prompt.revision)
+    } else {
+        Err(stale())
     }
-    Err(stale())
 }
 
 fn checked_text(
@@ -1191,7 +851,7 @@ mod tests {
             owner_id: None,
             creator_id: None,
             prompt_type: None,
-            kind: Kind::Text,
+            kind: promptvault_core::model::Kind::Text,
             tags: Vec::new(),
             source: Source::human(),
             classification: promptvault_core::model::Classification::Internal,
@@ -1204,16 +864,20 @@ mod tests {
     }
 
     #[test]
-    fn if_match_reads_the_revision_from_this_prompts_etag_only() {
+    fn if_match_matches_only_this_prompts_current_strong_etag() {
         let current = prompt(7);
         let other = prompt(7);
         let cases: Vec<(String, Option<i64>)> = vec![
             (etag(current.id, 7), Some(7)),
-            (etag(current.id, 3), Some(3)),
-            (format!("W/{}", etag(current.id, 5)), Some(5)),
+            (etag(current.id, 3), None),
+            (format!("W/{}", etag(current.id, 7)), None),
             (
-                format!("{}, {}", etag(other.id, 1), etag(current.id, 2)),
-                Some(2),
+                format!("{}, {}", etag(current.id, 0), etag(current.id, 7)),
+                Some(7),
+            ),
+            (
+                format!("{}, {}", etag(other.id, 1), etag(current.id, 7)),
+                Some(7),
             ),
             ("*".to_string(), Some(7)),
             (etag(other.id, 7), None),

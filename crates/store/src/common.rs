@@ -7,7 +7,7 @@ use std::{borrow::Cow, str::FromStr};
 use promptvault_core::{
     ident::{LabelName, PromptName},
     model::{Content, Prompt, PromptStatus, PromptVersion, Source, VersionStatus},
-    version::Semver,
+    version::{Semver, VersionDraft},
 };
 use serde_json::Value;
 use sqlx::{
@@ -260,6 +260,35 @@ pub(crate) fn escape_glob(value: &str) -> String {
         }
     }
     out
+}
+
+/// Applies `NewVersion::carry_over` against the newest version (under the prompt's lock): the
+/// draft is rebuilt with the newest version's config and/or schema.
+pub(crate) fn apply_carry_over(
+    version: &mut NewVersion,
+    latest: Option<&PromptVersion>,
+) -> StoreResult<()> {
+    let carry = version.carry_over;
+    let Some(latest) = latest.filter(|_| carry.config || carry.parameter_schema) else {
+        return Ok(());
+    };
+    let config = if carry.config {
+        latest.config.clone()
+    } else {
+        version.draft.config().clone()
+    };
+    let schema = if carry.parameter_schema {
+        latest.parameter_schema.clone()
+    } else {
+        version.draft.parameter_schema().cloned()
+    };
+    version.draft = VersionDraft::new(
+        version.draft.content().clone(),
+        config,
+        schema,
+        version.draft.requested_bump(),
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -698,7 +698,11 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn add_version(&self, prompt_id: Uuid, version: NewVersion) -> StoreResult<AddedVersion> {
+    async fn add_version(
+        &self,
+        prompt_id: Uuid,
+        mut version: NewVersion,
+    ) -> StoreResult<AddedVersion> {
         let _queue = self.writers.enter(prompt_id).await;
         let mut tx = self.begin_locked(prompt_id).await?;
         // A statement after the lock, so a snapshot that includes every version committed
@@ -720,6 +724,7 @@ impl Store for PgStore {
             .content()
             .check_kind(common::parse_word("prompts.kind", &kind)?)?;
         let latest = decode_version(&row, 1)?;
+        common::apply_carry_over(&mut version, latest.as_ref())?;
         let labels = requested_labels(&version.labels);
 
         match plan_version(latest.as_ref(), &version.draft)? {

@@ -739,7 +739,11 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn add_version(&self, prompt_id: Uuid, version: NewVersion) -> StoreResult<AddedVersion> {
+    async fn add_version(
+        &self,
+        prompt_id: Uuid,
+        mut version: NewVersion,
+    ) -> StoreResult<AddedVersion> {
         // BEGIN IMMEDIATE on the single writer connection: this transaction is the only writer
         // until it ends, which is the prompt's lock.
         let mut tx = self.begin_write().await?;
@@ -760,6 +764,7 @@ impl Store for SqliteStore {
             .content()
             .check_kind(common::parse_word("prompts.kind", &kind)?)?;
         let latest = decode_version(&row, 2)?;
+        common::apply_carry_over(&mut version, latest.as_ref())?;
         let at = now();
 
         match plan_version(latest.as_ref(), &version.draft)? {

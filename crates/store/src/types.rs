@@ -59,6 +59,17 @@ pub struct NewVersion {
     pub author_id: Option<Uuid>,
     /// Labels (never `latest`) to point at the new version in the same transaction.
     pub labels: Vec<LabelName>,
+    /// Which fields to take from the newest version instead of the draft: decided inside the
+    /// transaction that holds the prompt's lock, so a concurrent writer's config or schema is
+    /// never silently reverted.
+    pub carry_over: CarryOver,
+}
+
+/// Fields a new version takes from the newest version, when the caller did not give them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CarryOver {
+    pub config: bool,
+    pub parameter_schema: bool,
 }
 
 /// The outcome of `add_version`.

@@ -15,8 +15,8 @@ use promptvault_store::{
     Store, StoreError,
     testing::TestDatabase,
     types::{
-        LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey, PromptPatch,
-        PromptQuery, PromptTypePatch, VersionSelector,
+        CarryOver, LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey,
+        PromptPatch, PromptQuery, PromptTypePatch, VersionSelector,
     },
 };
 use serde_json::{Value, json};
@@ -85,6 +85,7 @@ macro_rules! conformance {
 conformance! {
     store: [
         the_store_answers_a_ping,
+        carried_over_fields_come_from_the_newest_version_at_write_time,
         a_created_prompt_can_be_read_by_id_and_by_name,
         creating_a_prompt_with_a_taken_name_is_a_conflict,
         creating_a_prompt_with_an_unknown_type_is_not_found,
@@ -177,6 +178,7 @@ fn version(draft: VersionDraft, labels: &[&str]) -> NewVersion {
         notes: None,
         author_id: None,
         labels: labels.iter().map(|l| label(l)).collect(),
+        carry_over: Default::default(),
     }
 }
 
@@ -260,6 +262,7 @@ async fn a_created_prompt_can_be_read_by_id_and_by_name(store: Arc<dyn Store>) {
         notes: Some("first".into()),
         author_id: Some(owner),
         labels: vec![label("production")],
+        carry_over: Default::default(),
     };
     let created = store.create_prompt(prompt, first).await.expect("create");
 
@@ -822,6 +825,41 @@ async fn versions_are_numbered_in_order_with_the_semver_bump_the_change_requires
     let detail = store.get_prompt(&PromptKey::Id(id)).await.expect("get");
     let numbers: Vec<i64> = detail.versions.iter().map(|v| v.version_number).collect();
     assert_eq!(numbers, [5, 4, 3, 2, 1]);
+}
+
+async fn carried_over_fields_come_from_the_newest_version_at_write_time(store: Arc<dyn Store>) {
+    let id = create(&store, "carry/over").await;
+    // Another writer lands a version with a new config after this draft was prepared.
+    let configured = VersionDraft::new(
+        Content::Text("Hello {{ name }}".into()),
+        serde_json::json!({"model": "m2"}),
+        None,
+        None,
+    )
+    .expect("draft");
+    store
+        .add_version(id, version(configured, &[]))
+        .await
+        .expect("v2");
+    let carried = NewVersion {
+        carry_over: CarryOver {
+            config: true,
+            parameter_schema: true,
+        },
+        ..text("Hi {{ name }}")
+    };
+    let added = store.add_version(id, carried).await.expect("v3");
+    assert_eq!(added.version.version_number, 3);
+    assert_eq!(
+        added.version.config,
+        serde_json::json!({"model": "m2"}),
+        "the newest config, not the draft's"
+    );
+    assert_eq!(
+        added.version.semver.to_string(),
+        "1.1.1",
+        "a text edit on top of 1.1.0"
+    );
 }
 
 async fn adding_an_identical_version_returns_the_existing_one(store: Arc<dyn Store>) {

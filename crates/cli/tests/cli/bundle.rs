@@ -1,6 +1,8 @@
-//! Export and import: a round trip into a fresh data directory keeps prompts, versions, labels
-//! and links; importing twice creates nothing the second time; an invalid bundle (or any
-//! unparsable file of a directory) writes nothing.
+//! Export and import: a round trip into a fresh data directory keeps prompts (archived and
+//! deprecated ones too, with their status), every version (a reverted A, B, A history included),
+//! labels and links — checked with `prompt show`, not only by comparing exports; importing twice
+//! creates nothing the second time; an invalid bundle (or any unparsable file of a directory)
+//! writes nothing.
 
 use serde_json::{Value, json};
 
@@ -51,6 +53,61 @@ pub fn populate(vault: &Vault) {
         r#"[{"role": "system", "content": "Be {{ tone }}."}, {"role": "placeholder", "name": "history"}]"#,
     );
     vault.ok(&["create", "chat/helper", "--kind", "chat", "--file", &chat]);
+
+    // A history that went back: versions A, B, A, labels on the first and the last A.
+    vault.ok(&["create", "reverted", "--content", "Answer: {{ q }}"]);
+    vault.ok(&[
+        "version",
+        "reverted",
+        "--content",
+        "Answer briefly: {{ q }}",
+    ]);
+    vault.ok(&[
+        "version",
+        "reverted",
+        "--content",
+        "Answer: {{ q }}",
+        "--notes",
+        "revert",
+    ]);
+    vault.ok(&["label", "reverted", "production", "3"]);
+    vault.ok(&["label", "reverted", "stable", "1"]);
+
+    vault.ok(&["create", "old/archived", "--content", "Old {{ x }}"]);
+    vault.set_status("old/archived", "archived");
+    vault.ok(&[
+        "create",
+        "old/deprecated",
+        "--content",
+        "Deprecated {{ x }}",
+        "--label",
+        "staging",
+    ]);
+    vault.set_status("old/deprecated", "deprecated");
+}
+
+/// Every prompt `populate` makes.
+const PROMPTS: &[&str] = &[
+    "chat/helper",
+    "greeting",
+    "old/archived",
+    "old/deprecated",
+    "reverted",
+    "support/summarize",
+];
+
+/// What `prompt show --json` says about every prompt, without what differs between two databases
+/// (ids, times, the revision counter).
+fn shown(vault: &Vault) -> Value {
+    let mut shown = serde_json::Map::new();
+    for name in PROMPTS {
+        let mut prompt = without_ids_and_times(vault.json(&["show", name]));
+        if let Some(map) = prompt.as_object_mut() {
+            map.remove("revision");
+        }
+        shown.insert(name.to_string(), prompt);
+    }
+    Value::Object(shown)
 }
 
 /// What an export says about a vault, without ids and times.
@@ -67,21 +124,49 @@ fn export_then_import_into_a_fresh_data_dir_keeps_everything() {
     let summary = source.ok(&["export", "--all", "--output", &file_arg]);
     assert_eq!(
         summary,
-        format!("exported 3 prompt(s) and 0 prompt type(s) to {file_arg}\n")
+        format!("exported 6 prompt(s) and 0 prompt type(s) to {file_arg}\n")
     );
     let bundle = read_json(&file);
     assert_eq!(bundle["format"], "promptvault.bundle/v1");
 
     let target = Vault::local();
     let report = target.json(&["import", &file_arg]);
-    assert_eq!(report["prompts_created"], 3);
-    assert_eq!(report["versions_created"], 4);
-    assert_eq!(report["labels_moved"], 2);
+    assert_eq!(report["prompts_created"], 6);
+    assert_eq!(report["versions_created"], 9);
+    assert_eq!(report["labels_moved"], 5);
     assert_eq!(report["links_set"], 2);
 
+    let before = shown(&source);
+    assert_eq!(before["old/archived"]["status"], "archived");
+    assert_eq!(before["old/deprecated"]["status"], "deprecated");
+    assert_eq!(
+        before["reverted"]["labels"],
+        json!({"latest": 3, "production": 3, "stable": 1})
+    );
+    let after = shown(&target);
+    assert_eq!(after, before);
+    let reverted: Vec<(Value, Value)> = after["reverted"]["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|version| {
+            (
+                version["version_number"].clone(),
+                version["content"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reverted,
+        vec![
+            (json!(3), json!("Answer: {{ q }}")),
+            (json!(2), json!("Answer briefly: {{ q }}")),
+            (json!(1), json!("Answer: {{ q }}")),
+        ]
+    );
     assert_eq!(exported(&target), exported(&source));
-    let shown = target.json(&["show", "support/summarize"]);
-    assert_eq!(shown["labels"], json!({"latest": 2, "production": 1}));
+    let summarize = target.json(&["show", "support/summarize"]);
+    assert_eq!(summarize["labels"], json!({"latest": 2, "production": 1}));
     assert_eq!(
         target
             .json(&["link", "--list", "--agent", "bot-1"])
@@ -105,6 +190,7 @@ fn a_yaml_export_imports_the_same_as_json() {
     let file = target.write("bundle.yaml", &yaml);
     target.ok(&["import", &file]);
     assert_eq!(exported(&target), exported(&source));
+    assert_eq!(shown(&target), shown(&source));
 }
 
 #[test]
@@ -121,9 +207,10 @@ fn importing_the_same_bundle_twice_creates_nothing_the_second_time() {
     assert_eq!(again["prompt_types_created"], 0);
     assert_eq!(again["prompts_created"], 0);
     assert_eq!(again["versions_created"], 0);
-    assert_eq!(again["versions_unchanged"], 4);
+    assert_eq!(again["versions_unchanged"], 9);
     assert_eq!(again["labels_moved"], 0);
     assert_eq!(exported(&target), before);
+    assert_eq!(shown(&target), shown(&source));
     let human = target.ok(&["import", &file]);
     assert!(human.contains("prompts created:       0\n"), "{human}");
 }
@@ -157,18 +244,19 @@ fn a_directory_imports_every_bundle_file_in_it() {
     populate(&source);
     let mut bundle = source.json(&["export", "--all"]);
     let prompts = bundle["prompts"].as_array().cloned().unwrap_or_default();
-    assert_eq!(prompts.len(), 3);
+    assert_eq!(prompts.len(), 6);
     let target = Vault::local();
     bundle["prompts"] = json!([prompts[0].clone()]);
     target.write("in/a.json", &bundle.to_string());
-    bundle["prompts"] = json!([prompts[1].clone(), prompts[2].clone()]);
+    bundle["prompts"] = json!(prompts[1..]);
     let yaml = yaml_text(&bundle);
     target.write("in/b.yml", &yaml);
     target.write("in/notes.txt", "not a bundle, ignored");
     let dir = target.path("in").display().to_string();
     let report = target.json(&["import", &dir]);
-    assert_eq!(report["prompts_created"], 3);
+    assert_eq!(report["prompts_created"], 6);
     assert_eq!(exported(&target), exported(&source));
+    assert_eq!(shown(&target), shown(&source));
 }
 
 #[test]
@@ -206,8 +294,9 @@ fn export_and_import_work_through_a_server() {
     source.ok(&["export", "--all", "--output", &file]);
     let target = Vault::remote();
     let report = target.json(&["import", &file]);
-    assert_eq!(report["prompts_created"], 3);
+    assert_eq!(report["prompts_created"], 6);
     assert_eq!(exported(&target), exported(&source));
+    assert_eq!(shown(&target), shown(&source));
     assert_eq!(target.json(&["import", &file])["versions_created"], 0);
 }
 

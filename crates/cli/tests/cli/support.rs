@@ -10,6 +10,8 @@ use std::{
     process::{Child, Command, Output, Stdio},
 };
 
+use promptvault_core::ident::PromptName;
+use promptvault_store::types::{PromptKey, PromptPatch};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -169,6 +171,53 @@ impl Vault {
         all.extend_from_slice(args);
         let stdout = self.ok(&all);
         serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"))
+    }
+
+    /// Sets a prompt's status, which no CLI command does: through the API when this vault is a
+    /// server, straight in its database otherwise.
+    pub fn set_status(&self, name: &str, status: &str) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (mode, place) = (self.target[0].as_str(), self.target[1].as_str());
+        if mode == "--server" {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let url = format!("{place}/api/prompts/{}", name.replace('/', "%2F"));
+            let status = runtime.block_on(async {
+                reqwest::Client::new()
+                    .put(url)
+                    .json(&serde_json::json!({ "status": status }))
+                    .send()
+                    .await
+                    .expect("PUT the status")
+                    .status()
+            });
+            assert!(
+                status.is_success(),
+                "setting the status of {name}: {status}"
+            );
+            return;
+        }
+        let database_url = match mode {
+            "--data-dir" => format!("sqlite:{place}/promptvault.db"),
+            _ => place.to_string(),
+        };
+        runtime.block_on(async {
+            let store = promptvault_store::connect(&database_url)
+                .await
+                .expect("open the database");
+            let key = PromptKey::Name(PromptName::parse(name).expect("prompt name"));
+            let prompt = store.find_prompt(&key).await.expect("find the prompt");
+            let patch = PromptPatch {
+                status: Some(status.parse().expect("a prompt status")),
+                ..Default::default()
+            };
+            store
+                .update_prompt(prompt.id, patch, None)
+                .await
+                .expect("set the status");
+        });
     }
 
     /// Runs a command that must fail; returns the run.

@@ -38,7 +38,7 @@ pub async fn readyz(State(state): State<AppState>) -> AppResult<Json<HealthRespo
 
 #[utoipa::path(
     get, path = "/api/export", tag = "bundle",
-    responses((status = 200, description = "every prompt with all versions, labels and links", body = Bundle))
+    responses((status = 200, description = "every prompt, whatever its status, with all versions, labels and links", body = Bundle))
 )]
 pub async fn export(
     State(state): State<AppState>,
@@ -52,7 +52,7 @@ pub async fn export(
     request_body = Bundle,
     responses(
         (status = 200, description = "what was created; importing the same bundle again creates nothing", body = ImportReport),
-        (status = 422, description = "the bundle is invalid; every problem is listed and nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "the bundle is invalid on its own or against the database (unknown prompt type, kind of an existing prompt, prompt-type contract); every problem is listed and nothing was written", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn import(

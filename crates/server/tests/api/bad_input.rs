@@ -226,6 +226,56 @@ async fn malformed_requests_get_a_problem_naming_what_is_wrong(app: TestApp) {
             "invalid_query",
             "cursor",
         ),
+        (
+            "NUL in a title",
+            "POST",
+            "/api/prompts",
+            json,
+            json!({"name": "a", "content": "x", "title": "a\0b"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "NUL",
+        ),
+        (
+            "NUL in content",
+            "POST",
+            "/api/prompts",
+            json,
+            json!({"name": "a", "content": "a\0b"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "NUL",
+        ),
+        (
+            "NUL in config",
+            "POST",
+            "/api/prompts",
+            json,
+            json!({"name": "a", "content": "x", "config": {"k": "\0"}}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "NUL",
+        ),
+        (
+            "page overflow",
+            "GET",
+            "/api/prompts?page=9223372036854775807",
+            json,
+            String::new(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            "page",
+        ),
+        (
+            "diff with the smallest version number",
+            "GET",
+            "/api/prompts/target/diff?to=-9223372036854775808",
+            json,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "version_not_found",
+            "version",
+        ),
     ];
     let total = cases.len();
     for (what, method, path, content_type, body, status, code, needle) in cases {
@@ -262,7 +312,10 @@ async fn hostile_templates_fail_fast_and_the_server_stays_alive(app: TestApp) {
             "loop/recursion",
             "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
         ),
-        ("loop/huge", "{{ 'x' * 50000000 }}"),
+        (
+            "loop/huge",
+            "{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}",
+        ),
     ];
     for (name, template) in cases {
         expect_json(
@@ -283,6 +336,27 @@ async fn hostile_templates_fail_fast_and_the_server_stays_alive(app: TestApp) {
                 .as_str()
                 .is_some_and(|detail| detail.contains("limit")),
             "{name}: {problem}"
+        );
+    }
+    // Amplification that fuel cannot bound is refused when the template is saved.
+    for template in [
+        "{{ 'x' * 100000000 }}",
+        "{{ 'x' * n }}",
+        "{# {% #}{% include 'other' %}",
+    ] {
+        let problem = expect_problem(
+            app.post(
+                "/api/prompts",
+                &json!({"name": "loop/refused", "content": template}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_template",
+        )
+        .await;
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{template}"
         );
     }
     assert_eq!(

@@ -16,6 +16,8 @@ use tokio::sync::oneshot;
 pub struct TestApp {
     pub base: String,
     pub client: Client,
+    /// Whether this server runs on PostgreSQL (so `fresh` starts another one like it).
+    postgres: bool,
     _database: TestDatabase,
     _shutdown: oneshot::Sender<()>,
 }
@@ -46,7 +48,7 @@ macro_rules! on_both_backends {
 
 impl TestApp {
     pub async fn sqlite() -> TestApp {
-        Self::start(TestDatabase::sqlite().await).await
+        Self::start(TestDatabase::sqlite().await, false).await
     }
 
     /// `None` (with one line on stderr) when no test PostgreSQL is configured.
@@ -57,10 +59,18 @@ impl TestApp {
             );
             return None;
         };
-        Some(Self::start(TestDatabase::postgres(&url).await).await)
+        Some(Self::start(TestDatabase::postgres(&url).await, true).await)
     }
 
-    async fn start(database: TestDatabase) -> TestApp {
+    /// Another server over a fresh, empty database on the same backend as this one.
+    pub async fn fresh(&self) -> TestApp {
+        match (self.postgres, postgres_test_url()) {
+            (true, Some(url)) => Self::start(TestDatabase::postgres(&url).await, true).await,
+            _ => Self::sqlite().await,
+        }
+    }
+
+    async fn start(database: TestDatabase, postgres: bool) -> TestApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = Settings {
             http: promptvault_server::settings::HttpSettings {
@@ -88,6 +98,7 @@ impl TestApp {
                 .pool_max_idle_per_host(64)
                 .build()
                 .expect("client"),
+            postgres,
             _database: database,
             _shutdown: shutdown,
         }

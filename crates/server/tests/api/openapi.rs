@@ -104,4 +104,20 @@ async fn request_bodies_in_the_document_refuse_unknown_fields_like_the_routes() 
     );
     assert!(schema["properties"]["labels"].is_object());
     assert!(document["components"]["schemas"]["Problem"]["properties"]["code"].is_object());
+    let content = &document["components"]["schemas"]["Content"]["oneOf"];
+    let kinds: Vec<&str> = content
+        .as_array()
+        .expect("content is one of several shapes")
+        .iter()
+        .filter_map(|shape| shape["type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["string", "array"],
+        "content is a string (text) or a list (chat)"
+    );
+    assert_eq!(
+        schema["properties"]["content"]["$ref"],
+        "#/components/schemas/Content"
+    );
 }

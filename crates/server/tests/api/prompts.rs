@@ -18,6 +18,7 @@ crate::on_both_backends!(
     diff_shows_unified_and_word_changes,
     links_list_the_agents_own_first_then_global_by_priority,
     prompt_types_constrain_the_parameter_schema_of_their_prompts,
+    retyping_a_prompt_checks_its_latest_version_against_the_new_type,
     listing_pages_by_offset_and_cursor_and_filters,
     deleting_a_prompt_removes_it,
     export_then_import_into_a_fresh_server_reproduces_every_prompt,
@@ -692,6 +693,66 @@ async fn prompt_types_constrain_the_parameter_schema_of_their_prompts(app: TestA
     .await;
 }
 
+async fn retyping_a_prompt_checks_its_latest_version_against_the_new_type(app: TestApp) {
+    let type_schema = json!({"type": "object", "required": ["properties"], "properties": {"properties": {"required": ["ticket"]}}});
+    expect_json(
+        app.post(
+            "/api/prompt-types",
+            &json!({"key": "support", "name": "Support", "schema": type_schema}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    app.create_prompt("retype/me", "{{ ticket }}").await;
+    let problem = expect_problem(
+        app.put("/api/prompts/retype%2Fme", &json!({"type": "support"}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "prompt_type_mismatch",
+    )
+    .await;
+    assert!(
+        problem["errors"][0]["pointer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/parameter_schema")),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("latest version (1)")),
+        "{problem}"
+    );
+    let unchanged = expect_json(app.get("/api/prompts/retype%2Fme").await, StatusCode::OK).await;
+    assert_eq!(unchanged["type"], Value::Null, "{unchanged}");
+
+    let schema = json!({"type": "object", "properties": {"ticket": {"type": "string"}}});
+    expect_json(
+        app.add_version(
+            "retype/me",
+            &json!({"content": "{{ ticket }}!", "parameter_schema": schema}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let retyped = expect_json(
+        app.put("/api/prompts/retype%2Fme", &json!({"type": "support"}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(retyped["type"], "support");
+    let untyped = expect_json(
+        app.put("/api/prompts/retype%2Fme", &json!({"type": null}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(untyped["type"], Value::Null);
+}
+
 async fn listing_pages_by_offset_and_cursor_and_filters(app: TestApp) {
     for index in 0..5 {
         let body = json!({"name": format!("list/p{index}"), "content": "x", "tags": [if index % 2 == 0 { "even" } else { "odd" }]});
@@ -787,7 +848,7 @@ async fn export_then_import_into_a_fresh_server_reproduces_every_prompt(app: Tes
     .await;
     let bundle = expect_json(app.get("/api/export").await, StatusCode::OK).await;
 
-    let fresh = TestApp::sqlite().await;
+    let fresh = app.fresh().await;
     let report = expect_json(fresh.post("/api/import", &bundle).await, StatusCode::OK).await;
     assert_eq!(
         report,
@@ -819,7 +880,7 @@ async fn export_then_import_into_a_fresh_server_reproduces_every_prompt(app: Tes
     let mut broken = bundle.clone();
     broken["prompts"][1]["versions"][0]["content"] = json!("{% if %}");
     broken["prompts"][0]["name"] = json!("bad//name");
-    let empty = TestApp::sqlite().await;
+    let empty = app.fresh().await;
     let problem = expect_problem(
         empty.post("/api/import", &broken).await,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -48,6 +48,7 @@ impl From<&model::PromptDetail> for PromptResponse {
             source: prompt.source.as_str().to_string(),
             classification: prompt.classification,
             status: prompt.status,
+            access: prompt.access.clone(),
             revision: prompt.revision,
             created_at: prompt.created_at,
             updated_at: prompt.updated_at,
@@ -122,6 +123,72 @@ impl From<&diff::VersionDiff> for DiffResponse {
             content: (&version_diff.content).into(),
             config: (&version_diff.config).into(),
             parameter_schema: (&version_diff.parameter_schema).into(),
+        }
+    }
+}
+
+impl From<&model::User> for crate::access::UserResponse {
+    fn from(user: &model::User) -> Self {
+        crate::access::UserResponse {
+            id: user.id,
+            email: user.email.clone(),
+            external_user_id: user.external_user_id.clone(),
+            did: user.did.clone(),
+            at_protocol_handle: user.at_protocol_handle.clone(),
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            roles: user.roles.clone(),
+            permissions: user.permissions.clone(),
+            data: user.data.clone(),
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+impl From<&model::ApiToken> for crate::access::TokenResponse {
+    fn from(token: &model::ApiToken) -> Self {
+        crate::access::TokenResponse {
+            id: token.id,
+            token: None,
+            name: token.name.clone(),
+            token_prefix: token.token_prefix.clone(),
+            role: token.role,
+            user_id: token.user_id,
+            agent_id: token.agent_id.clone(),
+            scopes: token.scopes.clone(),
+            prompt_names: token.prompt_names.clone(),
+            expires_at: token.expires_at,
+            revoked_at: token.revoked_at,
+            created_at: token.created_at,
+            last_used_at: token.last_used_at,
+        }
+    }
+}
+
+impl From<&promptvault_core::audit::AuditEntry> for crate::access::AuditEntryResponse {
+    fn from(stored: &promptvault_core::audit::AuditEntry) -> Self {
+        let entry = &stored.entry;
+        crate::access::AuditEntryResponse {
+            seq: stored.seq,
+            id: entry.id,
+            at: entry.at,
+            actor_kind: entry.actor_kind.clone(),
+            actor_id: entry.actor_id.clone(),
+            actor_role: entry.actor_role,
+            action: entry.action.clone(),
+            outcome: entry.outcome.as_str().to_string(),
+            prompt_id: entry.prompt_id,
+            prompt_name: entry.prompt_name.clone(),
+            prompt_scope: entry.prompt_scope,
+            classification: entry.classification,
+            before_hash: entry.before_hash.clone(),
+            after_hash: entry.after_hash.clone(),
+            detail: entry.detail.clone(),
+            source: entry.source.clone(),
+            request_id: entry.request_id.clone(),
+            prev_hash: stored.prev_hash.clone(),
+            hash: stored.hash.clone(),
         }
     }
 }

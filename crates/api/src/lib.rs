@@ -6,6 +6,7 @@
 //! Requests refuse unknown fields (`deny_unknown_fields`), so a typo is an error, not a silent
 //! no-op.
 
+pub mod access;
 pub mod bundle;
 pub mod convert;
 pub mod problem;
@@ -13,7 +14,7 @@ pub mod prompts;
 
 pub use promptvault_core::{
     diff::WordOp,
-    model::{Classification, Kind, PromptStatus, Scope, VersionStatus},
+    model::{Classification, DeploymentModel, Grantee, Kind, PromptAccess, PromptStatus, Role, Scope, VersionStatus},
     render::UndefinedMode,
     version::Bump,
 };

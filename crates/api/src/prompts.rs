@@ -9,7 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    Bump, Classification, Kind, PromptStatus, Scope, UndefinedMode, VersionStatus, WordOp,
+    Bump, Classification, Kind, PromptAccess, PromptStatus, Scope, UndefinedMode, VersionStatus,
+    WordOp,
 };
 
 /// The schema of a template's `content` (documentation only): a string for a text prompt, or a
@@ -83,6 +84,9 @@ pub struct CreatePromptRequest {
     /// Default `internal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<Classification>,
+    /// Per-prompt access rules (owner_only, allowed_roles, restricted_deployments, grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<PromptAccess>,
     /// A template string (text) or a list of `{role, content}` / `{role: "placeholder", name}`.
     #[schema(value_type = Content)]
     pub content: Value,
@@ -156,6 +160,9 @@ pub struct UpdatePromptRequest {
     pub classification: Option<Classification>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<PromptStatus>,
+    /// Replaces the per-prompt access rules (admins and the owner only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<PromptAccess>,
 }
 
 /// `POST /api/prompts/{id}/version`. A version is a full snapshot, but `config` and
@@ -232,6 +239,7 @@ pub struct PromptResponse {
     pub source: String,
     pub classification: Classification,
     pub status: PromptStatus,
+    pub access: PromptAccess,
     /// Increases with every change; the `ETag` is made from it.
     pub revision: i64,
     #[serde(with = "time::serde::rfc3339")]

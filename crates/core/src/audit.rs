@@ -180,6 +180,71 @@ pub struct BrokenEntry {
     pub reason: String,
 }
 
+/// Checks entries one at a time, in `seq` order, so a long log can be verified page by page.
+pub struct ChainVerifier {
+    expected_seq: i64,
+    expected_prev: String,
+    checkpoint_forged: bool,
+    checked: i64,
+    broken: Option<BrokenEntry>,
+}
+
+impl ChainVerifier {
+    /// Starts after `checkpoint` (or from the genesis); a checkpoint whose signature does not
+    /// verify with `key` breaks the chain at the first entry after it.
+    pub fn new(key: &[u8], checkpoint: Option<&Checkpoint>) -> Self {
+        let (expected_seq, expected_prev) = match checkpoint {
+            Some(checkpoint) => (checkpoint.up_to_seq + 1, checkpoint.up_to_hash.clone()),
+            None => (1, GENESIS_HASH.to_string()),
+        };
+        ChainVerifier {
+            expected_seq,
+            expected_prev,
+            checkpoint_forged: checkpoint.is_some_and(|checkpoint| !checkpoint_is_authentic(key, checkpoint)),
+            checked: 0,
+            broken: None,
+        }
+    }
+
+    /// Checks the next entry; after the first broken one, nothing more is checked.
+    pub fn push(&mut self, entry: &AuditEntry) {
+        if self.broken.is_some() {
+            return;
+        }
+        let fail = |seq: i64, reason: String| Some(BrokenEntry { seq, reason });
+        self.broken = if self.checkpoint_forged && self.checked == 0 {
+            fail(entry.seq, "the retention checkpoint before this entry is not authentic".into())
+        } else if entry.seq != self.expected_seq {
+            fail(
+                self.expected_seq.min(entry.seq),
+                format!(
+                    "expected entry {} but found {}: an entry was deleted or inserted",
+                    self.expected_seq, entry.seq
+                ),
+            )
+        } else if entry.prev_hash != self.expected_prev {
+            fail(entry.seq, "prev_hash does not match the previous entry: an entry was deleted or inserted".into())
+        } else if entry_hash(entry.seq, &entry.prev_hash, &entry.entry) != entry.hash {
+            fail(entry.seq, "the entry's content does not match its hash: it was edited".into())
+        } else {
+            None
+        };
+        if self.broken.is_none() {
+            self.checked += 1;
+            self.expected_seq += 1;
+            self.expected_prev = entry.hash.clone();
+        }
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken.is_some()
+    }
+
+    pub fn finish(self) -> VerifyReport {
+        VerifyReport { ok: self.broken.is_none(), checked: self.checked, first_broken: self.broken }
+    }
+}
+
 /// Verifies entries in `seq` order, starting after `checkpoint` (or from the genesis), and names
 /// the first broken one: an edited entry (its hash no longer matches its content), a deleted one
 /// (a gap in `seq`, or a `prev_hash` that does not match), an inserted one (a `prev_hash` or
@@ -190,60 +255,14 @@ pub fn verify_chain<'a>(
     checkpoint: Option<&Checkpoint>,
     entries: impl IntoIterator<Item = &'a AuditEntry>,
 ) -> VerifyReport {
-    let (mut expected_seq, mut expected_prev) = match checkpoint {
-        Some(checkpoint) => (checkpoint.up_to_seq + 1, checkpoint.up_to_hash.clone()),
-        None => (1, GENESIS_HASH.to_string()),
-    };
-    let checkpoint_forged =
-        checkpoint.is_some_and(|checkpoint| !checkpoint_is_authentic(key, checkpoint));
-    let mut checked = 0;
-    let broken = |seq: i64, reason: String, checked: i64| VerifyReport {
-        ok: false,
-        checked,
-        first_broken: Some(BrokenEntry { seq, reason }),
-    };
+    let mut verifier = ChainVerifier::new(key, checkpoint);
     for entry in entries {
-        if checkpoint_forged && checked == 0 {
-            return broken(
-                entry.seq,
-                "the retention checkpoint before this entry is not authentic".into(),
-                0,
-            );
+        verifier.push(entry);
+        if verifier.is_broken() {
+            break;
         }
-        if entry.seq != expected_seq {
-            return broken(
-                expected_seq.min(entry.seq),
-                format!(
-                    "expected entry {expected_seq} but found {}: an entry was deleted or inserted",
-                    entry.seq
-                ),
-                checked,
-            );
-        }
-        if entry.prev_hash != expected_prev {
-            return broken(
-                entry.seq,
-                "prev_hash does not match the previous entry: an entry was deleted or inserted"
-                    .into(),
-                checked,
-            );
-        }
-        if entry_hash(entry.seq, &entry.prev_hash, &entry.entry) != entry.hash {
-            return broken(
-                entry.seq,
-                "the entry's content does not match its hash: it was edited".into(),
-                checked,
-            );
-        }
-        checked += 1;
-        expected_seq += 1;
-        expected_prev = entry.hash.clone();
     }
-    VerifyReport {
-        ok: true,
-        checked,
-        first_broken: None,
-    }
+    verifier.finish()
 }
 
 fn hex(bytes: &[u8]) -> String {

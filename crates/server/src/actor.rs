@@ -26,6 +26,8 @@ pub enum ActorKind {
     Token,
     /// The operator running the CLI on the local database.
     LocalCli,
+    /// The server acting on its own.
+    System,
 }
 
 impl ActorKind {
@@ -35,6 +37,7 @@ impl ActorKind {
             ActorKind::Agent => "agent",
             ActorKind::Token => "token",
             ActorKind::LocalCli => "cli",
+            ActorKind::System => "system",
         }
     }
 }
@@ -49,6 +52,11 @@ impl Actor {
             source: None,
             request_id: None,
         }
+    }
+
+    /// The server itself (first-start bootstrap, retention).
+    pub fn system() -> Self {
+        Actor { kind: ActorKind::System, ..Actor::local_cli() }
     }
 
     pub fn user_id(&self) -> Option<Uuid> {

@@ -22,7 +22,8 @@ use promptvault_core::{
     diff,
     error::DomainError,
     ident::{self, LabelName, PromptName},
-    model::{Content, Prompt, PromptVersion, Scope, Source},
+    access::{visibility_filter, Action},
+    model::{Classification, Content, DeploymentModel, Grantee, Prompt, PromptVersion, Role, Scope, Source},
     render::{CompiledPrompt, RenderLimits, Rendered, UndefinedMode},
     version::VersionDraft,
 };
@@ -39,9 +40,14 @@ use uuid::Uuid;
 use crate::{
     actor::Actor,
     error::{AppError, AppResult},
+    vault::guard::Audited,
 };
 
+mod access;
 mod bundle;
+mod guard;
+
+pub use access::parse_time_or_age;
 
 const MAX_TITLE: usize = 255;
 const MAX_TEXT: usize = 10_000;
@@ -58,6 +64,10 @@ pub struct Vault {
     /// Renders run on the blocking pool, at most one per core at a time, so even a template
     /// that spends its whole budget never stalls the async workers serving other requests.
     render_slots: Arc<tokio::sync::Semaphore>,
+    /// How this server serves prompts (per-prompt `restricted_deployments` refer to it).
+    deployment: DeploymentModel,
+    /// Signs and checks the audit log's retention checkpoints.
+    audit_key: Arc<[u8]>,
 }
 
 impl Vault {
@@ -70,7 +80,19 @@ impl Vault {
             limits,
             compiled: Cache::new(10_000),
             render_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
+            deployment: DeploymentModel::WebApplication,
+            audit_key: Arc::from(Vec::new()),
         }
+    }
+
+    pub fn with_deployment(mut self, deployment: DeploymentModel) -> Self {
+        self.deployment = deployment;
+        self
+    }
+
+    pub fn with_audit_key(mut self, key: &[u8]) -> Self {
+        self.audit_key = Arc::from(key.to_vec());
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -94,8 +116,27 @@ impl Vault {
         actor: &Actor,
         request: CreatePromptRequest,
     ) -> AppResult<PromptResponse> {
+        let restricted_creation = match &request.prompt_type {
+            Some(key) => self.store.get_prompt_type(key).await?.restricted_creation,
+            None => false,
+        };
+        self.authorize(actor, Action::Create { restricted_creation }, None).await?;
+        let admin = actor.role() == Role::Admin;
+        if !admin && request.owner_id.is_some_and(|owner| Some(owner) != actor.user_id()) {
+            return Err(forbidden("only admins can create prompts owned by someone else"));
+        }
         let scope = request.scope.unwrap_or(Scope::Global);
         scope.check_agent(request.agent_id.as_deref())?;
+        let classification = request.classification.unwrap_or(Classification::Internal);
+        let mut access = request.access.unwrap_or_default();
+        // A non-admin who creates a restricted prompt keeps the right to read it.
+        if !admin
+            && classification == Classification::Restricted
+            && let Some(user_id) = actor.user_id()
+            && !access.grants.contains(&Grantee::User(user_id))
+        {
+            access.grants.push(Grantee::User(user_id));
+        }
         let content = Content::from_json(&request.content)?;
         let kind = request.kind.unwrap_or(content.kind());
         content.check_kind(kind)?;
@@ -110,8 +151,8 @@ impl Vault {
             )?,
             scope,
             agent_id: request.agent_id,
-            owner_id: request.owner_id.or(actor.user_id),
-            creator_id: actor.user_id,
+            owner_id: request.owner_id.or(actor.user_id()),
+            creator_id: actor.user_id(),
             prompt_type: request.prompt_type,
             kind,
             tags: parse_tags(&request.tags)?,
@@ -119,10 +160,8 @@ impl Vault {
                 Some(source) => Source::parse(source)?,
                 None => Source::human(),
             },
-            classification: request
-                .classification
-                .unwrap_or(promptvault_core::model::Classification::Internal),
-            access: Default::default(),
+            classification,
+            access,
         };
         let version = self
             .new_version(
@@ -137,17 +176,22 @@ impl Vault {
             )
             .await?;
         let detail = self.store.create_prompt(prompt, version).await?;
+        let first_hash = detail.versions.first().map(|version| version.diff_hash.clone());
+        self.audit(actor, Audited::ok("prompt.create", Some(&detail.prompt)).hashes(None, first_hash))
+            .await?;
         Ok(PromptResponse::from(&detail))
     }
 
-    pub async fn get_prompt(&self, _actor: &Actor, key: &str) -> AppResult<PromptResponse> {
-        let detail = self.store.get_prompt(&parse_key(key)?).await?;
+    pub async fn get_prompt(&self, actor: &Actor, key: &str) -> AppResult<PromptResponse> {
+        let prompt = self.authorized_prompt(actor, key, Action::Read).await?;
+        let detail = self.store.get_prompt(&PromptKey::Id(prompt.id)).await?;
+        self.audit_text_read(actor, &detail.prompt, "prompt").await?;
         Ok(PromptResponse::from(&detail))
     }
 
     pub async fn list_prompts(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         query: ListPromptsQuery,
     ) -> AppResult<PromptListResponse> {
         let per_page = query.per_page.unwrap_or(DEFAULT_PER_PAGE);
@@ -180,7 +224,7 @@ impl Vault {
             },
             after_name,
             limit: per_page,
-            visibility: None,
+            visibility: visibility_filter(&actor.principal),
         };
         let result = self.store.list_prompts(&store_query).await?;
         let next_cursor = match result.items.last() {
@@ -210,7 +254,11 @@ impl Vault {
         request: UpdatePromptRequest,
         if_match: Option<&str>,
     ) -> AppResult<PromptResponse> {
-        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        let prompt = self.authorized_prompt(actor, key, Action::Write).await?;
+        let owner_or_admin = actor.role() == Role::Admin || (actor.user_id().is_some() && prompt.owner_id == actor.user_id());
+        if !owner_or_admin && (request.access.is_some() || request.owner_id.is_some() || request.classification.is_some()) {
+            return Err(forbidden("only admins and the prompt's owner can change its owner, classification or access rules"));
+        }
         let expected_revision = match if_match {
             Some(header) => Some(revision_from_if_match(&prompt, header)?),
             None => None,
@@ -263,20 +311,22 @@ impl Vault {
             tags: request.tags.as_deref().map(parse_tags).transpose()?,
             classification: request.classification,
             status: request.status,
-            access: None,
+            access: request.access,
         };
-        let _ = actor;
-        self.store
+        let updated = self
+            .store
             .update_prompt(prompt.id, patch, expected_revision)
+            .await?;
+        self.audit(actor, Audited::ok("prompt.update", Some(&updated)).detail(serde_json::json!({"revision": updated.revision})))
             .await?;
         let detail = self.store.get_prompt(&PromptKey::Id(prompt.id)).await?;
         Ok(PromptResponse::from(&detail))
     }
 
-    pub async fn delete_prompt(&self, _actor: &Actor, key: &str) -> AppResult<()> {
-        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+    pub async fn delete_prompt(&self, actor: &Actor, key: &str) -> AppResult<()> {
+        let prompt = self.authorized_prompt(actor, key, Action::Delete).await?;
         self.store.delete_prompt(prompt.id).await?;
-        Ok(())
+        self.audit(actor, Audited::ok("prompt.delete", Some(&prompt))).await
     }
 
     /// Adds a version; `created` is false when it was identical to the latest one. Absent
@@ -287,15 +337,15 @@ impl Vault {
         key: &str,
         request: CreateVersionRequest,
     ) -> AppResult<(VersionResponse, bool)> {
-        let (prompt, latest) = self
+        let prompt = self.authorized_prompt(actor, key, Action::Write).await?;
+        let latest = self
             .store
-            .resolve_version(
-                &parse_key(key)?,
-                &VersionSelector::Label(LabelName::latest()),
-            )
-            .await?;
+            .resolve_version(&PromptKey::Id(prompt.id), &VersionSelector::Label(LabelName::latest()))
+            .await?
+            .1;
         let content = Content::from_json(&request.content)?;
         content.check_kind(prompt.kind)?;
+        let before_hash = latest.diff_hash.clone();
         let carry_over = CarryOver {
             config: request.config.is_none(),
             parameter_schema: request.parameter_schema.is_none(),
@@ -321,27 +371,36 @@ impl Vault {
             .await?;
         version.carry_over = carry_over;
         let added = self.store.add_version(prompt.id, version).await?;
+        if added.created {
+            let audited = Audited::ok("version.create", Some(&prompt))
+                .hashes(Some(before_hash), Some(added.version.diff_hash.clone()))
+                .detail(serde_json::json!({"version": added.version.version_number}));
+            self.audit(actor, audited).await?;
+        }
         Ok((VersionResponse::from(&added.version), added.created))
     }
 
     pub async fn get_version(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         key: &str,
         version_number: i64,
     ) -> AppResult<VersionResponse> {
-        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        let prompt = self.authorized_prompt(actor, key, Action::Read).await?;
         let version = self.store.get_version(prompt.id, version_number).await?;
+        self.audit_text_read(actor, &prompt, "version").await?;
         Ok(VersionResponse::from(&version))
     }
 
     pub async fn diff(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         key: &str,
         query: DiffQuery,
     ) -> AppResult<DiffResponse> {
-        let detail = self.store.get_prompt(&parse_key(key)?).await?;
+        let prompt = self.authorized_prompt(actor, key, Action::Read).await?;
+        let detail = self.store.get_prompt(&PromptKey::Id(prompt.id)).await?;
+        self.audit_text_read(actor, &prompt, "diff").await?;
         let newest = detail
             .versions
             .first()
@@ -378,10 +437,17 @@ impl Vault {
         request: SetLabelRequest,
     ) -> AppResult<LabelResponse> {
         let label = LabelName::parse_user_settable(label)?;
-        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
-        self.store
-            .set_label(prompt.id, &label, request.version, actor.user_id)
+        let prompt = self.authorized_prompt(actor, key, Action::Write).await?;
+        let moved = self
+            .store
+            .set_label(prompt.id, &label, request.version, actor.user_id())
             .await?;
+        if let Some(event) = moved {
+            let audited = Audited::ok("label.set", Some(&prompt)).detail(serde_json::json!({
+                "label": label.as_str(), "from": event.from_version, "to": event.to_version
+            }));
+            self.audit(actor, audited).await?;
+        }
         Ok(LabelResponse {
             label: label.to_string(),
             version: request.version,
@@ -390,32 +456,35 @@ impl Vault {
 
     pub async fn remove_label(&self, actor: &Actor, key: &str, label: &str) -> AppResult<()> {
         let label = LabelName::parse_user_settable(label)?;
-        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
-        self.store
-            .remove_label(prompt.id, &label, actor.user_id)
+        let prompt = self.authorized_prompt(actor, key, Action::Write).await?;
+        let event = self
+            .store
+            .remove_label(prompt.id, &label, actor.user_id())
             .await?;
-        Ok(())
+        let audited = Audited::ok("label.remove", Some(&prompt))
+            .detail(serde_json::json!({"label": label.as_str(), "from": event.from_version}));
+        self.audit(actor, audited).await
     }
 
     pub async fn label_history(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         key: &str,
         label: &str,
     ) -> AppResult<Vec<LabelEventResponse>> {
         let label = LabelName::parse(label)?;
-        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        let prompt = self.authorized_prompt(actor, key, Action::Read).await?;
         let events = self.store.label_history(prompt.id, &label).await?;
         Ok(events.iter().map(LabelEventResponse::from).collect())
     }
 
     pub async fn link(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         key: &str,
         request: LinkRequest,
     ) -> AppResult<LinkResponse> {
-        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
+        let prompt = self.authorized_prompt(actor, key, Action::Link).await?;
         let link = self
             .store
             .upsert_link(NewLink {
@@ -429,12 +498,16 @@ impl Vault {
                 priority: request.priority.unwrap_or(0),
             })
             .await?;
+        let audited = Audited::ok("link.set", Some(&prompt)).detail(serde_json::json!({
+            "capability": link.capability, "agent_id": link.agent_id, "priority": link.priority
+        }));
+        self.audit(actor, audited).await?;
         Ok(LinkResponse::from(&link))
     }
 
     pub async fn list_links(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         query: LinksQuery,
     ) -> AppResult<Vec<LinkResponse>> {
         let links = self
@@ -445,21 +518,34 @@ impl Vault {
                 prompt_id: None,
             })
             .await?;
-        Ok(links.iter().map(LinkResponse::from).collect())
+        // A link names its prompt: list only links to prompts the actor may see.
+        let mut visible = Vec::with_capacity(links.len());
+        for link in &links {
+            let prompt = self.store.find_prompt(&PromptKey::Id(link.prompt_id)).await?;
+            if promptvault_core::access::is_visible(&actor.principal, &prompt) {
+                visible.push(LinkResponse::from(link));
+            }
+        }
+        Ok(visible)
     }
 
-    pub async fn delete_link(&self, _actor: &Actor, id: Uuid) -> AppResult<()> {
-        Ok(self.store.delete_link(id).await?)
+    pub async fn delete_link(&self, actor: &Actor, id: Uuid) -> AppResult<()> {
+        self.authorize(actor, Action::Link, None).await?;
+        self.store.delete_link(id).await?;
+        self.audit(actor, Audited::ok("link.delete", None).detail(serde_json::json!({"link_id": id})))
+            .await
     }
 
     /// Renders a version picked by number or label (default `production`, then `latest`).
     pub async fn render(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         key: &str,
         request: RenderRequest,
     ) -> AppResult<RenderResponse> {
-        let key = parse_key(key)?;
+        // Authorize before resolving, so a missing label never reveals a hidden prompt.
+        let authorized = self.authorized_prompt(actor, key, Action::Serve).await?;
+        let key = PromptKey::Id(authorized.id);
         let (prompt, version) = match (request.version, request.label.as_deref()) {
             (Some(_), Some(_)) => {
                 return Err(AppError::unprocessable(
@@ -492,6 +578,7 @@ impl Vault {
                 }
             }
         };
+        self.audit_text_read(actor, &prompt, "render").await?;
         let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
         let slot = self
             .render_slots
@@ -530,12 +617,15 @@ impl Vault {
 
     pub async fn create_prompt_type(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         request: CreatePromptTypeRequest,
     ) -> AppResult<PromptTypeResponse> {
+        self.authorize(actor, Action::ManagePromptTypes, None).await?;
         let prompt_type = self
             .store
             .create_prompt_type(validate_prompt_type(request)?)
+            .await?;
+        self.audit(actor, Audited::ok("prompt_type.create", None).detail(serde_json::json!({"key": prompt_type.key})))
             .await?;
         Ok(PromptTypeResponse::from(&prompt_type))
     }
@@ -562,10 +652,11 @@ impl Vault {
 
     pub async fn update_prompt_type(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         key: &str,
         request: UpdatePromptTypeRequest,
     ) -> AppResult<PromptTypeResponse> {
+        self.authorize(actor, Action::ManagePromptTypes, None).await?;
         if let Some(name) = &request.name {
             check_name_text(name)?;
         }
@@ -578,13 +669,17 @@ impl Vault {
             restricted_creation: request.restricted_creation,
             requires_approval: request.requires_approval,
         };
-        Ok(PromptTypeResponse::from(
-            &self.store.update_prompt_type(key, patch).await?,
-        ))
+        let updated = self.store.update_prompt_type(key, patch).await?;
+        self.audit(actor, Audited::ok("prompt_type.update", None).detail(serde_json::json!({"key": key})))
+            .await?;
+        Ok(PromptTypeResponse::from(&updated))
     }
 
-    pub async fn delete_prompt_type(&self, _actor: &Actor, key: &str) -> AppResult<()> {
-        Ok(self.store.delete_prompt_type(key).await?)
+    pub async fn delete_prompt_type(&self, actor: &Actor, key: &str) -> AppResult<()> {
+        self.authorize(actor, Action::ManagePromptTypes, None).await?;
+        self.store.delete_prompt_type(key).await?;
+        self.audit(actor, Audited::ok("prompt_type.delete", None).detail(serde_json::json!({"key": key})))
+            .await
     }
 
     /// Validates a version's fields (and the prompt type's contract) into a storable version.
@@ -622,7 +717,7 @@ impl Vault {
         Ok(NewVersion {
             draft,
             notes,
-            author_id: actor.user_id,
+            author_id: actor.user_id(),
             labels,
             carry_over: Default::default(),
         })
@@ -737,6 +832,10 @@ fn render_response(prompt: &Prompt, version: &PromptVersion, rendered: Rendered)
         rendered: serde_json::to_value(rendered).unwrap_or(Value::Null),
         config: version.config.clone(),
     }
+}
+
+fn forbidden(reason: &str) -> AppError {
+    AppError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", reason)
 }
 
 /// A prompt is addressed by its UUID or its name.

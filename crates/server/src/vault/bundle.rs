@@ -357,7 +357,7 @@ impl Vault {
             if let Some(local) = numbers.get(&bundle_number)
                 && self
                     .store
-                    .set_label(prompt_id, &label, *local, actor.user_id)
+                    .set_label(prompt_id, &label, *local, actor.user_id())
                     .await?
                     .is_some()
             {
@@ -551,7 +551,7 @@ impl PlannedVersion {
         NewVersion {
             draft: self.draft,
             notes: self.notes,
-            author_id: actor.user_id,
+            author_id: actor.user_id(),
             labels: Vec::new(),
             // A bundle version is a full snapshot: nothing is carried over.
             carry_over: Default::default(),

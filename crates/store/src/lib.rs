@@ -154,23 +154,29 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
     /// Marks a token revoked (now); revoking twice keeps the first time.
     async fn revoke_token(&self, id: Uuid) -> StoreResult<ApiToken>;
-    /// Records that a token was used now (best effort, may be coalesced).
+    /// Records that a token was used now (best effort, may be coalesced: at most one write per
+    /// token per minute). A missing token is not an error.
     async fn touch_token(&self, id: Uuid) -> StoreResult<()>;
     /// How many tokens exist (for the first-start bootstrap).
     async fn count_tokens(&self) -> StoreResult<i64>;
 
     /// Appends an entry to the audit log: under the log's lock, `seq` is the last `seq` + 1 and
     /// `prev_hash` the last entry's hash (or the latest checkpoint's `up_to_hash`, or
-    /// `GENESIS_HASH`); the hash is `promptvault_core::audit::entry_hash`.
+    /// `GENESIS_HASH`); the hash is `promptvault_core::audit::entry_hash`. `at` is kept to the
+    /// nanosecond, so the stored entry equals the one given (an `at` outside the years 1677–2262
+    /// is a `Domain` error).
     async fn append_audit(&self, entry: NewAuditEntry) -> StoreResult<AuditEntry>;
-    /// Entries matching the query, in `seq` order.
+    /// Entries matching the query, in `seq` order. A `limit` that is not positive is a `Domain`
+    /// error.
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
     /// Up to `limit` entries with `seq > after_seq`, in `seq` order, exactly as stored (for
-    /// verification).
+    /// verification). `limit` must be positive.
     async fn audit_chain(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEntry>>;
     /// The newest retention checkpoint, if entries were ever purged.
     async fn latest_checkpoint(&self) -> StoreResult<Option<Checkpoint>>;
-    /// The newest entry written before `cutoff`, as (`seq`, `hash`).
+    /// The newest entry written before `cutoff`, as (`seq`, `hash`): precisely, the entry just
+    /// before the first one written at or after `cutoff`, so that purging up to it never removes
+    /// a newer entry even when writers' clocks made `at` go backwards.
     async fn last_audit_before(&self, cutoff: OffsetDateTime)
     -> StoreResult<Option<(i64, String)>>;
     /// Atomically stores `checkpoint` and deletes every entry with `seq <= checkpoint.up_to_seq`;

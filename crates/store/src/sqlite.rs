@@ -199,6 +199,13 @@ macro_rules! audit_columns {
     };
 }
 
+/// The per-request credential lookup (the UNIQUE constraint's index on `token_hash` serves it).
+const FIND_TOKEN_BY_HASH: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM api_tokens WHERE token_hash = $1"
+);
+
 macro_rules! checkpoint_columns {
     () => {
         "up_to_seq, up_to_hash, purged, at_ns, signature"
@@ -1626,15 +1633,10 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn find_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
-        // The UNIQUE constraint's index on token_hash serves this.
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            token_columns!(),
-            " FROM api_tokens WHERE token_hash = $1"
-        ))
-        .bind(token_hash)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row = sqlx::query(FIND_TOKEN_BY_HASH)
+            .bind(token_hash)
+            .fetch_optional(&self.reader)
+            .await?;
         row.as_ref().map(decode_token).transpose()
     }
 
@@ -1837,7 +1839,31 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::AssertSqlSafe;
+
     use super::*;
+
+    #[tokio::test]
+    async fn the_token_lookup_uses_an_index() {
+        let store = SqliteStore::connect("sqlite::memory:")
+            .await
+            .expect("in-memory store");
+        let plan: Vec<String> = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {FIND_TOKEN_BY_HASH}"
+        )))
+        .bind("hash")
+        .fetch_all(&store.reader)
+        .await
+        .expect("plan")
+        .iter()
+        .map(|row| row.try_get::<String, _>(3).expect("detail"))
+        .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX") || step.contains("USING COVERING INDEX")),
+            "{plan:?}"
+        );
+    }
 
     #[test]
     fn stored_times_sort_as_text_and_round_trip() {

@@ -1,12 +1,17 @@
 //! What both dialects share: the clock, decoding stored words back into domain values, the
-//! messages that name missing things, LIKE/GLOB escaping and the mapping of constraint errors.
-//! No SQL lives here.
+//! messages that name missing things, LIKE/GLOB escaping, the mapping of constraint errors and
+//! the audit chain's arithmetic (times as Unix nanoseconds, the next link). No SQL lives here.
 
 use std::{borrow::Cow, str::FromStr};
 
 use promptvault_core::{
+    audit::{AuditEntry, AuditOutcome, Checkpoint, GENESIS_HASH, NewAuditEntry, entry_hash},
+    error::DomainError,
     ident::{LabelName, PromptName},
-    model::{Content, Prompt, PromptStatus, PromptVersion, Source, VersionStatus},
+    model::{
+        ApiToken, Content, Prompt, PromptAccess, PromptStatus, PromptVersion, Role, Scope, Source,
+        User, VersionStatus,
+    },
     version::{Semver, VersionDraft},
 };
 use serde_json::Value;
@@ -19,7 +24,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{StoreError, StoreResult},
-    types::{NewPrompt, NewVersion},
+    types::{NewApiToken, NewPrompt, NewUser, NewVersion},
 };
 
 /// The current time, cut to microseconds: both dialects store microseconds, so a value returned
@@ -28,15 +33,23 @@ pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc().truncate_to_microsecond()
 }
 
-/// A migrator over one dialect's embedded migrations.
-pub(crate) fn migrator(init_sql: &'static str) -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        init_sql.into_sql_str(),
-        false,
-    )])
+/// A migrator over one dialect's embedded migrations, given as (version, description, SQL) in
+/// order. Versions and descriptions of applied migrations must never change (sqlx checks them).
+pub(crate) fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Parses a stored vocabulary word (scope, kind, status …); a bad word is a corrupt row.
@@ -70,12 +83,15 @@ pub(crate) struct PromptRecord {
     pub revision: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The `PromptAccess` JSON (absent keys are defaults).
+    pub access: Value,
 }
 
 impl PromptRecord {
     pub(crate) fn into_prompt(self) -> StoreResult<Prompt> {
         Ok(Prompt {
-            access: Default::default(),
+            access: serde_json::from_value::<PromptAccess>(self.access)
+                .map_err(|error| StoreError::Corrupt(format!("prompts.access: {error}")))?,
             id: self.id,
             name: PromptName::parse(&self.name)
                 .map_err(|error| StoreError::Corrupt(format!("prompts.name: {error}")))?,
@@ -181,7 +197,7 @@ pub(crate) fn prompt_type_in_use(key: &str) -> StoreError {
 /// A new prompt's record as it is first stored: revision 1, active, created now.
 pub(crate) fn new_prompt(prompt: NewPrompt, at: OffsetDateTime) -> Prompt {
     Prompt {
-        access: Default::default(),
+        access: prompt.access,
         id: Uuid::now_v7(),
         name: prompt.name,
         title: prompt.title,
@@ -224,6 +240,362 @@ pub(crate) fn new_version(
         author_id: version.author_id,
         status: VersionStatus::Draft,
         created_at: at,
+    }
+}
+
+/// A user row as the database returns it, before its roles are parsed.
+pub(crate) struct UserRecord {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub external_user_id: Option<String>,
+    pub did: Option<String>,
+    pub at_protocol_handle: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub data: Value,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl UserRecord {
+    pub(crate) fn into_user(self) -> StoreResult<User> {
+        Ok(User {
+            id: self.id,
+            email: self.email,
+            external_user_id: self.external_user_id,
+            did: self.did,
+            at_protocol_handle: self.at_protocol_handle,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            roles: self
+                .roles
+                .iter()
+                .map(|role| parse_word("users.roles", role))
+                .collect::<StoreResult<_>>()?,
+            permissions: self.permissions,
+            data: self.data,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// A new user's record as it is first stored.
+pub(crate) fn new_user(user: NewUser, at: OffsetDateTime) -> User {
+    User {
+        id: Uuid::now_v7(),
+        email: user.email,
+        external_user_id: user.external_user_id,
+        did: user.did,
+        at_protocol_handle: user.at_protocol_handle,
+        first_name: user.first_name,
+        last_name: user.last_name,
+        roles: user.roles,
+        permissions: user.permissions,
+        data: user.data,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+pub(crate) fn role_words(roles: &[Role]) -> Vec<String> {
+    roles.iter().map(|role| role.as_str().to_string()).collect()
+}
+
+pub(crate) fn scope_words(scopes: &[Scope]) -> Vec<String> {
+    scopes
+        .iter()
+        .map(|scope| scope.as_str().to_string())
+        .collect()
+}
+
+pub(crate) fn user_with_id(id: Uuid) -> String {
+    format!("user {id}")
+}
+
+pub(crate) fn token_with_id(id: Uuid) -> String {
+    format!("token {id}")
+}
+
+pub(crate) fn email_taken(email: Option<&str>) -> StoreError {
+    StoreError::conflict(format!(
+        "email {:?} is taken by another user",
+        email.unwrap_or_default()
+    ))
+}
+
+/// The message never names the hash: token hashes stay out of errors and logs.
+pub(crate) fn token_hash_taken() -> StoreError {
+    StoreError::conflict("a token with the same secret already exists")
+}
+
+/// An API token row as the database returns it, before its words are parsed (the hash is never
+/// read back).
+pub(crate) struct TokenRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub token_prefix: String,
+    pub role: String,
+    pub user_id: Option<Uuid>,
+    pub agent_id: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub prompt_names: Option<Vec<String>>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub created_by: Option<Uuid>,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl TokenRecord {
+    pub(crate) fn into_token(self) -> StoreResult<ApiToken> {
+        Ok(ApiToken {
+            id: self.id,
+            name: self.name,
+            token_prefix: self.token_prefix,
+            role: parse_word("api_tokens.role", &self.role)?,
+            user_id: self.user_id,
+            agent_id: self.agent_id,
+            scopes: self
+                .scopes
+                .map(|scopes| {
+                    scopes
+                        .iter()
+                        .map(|scope| parse_word("api_tokens.scopes", scope))
+                        .collect::<StoreResult<_>>()
+                })
+                .transpose()?,
+            prompt_names: self.prompt_names,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            created_at: self.created_at,
+            created_by: self.created_by,
+            last_used_at: self.last_used_at,
+        })
+    }
+}
+
+/// A new token's record as it is first stored: not revoked, never used.
+pub(crate) fn new_token(token: &NewApiToken, at: OffsetDateTime) -> ApiToken {
+    ApiToken {
+        id: Uuid::now_v7(),
+        name: token.name.clone(),
+        token_prefix: token.token_prefix.clone(),
+        role: token.role,
+        user_id: token.user_id,
+        agent_id: token.agent_id.clone(),
+        scopes: token.scopes.clone(),
+        prompt_names: token.prompt_names.clone(),
+        // Stored with microsecond precision, so returned that way too.
+        expires_at: token
+            .expires_at
+            .map(OffsetDateTime::truncate_to_microsecond),
+        revoked_at: None,
+        created_at: at,
+        created_by: token.created_by,
+        last_used_at: None,
+    }
+}
+
+/// `touch_token` writes at most once per this interval per token: it runs on every
+/// authenticated request, and the last use only needs to be roughly right.
+pub(crate) const TOUCH_INTERVAL: time::Duration = time::Duration::seconds(60);
+
+/// An audit time as stored: Unix nanoseconds, the value `entry_hash` and checkpoint signatures
+/// cover. Times outside what 64 bits of nanoseconds hold (1677–2262) are refused.
+pub(crate) fn unix_nanos(field: &'static str, at: OffsetDateTime) -> StoreResult<i64> {
+    i64::try_from(at.unix_timestamp_nanos()).map_err(|_| {
+        StoreError::Domain(DomainError::InvalidField {
+            field,
+            reason: format!("{at} is outside the years 1677 to 2262"),
+        })
+    })
+}
+
+/// The inverse of [`unix_nanos`], in UTC.
+pub(crate) fn from_unix_nanos(column: &str, nanos: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
+}
+
+/// An entry to append, with its fields in their stored form, before it has a place in the
+/// chain (prepared before taking the log's lock, so the lock is held only for the chaining).
+pub(crate) struct PendingAudit {
+    entry: NewAuditEntry,
+    pub at_ns: i64,
+    pub detail: String,
+}
+
+pub(crate) fn pending_audit(entry: NewAuditEntry) -> StoreResult<PendingAudit> {
+    let at_ns = unix_nanos("at", entry.at)?;
+    let detail = serde_json::to_string(&entry.detail)
+        .map_err(|error| StoreError::Corrupt(format!("audit detail: {error}")))?;
+    Ok(PendingAudit {
+        entry: NewAuditEntry {
+            // In range: `unix_nanos` accepted it.
+            at: entry.at.to_offset(time::UtcOffset::UTC),
+            ..entry
+        },
+        at_ns,
+        detail,
+    })
+}
+
+impl PendingAudit {
+    /// Chains the entry after the newest stored entry (`last`, as `seq` and hash), or after the
+    /// newest checkpoint when the log was purged empty, or after the genesis.
+    pub(crate) fn chain(
+        self,
+        last: Option<(i64, String)>,
+        checkpoint: Option<(i64, String)>,
+    ) -> AuditEntry {
+        let (last_seq, prev_hash) = last
+            .or(checkpoint)
+            .unwrap_or_else(|| (0, GENESIS_HASH.to_string()));
+        let seq = last_seq + 1;
+        let hash = entry_hash(seq, &prev_hash, &self.entry);
+        AuditEntry {
+            seq,
+            entry: self.entry,
+            prev_hash,
+            hash,
+        }
+    }
+}
+
+/// A time bound of an audit query as Unix nanoseconds, clamped to what 64 bits hold (a bound
+/// beyond them matches everything or nothing, as it would with wider numbers).
+pub(crate) fn clamped_unix_nanos(at: OffsetDateTime) -> i64 {
+    let nanos = at.unix_timestamp_nanos();
+    i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// An audit row as the database returns it, before its words and JSON are parsed.
+pub(crate) struct AuditRecord {
+    pub seq: i64,
+    pub id: Uuid,
+    pub at_ns: i64,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub outcome: String,
+    pub prompt_id: Option<Uuid>,
+    pub prompt_name: Option<String>,
+    pub prompt_scope: Option<String>,
+    pub classification: Option<String>,
+    pub before_hash: Option<String>,
+    pub after_hash: Option<String>,
+    pub detail: String,
+    pub source: Option<String>,
+    pub request_id: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditRecord {
+    pub(crate) fn into_entry(self) -> StoreResult<AuditEntry> {
+        Ok(AuditEntry {
+            seq: self.seq,
+            entry: NewAuditEntry {
+                id: self.id,
+                at: from_unix_nanos("audit_log.at_ns", self.at_ns)?,
+                actor_kind: self.actor_kind,
+                actor_id: self.actor_id,
+                actor_role: self
+                    .actor_role
+                    .map(|role| parse_word("audit_log.actor_role", &role))
+                    .transpose()?,
+                action: self.action,
+                outcome: AuditOutcome::parse(&self.outcome).ok_or_else(|| {
+                    StoreError::Corrupt(format!("audit_log.outcome: {:?}", self.outcome))
+                })?,
+                prompt_id: self.prompt_id,
+                prompt_name: self.prompt_name,
+                prompt_scope: self
+                    .prompt_scope
+                    .map(|scope| parse_word("audit_log.prompt_scope", &scope))
+                    .transpose()?,
+                classification: self
+                    .classification
+                    .map(|classification| parse_word("audit_log.classification", &classification))
+                    .transpose()?,
+                before_hash: self.before_hash,
+                after_hash: self.after_hash,
+                detail: serde_json::from_str(&self.detail)
+                    .map_err(|error| StoreError::Corrupt(format!("audit_log.detail: {error}")))?,
+                source: self.source,
+                request_id: self.request_id,
+            },
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        })
+    }
+}
+
+/// A checkpoint as stored (`at` as Unix nanoseconds, so its signature still verifies).
+pub(crate) fn decode_checkpoint(
+    up_to_seq: i64,
+    up_to_hash: String,
+    purged: i64,
+    at_ns: i64,
+    signature: String,
+) -> StoreResult<Checkpoint> {
+    Ok(Checkpoint {
+        up_to_seq,
+        up_to_hash,
+        purged,
+        at: from_unix_nanos("audit_checkpoints.at_ns", at_ns)?,
+        signature,
+    })
+}
+
+/// Why a purge cannot happen: entry `up_to_seq` is gone or has another hash.
+pub(crate) fn checkpoint_mismatch(checkpoint: &Checkpoint, found: Option<&str>) -> StoreError {
+    match found {
+        None => StoreError::conflict(format!(
+            "audit entry {} does not exist (already purged, or never written)",
+            checkpoint.up_to_seq
+        )),
+        Some(_) => StoreError::conflict(format!(
+            "audit entry {} does not have the checkpoint's hash",
+            checkpoint.up_to_seq
+        )),
+    }
+}
+
+/// How `list_audit` matches `action`: exactly, or every action in a `.`-terminated family.
+pub(crate) enum ActionMatch {
+    Exact(String),
+    /// `[from, to)` in byte order: the actions that start with `from` (a prefix ending in `.`;
+    /// `to` is the prefix with its `.` replaced by the next byte, `/`).
+    Range {
+        from: String,
+        to: String,
+    },
+}
+
+pub(crate) fn action_match(action: &str) -> ActionMatch {
+    match action.strip_suffix('.') {
+        Some(stem) => ActionMatch::Range {
+            from: action.to_string(),
+            to: format!("{stem}/"),
+        },
+        None => ActionMatch::Exact(action.to_string()),
+    }
+}
+
+/// `limit` must be positive (the trait's contract); a caller bug, reported as a field error.
+pub(crate) fn check_audit_limit(limit: i64) -> StoreResult<()> {
+    if limit > 0 {
+        Ok(())
+    } else {
+        Err(StoreError::Domain(DomainError::InvalidField {
+            field: "limit",
+            reason: format!("must be positive, not {limit}"),
+        }))
     }
 }
 
@@ -314,6 +686,44 @@ mod tests {
             requested_labels(&labels),
             vec![parse("prod"), parse("staging")]
         );
+    }
+
+    #[test]
+    fn action_families_are_byte_ranges() {
+        match action_match("label.") {
+            ActionMatch::Range { from, to } => {
+                assert_eq!((from.as_str(), to.as_str()), ("label.", "label/"));
+                for inside in ["label.", "label.set", "label.remove"] {
+                    assert!(inside >= from.as_str() && inside < to.as_str(), "{inside}");
+                }
+                for outside in ["label", "labels", "label/x", "labe", "version.create"] {
+                    assert!(
+                        !(outside >= from.as_str() && outside < to.as_str()),
+                        "{outside}"
+                    );
+                }
+            }
+            ActionMatch::Exact(_) => panic!("a prefix ending in . is a range"),
+        }
+        assert!(
+            matches!(action_match("label.set"), ActionMatch::Exact(action) if action == "label.set")
+        );
+    }
+
+    #[test]
+    fn audit_times_round_trip_through_nanoseconds() {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789)
+            .expect("valid time");
+        let nanos = unix_nanos("at", at).expect("in range");
+        assert_eq!(from_unix_nanos("at", nanos).expect("decodes"), at);
+        let far = OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 400);
+        assert!(matches!(
+            unix_nanos("at", far),
+            Err(StoreError::Domain(DomainError::InvalidField {
+                field: "at",
+                ..
+            }))
+        ));
     }
 
     #[test]

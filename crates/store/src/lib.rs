@@ -35,7 +35,6 @@ use crate::types::{
 /// Everything promptvault keeps, behind use-case-shaped methods. Implementations: SQLite and
 /// PostgreSQL; both pass the same conformance suite (`tests/conformance.rs`).
 #[async_trait]
-#[allow(unused_variables)] // TEMPORARY: default bodies until the implementations land.
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers (readiness).
     async fn ping(&self) -> StoreResult<()>;
@@ -139,80 +138,50 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_prompt_type(&self, key: &str) -> StoreResult<()>;
 
     /// Creates a user; a taken email is `Conflict`.
-    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
-    async fn get_user(&self, id: Uuid) -> StoreResult<User> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    async fn get_user(&self, id: Uuid) -> StoreResult<User>;
     /// Every user, oldest first.
-    async fn list_users(&self) -> StoreResult<Vec<User>> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
-    async fn update_user(&self, id: Uuid, patch: UserPatch) -> StoreResult<User> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn update_user(&self, id: Uuid, patch: UserPatch) -> StoreResult<User>;
     /// Deletes a user and every token that belongs to them.
-    async fn delete_user(&self, id: Uuid) -> StoreResult<()> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    async fn delete_user(&self, id: Uuid) -> StoreResult<()>;
 
     /// Stores a token's record (its hash, never the secret).
-    async fn create_token(&self, token: NewApiToken) -> StoreResult<ApiToken> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    async fn create_token(&self, token: NewApiToken) -> StoreResult<ApiToken>;
     /// The token with this hash, revoked or expired ones included (the caller decides).
-    async fn find_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    async fn find_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>>;
     /// Every token, newest first.
-    async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
     /// Marks a token revoked (now); revoking twice keeps the first time.
-    async fn revoke_token(&self, id: Uuid) -> StoreResult<ApiToken> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
-    /// Records that a token was used now (best effort, may be coalesced).
-    async fn touch_token(&self, id: Uuid) -> StoreResult<()> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    async fn revoke_token(&self, id: Uuid) -> StoreResult<ApiToken>;
+    /// Records that a token was used now (best effort, may be coalesced: at most one write per
+    /// token per minute). A missing token is not an error.
+    async fn touch_token(&self, id: Uuid) -> StoreResult<()>;
     /// How many tokens exist (for the first-start bootstrap).
-    async fn count_tokens(&self) -> StoreResult<i64> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    async fn count_tokens(&self) -> StoreResult<i64>;
 
     /// Appends an entry to the audit log: under the log's lock, `seq` is the last `seq` + 1 and
     /// `prev_hash` the last entry's hash (or the latest checkpoint's `up_to_hash`, or
-    /// `GENESIS_HASH`); the hash is `promptvault_core::audit::entry_hash`.
-    async fn append_audit(&self, entry: NewAuditEntry) -> StoreResult<AuditEntry> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
-    /// Entries matching the query, in `seq` order.
-    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    /// `GENESIS_HASH`); the hash is `promptvault_core::audit::entry_hash`. `at` is kept to the
+    /// nanosecond, so the stored entry equals the one given (an `at` outside the years 1677–2262
+    /// is a `Domain` error).
+    async fn append_audit(&self, entry: NewAuditEntry) -> StoreResult<AuditEntry>;
+    /// Entries matching the query, in `seq` order. A `limit` that is not positive is a `Domain`
+    /// error.
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
     /// Up to `limit` entries with `seq > after_seq`, in `seq` order, exactly as stored (for
-    /// verification).
-    async fn audit_chain(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    /// verification). `limit` must be positive.
+    async fn audit_chain(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEntry>>;
     /// The newest retention checkpoint, if entries were ever purged.
-    async fn latest_checkpoint(&self) -> StoreResult<Option<Checkpoint>> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
-    /// The newest entry written before `cutoff`, as (`seq`, `hash`).
-    async fn last_audit_before(
-        &self,
-        cutoff: OffsetDateTime,
-    ) -> StoreResult<Option<(i64, String)>> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    async fn latest_checkpoint(&self) -> StoreResult<Option<Checkpoint>>;
+    /// The newest entry written before `cutoff`, as (`seq`, `hash`): precisely, the entry just
+    /// before the first one written at or after `cutoff`, so that purging up to it never removes
+    /// a newer entry even when writers' clocks made `at` go backwards.
+    async fn last_audit_before(&self, cutoff: OffsetDateTime)
+    -> StoreResult<Option<(i64, String)>>;
     /// Atomically stores `checkpoint` and deletes every entry with `seq <= checkpoint.up_to_seq`;
     /// `Conflict` if entry `up_to_seq` does not have hash `up_to_hash`.
-    async fn purge_audit(&self, checkpoint: Checkpoint) -> StoreResult<()> {
-        Err(StoreError::Config("not implemented yet".into()))
-    }
+    async fn purge_audit(&self, checkpoint: Checkpoint) -> StoreResult<()>;
 }
 
 /// Opens the store a URL names and runs its migrations: `postgres://` or `postgresql://` for

@@ -15,8 +15,12 @@ use std::{collections::BTreeMap, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use promptvault_core::{
+    access::VisibilityFilter,
+    audit::{AuditEntry, Checkpoint, NewAuditEntry},
     ident::LabelName,
-    model::{LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion},
+    model::{
+        ApiToken, LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion, Role, User,
+    },
     version::{VersionPlan, plan_version},
 };
 use sqlx::{
@@ -32,18 +36,32 @@ use uuid::Uuid;
 use crate::{
     Store,
     common::{
-        self, PromptRecord, VersionRecord, is_foreign_key_violation, is_unique_violation, label_of,
-        name_taken, now, prompt_type_not_found, prompt_with_id, requested_labels, version_of,
+        self, ActionMatch, AuditRecord, PromptRecord, TokenRecord, UserRecord, VersionRecord,
+        is_foreign_key_violation, is_unique_violation, label_of, name_taken, now,
+        prompt_type_not_found, prompt_with_id, requested_labels, token_with_id, user_with_id,
+        version_of,
     },
     error::{StoreError, StoreResult},
     redact_url,
     types::{
-        AddedVersion, LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey,
-        PromptListItem, PromptPage, PromptPatch, PromptQuery, PromptTypePatch, VersionSelector,
+        AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
+        NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch, PromptQuery,
+        PromptTypePatch, UserPatch, VersionSelector,
     },
 };
 
-const MIGRATION: &str = include_str!("../migrations/sqlite/0001_init.sql");
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "access",
+        include_str!("../migrations/sqlite/0002_access.sql"),
+    ),
+];
 /// How long a connection waits for another process's lock on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READER_CONNECTIONS: u32 = 4;
@@ -89,7 +107,7 @@ impl SqliteStore {
                     redact_url(url)
                 ))
             })?;
-        common::migrator(MIGRATION).run(&writer).await?;
+        common::migrator(MIGRATIONS).run(&writer).await?;
         let reader = if in_memory {
             writer.clone()
         } else {
@@ -116,17 +134,17 @@ macro_rules! prompt_columns {
     () => {
         "p.id, p.name, p.title, p.description, p.long_description_markdown, p.scope, p.agent_id, \
          p.owner_id, p.creator_id, p.prompt_type, p.kind, p.tags, p.source, p.classification, \
-         p.status, p.revision, p.created_at, p.updated_at"
+         p.status, p.revision, p.created_at, p.updated_at, p.access"
     };
 }
-const PROMPT_COLUMNS: usize = 18;
+const PROMPT_COLUMNS: usize = 19;
 
 /// [`prompt_columns`] unqualified, for `RETURNING` (SQLite does not accept the alias there).
 macro_rules! returned_prompt_columns {
     () => {
         "id, name, title, description, long_description_markdown, scope, agent_id, owner_id, \
          creator_id, prompt_type, kind, tags, source, classification, status, revision, \
-         created_at, updated_at"
+         created_at, updated_at, access"
     };
 }
 
@@ -153,6 +171,44 @@ macro_rules! prompt_type_columns {
 macro_rules! link_columns {
     () => {
         "l.id, l.prompt_id, p.name, l.capability, l.agent_id, l.priority, l.created_at"
+    };
+}
+
+/// The user columns, in the order [`decode_user`] reads them.
+macro_rules! user_columns {
+    () => {
+        "id, email, external_user_id, did, at_protocol_handle, first_name, last_name, roles, \
+         permissions, data, created_at, updated_at"
+    };
+}
+
+/// The token columns, in the order [`decode_token`] reads them (never the hash).
+macro_rules! token_columns {
+    () => {
+        "id, name, token_prefix, role, user_id, agent_id, scopes, prompt_names, expires_at, \
+         revoked_at, created_at, created_by, last_used_at"
+    };
+}
+
+/// The audit columns, in the order [`decode_audit`] reads them.
+macro_rules! audit_columns {
+    () => {
+        "seq, id, at_ns, actor_kind, actor_id, actor_role, action, outcome, prompt_id, \
+         prompt_name, prompt_scope, classification, before_hash, after_hash, detail, source, \
+         request_id, prev_hash, hash"
+    };
+}
+
+/// The per-request credential lookup (the UNIQUE constraint's index on `token_hash` serves it).
+const FIND_TOKEN_BY_HASH: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM api_tokens WHERE token_hash = $1"
+);
+
+macro_rules! checkpoint_columns {
+    () => {
+        "up_to_seq, up_to_hash, purged, at_ns, signature"
     };
 }
 
@@ -198,6 +254,7 @@ fn decode_prompt(row: &SqliteRow, at: usize) -> StoreResult<Prompt> {
         revision: row.try_get(at + 15)?,
         created_at: decode_time(row, at + 16)?,
         updated_at: decode_time(row, at + 17)?,
+        access: row.try_get(at + 18)?,
     }
     .into_prompt()
 }
@@ -260,6 +317,91 @@ fn decode_link(row: &SqliteRow) -> StoreResult<Link> {
         priority: row.try_get(5)?,
         created_at: decode_time(row, 6)?,
     })
+}
+
+fn decode_optional_time(row: &SqliteRow, index: usize) -> StoreResult<Option<OffsetDateTime>> {
+    let text: Option<String> = row.try_get(index)?;
+    text.map(|text| {
+        OffsetDateTime::parse(&text, &Rfc3339)
+            .map_err(|error| StoreError::Corrupt(format!("time {text:?}: {error}")))
+    })
+    .transpose()
+}
+
+fn decode_user(row: &SqliteRow) -> StoreResult<User> {
+    let Json(roles): Json<Vec<String>> = row.try_get(7)?;
+    let Json(permissions): Json<Vec<String>> = row.try_get(8)?;
+    UserRecord {
+        id: row.try_get(0)?,
+        email: row.try_get(1)?,
+        external_user_id: row.try_get(2)?,
+        did: row.try_get(3)?,
+        at_protocol_handle: row.try_get(4)?,
+        first_name: row.try_get(5)?,
+        last_name: row.try_get(6)?,
+        roles,
+        permissions,
+        data: row.try_get(9)?,
+        created_at: decode_time(row, 10)?,
+        updated_at: decode_time(row, 11)?,
+    }
+    .into_user()
+}
+
+fn decode_token(row: &SqliteRow) -> StoreResult<ApiToken> {
+    let scopes: Option<Json<Vec<String>>> = row.try_get(6)?;
+    let prompt_names: Option<Json<Vec<String>>> = row.try_get(7)?;
+    TokenRecord {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        token_prefix: row.try_get(2)?,
+        role: row.try_get(3)?,
+        user_id: row.try_get(4)?,
+        agent_id: row.try_get(5)?,
+        scopes: scopes.map(|Json(scopes)| scopes),
+        prompt_names: prompt_names.map(|Json(names)| names),
+        expires_at: decode_optional_time(row, 8)?,
+        revoked_at: decode_optional_time(row, 9)?,
+        created_at: decode_time(row, 10)?,
+        created_by: row.try_get(11)?,
+        last_used_at: decode_optional_time(row, 12)?,
+    }
+    .into_token()
+}
+
+fn decode_audit(row: &SqliteRow) -> StoreResult<AuditEntry> {
+    AuditRecord {
+        seq: row.try_get(0)?,
+        id: row.try_get(1)?,
+        at_ns: row.try_get(2)?,
+        actor_kind: row.try_get(3)?,
+        actor_id: row.try_get(4)?,
+        actor_role: row.try_get(5)?,
+        action: row.try_get(6)?,
+        outcome: row.try_get(7)?,
+        prompt_id: row.try_get(8)?,
+        prompt_name: row.try_get(9)?,
+        prompt_scope: row.try_get(10)?,
+        classification: row.try_get(11)?,
+        before_hash: row.try_get(12)?,
+        after_hash: row.try_get(13)?,
+        detail: row.try_get(14)?,
+        source: row.try_get(15)?,
+        request_id: row.try_get(16)?,
+        prev_hash: row.try_get(17)?,
+        hash: row.try_get(18)?,
+    }
+    .into_entry()
+}
+
+fn decode_checkpoint(row: &SqliteRow) -> StoreResult<Checkpoint> {
+    common::decode_checkpoint(
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+    )
 }
 
 async fn fetch_prompt(conn: &mut SqliteConnection, key: &PromptKey) -> StoreResult<Prompt> {
@@ -475,6 +617,158 @@ fn push_filters(builder: &mut QueryBuilder<Sqlite>, query: &PromptQuery) {
             .push(" AND p.name GLOB ")
             .push_bind(format!("{}*", common::escape_glob(prefix)));
     }
+    if let Some(filter) = &query.visibility {
+        push_visibility(builder, filter);
+    }
+}
+
+/// Appends `promptvault_core::access::is_visible` for the filter's principal as `AND …`
+/// clauses: the credential restrictions, then (unless the role is unrestricted) scope,
+/// `owner_only`, `allowed_roles` and classification with grants. Who the principal is (role,
+/// user, agent) is known here, so only the branches that can hold are written. Absent keys of
+/// the `access` JSON mean the defaults (no rule, no grant).
+fn push_visibility(builder: &mut QueryBuilder<Sqlite>, filter: &VisibilityFilter) {
+    if let Some(scopes) = &filter.scopes {
+        builder.push(" AND p.scope IN (SELECT value FROM json_each(");
+        builder.push_bind(Json(common::scope_words(scopes)));
+        builder.push("))");
+    }
+    if let Some(prefixes) = &filter.name_prefixes {
+        builder.push(" AND (FALSE");
+        for prefix in prefixes {
+            builder
+                .push(" OR p.name GLOB ")
+                .push_bind(format!("{}*", common::escape_glob(prefix)));
+        }
+        builder.push(")");
+    }
+    if !filter.restricted_role {
+        return;
+    }
+    builder.push(" AND (p.scope = 'global' OR (p.scope = 'user' AND ");
+    push_owns(builder, filter);
+    builder.push(") OR (p.scope = 'agent' AND (");
+    push_owns(builder, filter);
+    builder.push(" OR ");
+    match &filter.agent_id {
+        Some(agent_id) => {
+            builder.push("p.agent_id = ").push_bind(agent_id.clone());
+        }
+        None => {
+            builder.push("FALSE");
+        }
+    }
+    builder.push(")))");
+
+    builder.push(" AND (coalesce(json_extract(p.access, '$.owner_only'), 0) = 0 OR ");
+    push_owns(builder, filter);
+    builder.push(")");
+
+    builder
+        .push(
+            " AND (NOT EXISTS (SELECT 1 FROM json_each(p.access, '$.allowed_roles')) \
+             OR EXISTS (SELECT 1 FROM json_each(p.access, '$.allowed_roles') WHERE value = ",
+        )
+        .push_bind(filter.role.as_str())
+        .push("))");
+
+    builder.push(" AND (p.classification IN ('public', 'internal')");
+    if filter.role != Role::Agent {
+        builder.push(" OR p.classification = 'confidential'");
+    } else {
+        builder.push(" OR (p.classification = 'confidential' AND ");
+        push_granted(builder, filter);
+        builder.push(")");
+    }
+    builder.push(" OR (p.classification = 'restricted' AND ");
+    push_granted(builder, filter);
+    builder.push("))");
+}
+
+/// Whether the filter's user owns the prompt (never, without a user).
+fn push_owns(builder: &mut QueryBuilder<Sqlite>, filter: &VisibilityFilter) {
+    match filter.user_id {
+        Some(user_id) => {
+            builder.push("p.owner_id = ").push_bind(user_id);
+        }
+        None => {
+            builder.push("FALSE");
+        }
+    }
+}
+
+/// Whether the prompt's grants name the filter's user or agent.
+fn push_granted(builder: &mut QueryBuilder<Sqlite>, filter: &VisibilityFilter) {
+    if filter.user_id.is_none() && filter.agent_id.is_none() {
+        builder.push("FALSE");
+        return;
+    }
+    builder.push("EXISTS (SELECT 1 FROM json_each(p.access, '$.grants') AS g WHERE FALSE");
+    if let Some(user_id) = filter.user_id {
+        builder
+            .push(" OR json_extract(g.value, '$.user') = ")
+            .push_bind(user_id.hyphenated().to_string());
+    }
+    if let Some(agent_id) = &filter.agent_id {
+        builder
+            .push(" OR json_extract(g.value, '$.agent') = ")
+            .push_bind(agent_id.clone());
+    }
+    builder.push(")");
+}
+
+/// Appends the `list_audit` filters as `AND …` clauses.
+fn push_audit_filters(builder: &mut QueryBuilder<Sqlite>, query: &AuditQuery) {
+    if let Some(actor_id) = &query.actor_id {
+        builder.push(" AND actor_id = ").push_bind(actor_id.clone());
+    }
+    if let Some(actor_role) = query.actor_role {
+        builder
+            .push(" AND actor_role = ")
+            .push_bind(actor_role.as_str());
+    }
+    if let Some(prompt_id) = query.prompt_id {
+        builder.push(" AND prompt_id = ").push_bind(prompt_id);
+    }
+    if let Some(prompt_name) = &query.prompt_name {
+        builder
+            .push(" AND prompt_name = ")
+            .push_bind(prompt_name.clone());
+    }
+    match query.action.as_deref().map(common::action_match) {
+        Some(ActionMatch::Exact(action)) => {
+            builder.push(" AND action = ").push_bind(action);
+        }
+        Some(ActionMatch::Range { from, to }) => {
+            builder
+                .push(" AND action >= ")
+                .push_bind(from)
+                .push(" AND action < ")
+                .push_bind(to);
+        }
+        None => {}
+    }
+    if let Some(outcome) = query.outcome {
+        builder.push(" AND outcome = ").push_bind(outcome.as_str());
+    }
+    if let Some(prompt_scope) = query.prompt_scope {
+        builder
+            .push(" AND prompt_scope = ")
+            .push_bind(prompt_scope.as_str());
+    }
+    if let Some(since) = query.since {
+        builder
+            .push(" AND at_ns >= ")
+            .push_bind(common::clamped_unix_nanos(since));
+    }
+    if let Some(until) = query.until {
+        builder
+            .push(" AND at_ns < ")
+            .push_bind(common::clamped_unix_nanos(until));
+    }
+    if let Some(after_seq) = query.after_seq {
+        builder.push(" AND seq > ").push_bind(after_seq);
+    }
 }
 
 #[async_trait]
@@ -505,8 +799,9 @@ impl Store for SqliteStore {
         let inserted = sqlx::query(
             "INSERT INTO prompts (id, name, title, description, long_description_markdown, scope, \
              agent_id, owner_id, creator_id, prompt_type, kind, tags, source, classification, \
-             status, revision, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+             status, revision, created_at, updated_at, access) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+             $19)",
         )
         .bind(prompt.id)
         .bind(prompt.name.as_str())
@@ -526,6 +821,7 @@ impl Store for SqliteStore {
         .bind(prompt.revision)
         .bind(encode_time(prompt.created_at))
         .bind(encode_time(prompt.updated_at))
+        .bind(Json(&prompt.access))
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -698,6 +994,9 @@ impl Store for SqliteStore {
         }
         if let Some(status) = patch.status {
             update.push(", status = ").push_bind(status.as_str());
+        }
+        if let Some(access) = patch.access {
+            update.push(", access = ").push_bind(Json(access));
         }
         update.push(" WHERE id = ").push_bind(id);
         if let Some(expected) = expected_revision {
@@ -1179,11 +1478,397 @@ impl Store for SqliteStore {
         }
         Ok(())
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        let user = common::new_user(user, now());
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO users (",
+            user_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
+        ))
+        .bind(user.id)
+        .bind(&user.email)
+        .bind(&user.external_user_id)
+        .bind(&user.did)
+        .bind(&user.at_protocol_handle)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(Json(common::role_words(&user.roles)))
+        .bind(Json(&user.permissions))
+        .bind(&user.data)
+        .bind(encode_time(user.created_at))
+        .execute(&self.writer)
+        .await;
+        match inserted {
+            Err(error) if is_unique_violation(&error) => {
+                return Err(common::email_taken(user.email.as_deref()));
+            }
+            other => other?,
+        };
+        Ok(user)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_user(&self, id: Uuid) -> StoreResult<User> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| StoreError::not_found(user_with_id(id)))?;
+        decode_user(&row)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(decode_user).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_user(&self, id: Uuid, patch: UserPatch) -> StoreResult<User> {
+        let mut update = QueryBuilder::<Sqlite>::new("UPDATE users SET updated_at = ");
+        update.push_bind(encode_time(now()));
+        let new_email = patch.email.clone().flatten();
+        if let Some(email) = patch.email {
+            update.push(", email = ").push_bind(email);
+        }
+        if let Some(external_user_id) = patch.external_user_id {
+            update
+                .push(", external_user_id = ")
+                .push_bind(external_user_id);
+        }
+        if let Some(did) = patch.did {
+            update.push(", did = ").push_bind(did);
+        }
+        if let Some(handle) = patch.at_protocol_handle {
+            update.push(", at_protocol_handle = ").push_bind(handle);
+        }
+        if let Some(first_name) = patch.first_name {
+            update.push(", first_name = ").push_bind(first_name);
+        }
+        if let Some(last_name) = patch.last_name {
+            update.push(", last_name = ").push_bind(last_name);
+        }
+        if let Some(roles) = patch.roles {
+            update
+                .push(", roles = ")
+                .push_bind(Json(common::role_words(&roles)));
+        }
+        if let Some(permissions) = patch.permissions {
+            update.push(", permissions = ").push_bind(Json(permissions));
+        }
+        if let Some(data) = patch.data {
+            update.push(", data = ").push_bind(data);
+        }
+        update
+            .push(" WHERE id = ")
+            .push_bind(id)
+            .push(concat!(" RETURNING ", user_columns!()));
+        let row = match update.build().fetch_optional(&self.writer).await {
+            Err(error) if is_unique_violation(&error) => {
+                return Err(common::email_taken(new_email.as_deref()));
+            }
+            other => other?,
+        };
+        decode_user(&row.ok_or_else(|| StoreError::not_found(user_with_id(id)))?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_user(&self, id: Uuid) -> StoreResult<()> {
+        // The user's tokens go with it (ON DELETE CASCADE).
+        let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::not_found(user_with_id(id)));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_token(&self, token: NewApiToken) -> StoreResult<ApiToken> {
+        let created = common::new_token(&token, now());
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO api_tokens (token_hash, ",
+            token_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, NULL)"
+        ))
+        .bind(&token.token_hash)
+        .bind(created.id)
+        .bind(&created.name)
+        .bind(&created.token_prefix)
+        .bind(created.role.as_str())
+        .bind(created.user_id)
+        .bind(&created.agent_id)
+        .bind(
+            created
+                .scopes
+                .as_deref()
+                .map(|s| Json(common::scope_words(s))),
+        )
+        .bind(created.prompt_names.as_ref().map(Json))
+        .bind(created.expires_at.map(encode_time))
+        .bind(encode_time(created.created_at))
+        .bind(created.created_by)
+        .execute(&self.writer)
+        .await;
+        match inserted {
+            Err(error) if is_unique_violation(&error) => return Err(common::token_hash_taken()),
+            Err(error) if is_foreign_key_violation(&error) => {
+                return Err(StoreError::not_found(user_with_id(
+                    created.user_id.unwrap_or_default(),
+                )));
+            }
+            other => other?,
+        };
+        Ok(created)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
+        let row = sqlx::query(FIND_TOKEN_BY_HASH)
+            .bind(token_hash)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(decode_token).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM api_tokens ORDER BY created_at DESC, id DESC"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(decode_token).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_token(&self, id: Uuid) -> StoreResult<ApiToken> {
+        let row = sqlx::query(concat!(
+            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1 RETURNING ",
+            token_columns!()
+        ))
+        .bind(id)
+        .bind(encode_time(now()))
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or_else(|| StoreError::not_found(token_with_id(id)))?;
+        decode_token(&row)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn touch_token(&self, id: Uuid) -> StoreResult<()> {
+        // Best effort: a missing token, or one touched less than TOUCH_INTERVAL ago, is left
+        // alone without an error.
+        let at = now();
+        sqlx::query(
+            "UPDATE api_tokens SET last_used_at = $2 \
+             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at <= $3)",
+        )
+        .bind(id)
+        .bind(encode_time(at))
+        .bind(encode_time(at - common::TOUCH_INTERVAL))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn count_tokens(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM api_tokens")
+            .fetch_one(&self.reader)
+            .await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn append_audit(&self, entry: NewAuditEntry) -> StoreResult<AuditEntry> {
+        let mut pending = common::pending_audit(entry)?;
+        // BEGIN IMMEDIATE on the single writer connection: the log's lock.
+        let mut tx = self.begin_write().await?;
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let checkpoint: Option<(i64, String)> = if last.is_none() {
+            sqlx::query_as(
+                "SELECT up_to_seq, up_to_hash FROM audit_checkpoints \
+                 ORDER BY up_to_seq DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+        } else {
+            None
+        };
+        let at_ns = pending.at_ns;
+        let detail = std::mem::take(&mut pending.detail);
+        let chained = pending.chain(last, checkpoint);
+        let entry = &chained.entry;
+        sqlx::query(concat!(
+            "INSERT INTO audit_log (",
+            audit_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19)"
+        ))
+        .bind(chained.seq)
+        .bind(entry.id)
+        .bind(at_ns)
+        .bind(&entry.actor_kind)
+        .bind(&entry.actor_id)
+        .bind(entry.actor_role.map(Role::as_str))
+        .bind(&entry.action)
+        .bind(entry.outcome.as_str())
+        .bind(entry.prompt_id)
+        .bind(&entry.prompt_name)
+        .bind(entry.prompt_scope.map(|scope| scope.as_str()))
+        .bind(
+            entry
+                .classification
+                .map(|classification| classification.as_str()),
+        )
+        .bind(&entry.before_hash)
+        .bind(&entry.after_hash)
+        .bind(detail)
+        .bind(&entry.source)
+        .bind(&entry.request_id)
+        .bind(&chained.prev_hash)
+        .bind(&chained.hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(chained)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        common::check_audit_limit(query.limit)?;
+        let mut select = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE TRUE"
+        ));
+        push_audit_filters(&mut select, query);
+        select.push(" ORDER BY seq LIMIT ").push_bind(query.limit);
+        let rows = select.build().fetch_all(&self.reader).await?;
+        rows.iter().map(decode_audit).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn audit_chain(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        common::check_audit_limit(limit)?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(decode_audit).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn latest_checkpoint(&self) -> StoreResult<Option<Checkpoint>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            checkpoint_columns!(),
+            " FROM audit_checkpoints ORDER BY up_to_seq DESC LIMIT 1"
+        ))
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(decode_checkpoint).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn last_audit_before(
+        &self,
+        cutoff: OffsetDateTime,
+    ) -> StoreResult<Option<(i64, String)>> {
+        // The entry just before the first one written at or after the cutoff: every entry up to
+        // it is older than the cutoff, even if writers' clocks made `at` non-monotonic.
+        Ok(sqlx::query_as(
+            "SELECT seq, hash FROM audit_log WHERE seq < coalesce((SELECT min(seq) FROM audit_log \
+             WHERE at_ns >= $1), 9223372036854775807) ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(common::clamped_unix_nanos(cutoff))
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn purge_audit(&self, checkpoint: Checkpoint) -> StoreResult<()> {
+        let at_ns = common::unix_nanos("at", checkpoint.at)?;
+        let mut tx = self.begin_write().await?;
+        let found: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
+            .bind(checkpoint.up_to_seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.as_deref() != Some(checkpoint.up_to_hash.as_str()) {
+            return Err(common::checkpoint_mismatch(&checkpoint, found.as_deref()));
+        }
+        sqlx::query(concat!(
+            "INSERT INTO audit_checkpoints (",
+            checkpoint_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5)"
+        ))
+        .bind(checkpoint.up_to_seq)
+        .bind(&checkpoint.up_to_hash)
+        .bind(checkpoint.purged)
+        .bind(at_ns)
+        .bind(&checkpoint.signature)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
+            .bind(checkpoint.up_to_seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use sqlx::AssertSqlSafe;
+
     use super::*;
+
+    #[tokio::test]
+    async fn the_token_lookup_uses_an_index() {
+        let store = SqliteStore::connect("sqlite::memory:")
+            .await
+            .expect("in-memory store");
+        let plan: Vec<String> = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {FIND_TOKEN_BY_HASH}"
+        )))
+        .bind("hash")
+        .fetch_all(&store.reader)
+        .await
+        .expect("plan")
+        .iter()
+        .map(|row| row.try_get::<String, _>(3).expect("detail"))
+        .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX") || step.contains("USING COVERING INDEX")),
+            "{plan:?}"
+        );
+    }
 
     #[test]
     fn stored_times_sort_as_text_and_round_trip() {

@@ -14,14 +14,21 @@
 //! every `pvtest_` schema whose UUID v7 timestamp is more than an hour old, which catches schemas
 //! left behind by killed test runs.
 //!
+//! [`TestDatabase::execute`] runs raw SQL on the database behind the store's back, for tests
+//! that tamper with rows (the audit chain's tests edit, insert and delete `audit_log` rows).
+//!
 //! Setup failures panic with a message: these are test fixtures.
 
 use std::{
+    str::FromStr,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{
+    AssertSqlSafe, Connection, Executor, PgConnection, SqliteConnection,
+    sqlite::SqliteConnectOptions,
+};
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -145,6 +152,48 @@ impl TestDatabase {
     #[tracing::instrument(skip_all)]
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// Runs raw SQL (one or more statements, no parameters) on this database over a connection
+    /// of its own, outside the store, and returns how many rows it changed. For tests that must
+    /// change what the store wrote, e.g. `UPDATE audit_log SET action = 'x' WHERE seq = 2`.
+    ///
+    /// # Panics
+    /// If the database cannot be reached or the SQL fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn execute(&self, sql: &str) -> u64 {
+        let redacted = crate::redact_url(&self.url);
+        let statement = sqlx::raw_sql(AssertSqlSafe(sql.to_string()));
+        let result = match &self.cleanup {
+            Cleanup::Sqlite { .. } => {
+                let options = SqliteConnectOptions::from_str(&self.url)
+                    .unwrap_or_else(|error| panic!("invalid SQLite URL {redacted}: {error}"))
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                let mut conn = SqliteConnection::connect_with(&options)
+                    .await
+                    .unwrap_or_else(|error| panic!("cannot connect to {redacted}: {error}"));
+                let result = conn
+                    .execute(statement)
+                    .await
+                    .map(|done| done.rows_affected());
+                let _ = conn.close().await;
+                result
+            }
+            Cleanup::Postgres { .. } => {
+                // The URL carries the schema as the search_path.
+                let mut conn = PgConnection::connect(&self.url)
+                    .await
+                    .unwrap_or_else(|error| panic!("cannot connect to {redacted}: {error}"));
+                let result = conn
+                    .execute(statement)
+                    .await
+                    .map(|done| done.rows_affected());
+                let _ = conn.close().await;
+                result
+            }
+        };
+        result.unwrap_or_else(|error| panic!("SQL failed on {redacted}: {error}\n{sql}"))
     }
 }
 

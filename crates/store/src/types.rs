@@ -235,7 +235,9 @@ pub struct AuditQuery {
     pub action: Option<String>,
     pub outcome: Option<AuditOutcome>,
     pub prompt_scope: Option<Scope>,
+    /// Only entries written at or after this time.
     pub since: Option<OffsetDateTime>,
+    /// Only entries written before this time.
     pub until: Option<OffsetDateTime>,
     /// Keyset paging: only entries with a larger `seq`.
     pub after_seq: Option<i64>,

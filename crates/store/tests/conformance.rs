@@ -6,20 +6,30 @@
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use promptvault_core::{
+    access::{CredentialRestriction, Principal, VisibilityFilter, is_visible, visibility_filter},
+    audit::{
+        AuditEntry, AuditOutcome, Checkpoint, GENESIS_HASH, NewAuditEntry, VerifyReport,
+        entry_hash, sign_checkpoint, verify_chain,
+    },
     error::DomainError,
     ident::{LabelName, PromptName},
-    model::{Classification, Content, Kind, PromptStatus, Scope, Source},
+    model::{
+        ApiToken, Classification, Content, DeploymentModel, Grantee, Kind, Prompt, PromptAccess,
+        PromptStatus, Role, Scope, Source,
+    },
     version::{Bump, VersionDraft},
 };
 use promptvault_store::{
     Store, StoreError,
     testing::TestDatabase,
     types::{
-        CarryOver, LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey,
-        PromptPatch, PromptQuery, PromptTypePatch, VersionSelector,
+        AuditQuery, CarryOver, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType, NewUser,
+        NewVersion, PromptKey, PromptPatch, PromptQuery, PromptTypePatch, UserPatch,
+        VersionSelector,
     },
 };
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// Generates `sqlite::<name>` and `postgres::<name>` tests for each behaviour `<name>`: an
@@ -127,10 +137,26 @@ conformance! {
         creating_a_duplicate_prompt_type_is_a_conflict,
         deleting_a_prompt_type_in_use_is_a_conflict,
         concurrent_writers_get_contiguous_version_numbers,
+        users_can_be_created_read_listed_updated_and_deleted,
+        creating_or_updating_a_user_to_a_taken_email_is_a_conflict,
+        deleting_a_user_deletes_their_tokens,
+        tokens_are_found_by_hash_listed_newest_first_and_counted,
+        revoking_a_token_twice_keeps_the_first_time,
+        touching_a_token_records_its_last_use,
+        appended_audit_entries_form_a_chain_that_verifies,
+        concurrent_audit_appends_form_one_unbroken_chain,
+        listing_audit_entries_filters_by_every_field_and_pages_by_seq,
+        purging_behind_a_checkpoint_keeps_the_rest_and_new_entries_verifiable,
+        purging_with_a_hash_that_is_not_the_entrys_is_a_conflict,
+        the_last_entry_before_a_cutoff_has_only_older_entries_before_it,
+        prompt_access_rules_round_trip_and_are_replaced_by_a_patch,
     ],
     database: [
         a_second_store_opened_from_the_url_sees_the_same_data,
         writers_in_two_stores_on_one_database_get_contiguous_version_numbers,
+        listing_with_a_visibility_filter_returns_exactly_the_visible_prompts,
+        an_audit_row_edited_with_raw_sql_is_named_by_verification,
+        appenders_in_two_stores_on_one_database_form_one_audit_chain,
     ],
 }
 
@@ -1588,6 +1614,1078 @@ async fn deleting_a_prompt_type_in_use_is_a_conflict(store: Arc<dyn Store>) {
     };
     store.update_prompt(id, patch, None).await.expect("untype");
     store.delete_prompt_type("summary").await.expect("delete");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users and tokens.
+
+fn new_user(email: Option<&str>) -> NewUser {
+    NewUser {
+        email: email.map(String::from),
+        external_user_id: None,
+        did: None,
+        at_protocol_handle: None,
+        first_name: None,
+        last_name: None,
+        roles: vec![Role::User],
+        permissions: Vec::new(),
+        data: json!({}),
+    }
+}
+
+fn new_token(token_name: &str, token_hash: &str, user_id: Option<Uuid>) -> NewApiToken {
+    NewApiToken {
+        name: token_name.into(),
+        token_hash: token_hash.into(),
+        token_prefix: "pv_abcd".into(),
+        role: Role::User,
+        user_id,
+        agent_id: None,
+        scopes: None,
+        prompt_names: None,
+        expires_at: None,
+        created_by: None,
+    }
+}
+
+async fn users_can_be_created_read_listed_updated_and_deleted(store: Arc<dyn Store>) {
+    let ada = store
+        .create_user(NewUser {
+            external_user_id: Some("ext-1".into()),
+            did: Some("did:plc:ada".into()),
+            at_protocol_handle: Some("ada.example.com".into()),
+            first_name: Some("Ada".into()),
+            last_name: Some("Byron".into()),
+            roles: vec![Role::Admin, Role::User],
+            permissions: vec!["link".into()],
+            data: json!({"team": "core", "n": [1, 2.5]}),
+            ..new_user(Some("ada@example.com"))
+        })
+        .await
+        .expect("create ada");
+    assert_eq!(ada.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(ada.roles, vec![Role::Admin, Role::User]);
+    assert_eq!(ada.permissions, vec!["link".to_string()]);
+    assert_eq!(ada.data, json!({"team": "core", "n": [1, 2.5]}));
+    assert_eq!(ada.created_at, ada.updated_at);
+    // Two users without an email do not collide.
+    let bob = store.create_user(new_user(None)).await.expect("create bob");
+    let carol = store
+        .create_user(new_user(None))
+        .await
+        .expect("create carol");
+
+    assert_eq!(store.get_user(ada.id).await.expect("get ada"), ada);
+    assert_eq!(
+        store.list_users().await.expect("list"),
+        vec![ada.clone(), bob.clone(), carol.clone()]
+    );
+
+    let patch = UserPatch {
+        email: Some(None),
+        last_name: Some(Some("Lovelace".into())),
+        roles: Some(vec![Role::Agent]),
+        permissions: Some(Vec::new()),
+        data: Some(json!({"team": "ops"})),
+        ..UserPatch::default()
+    };
+    let updated = store.update_user(ada.id, patch).await.expect("update");
+    assert_eq!(updated.email, None);
+    assert_eq!(updated.first_name.as_deref(), Some("Ada"));
+    assert_eq!(updated.last_name.as_deref(), Some("Lovelace"));
+    assert_eq!(updated.roles, vec![Role::Agent]);
+    assert!(updated.permissions.is_empty());
+    assert_eq!(updated.data, json!({"team": "ops"}));
+    assert_eq!(updated.created_at, ada.created_at);
+    assert!(updated.updated_at >= ada.updated_at);
+    assert_eq!(store.get_user(ada.id).await.expect("get updated"), updated);
+
+    store.delete_user(bob.id).await.expect("delete bob");
+    let what = format!("user {}", bob.id);
+    assert_not_found(store.get_user(bob.id).await, &what);
+    assert_not_found(store.delete_user(bob.id).await, &what);
+    assert_not_found(store.update_user(bob.id, UserPatch::default()).await, &what);
+    assert_eq!(
+        store.list_users().await.expect("list"),
+        vec![updated, carol]
+    );
+}
+
+async fn creating_or_updating_a_user_to_a_taken_email_is_a_conflict(store: Arc<dyn Store>) {
+    store
+        .create_user(new_user(Some("a@example.com")))
+        .await
+        .expect("create a");
+    let what = assert_conflict(store.create_user(new_user(Some("a@example.com"))).await);
+    assert!(what.contains("a@example.com"), "{what}");
+    let b = store
+        .create_user(new_user(Some("b@example.com")))
+        .await
+        .expect("create b");
+    let patch = UserPatch {
+        email: Some(Some("a@example.com".into())),
+        ..UserPatch::default()
+    };
+    assert_conflict(store.update_user(b.id, patch).await);
+    assert_eq!(store.get_user(b.id).await.expect("get b"), b);
+    assert_eq!(store.list_users().await.expect("list").len(), 2);
+}
+
+async fn deleting_a_user_deletes_their_tokens(store: Arc<dyn Store>) {
+    let user = store.create_user(new_user(None)).await.expect("user");
+    for (token_name, token_hash) in [("one", "hash-1"), ("two", "hash-2")] {
+        store
+            .create_token(new_token(token_name, token_hash, Some(user.id)))
+            .await
+            .expect("user token");
+    }
+    let agent_token = store
+        .create_token(NewApiToken {
+            role: Role::Agent,
+            agent_id: Some("bot".into()),
+            ..new_token("agent", "hash-3", None)
+        })
+        .await
+        .expect("agent token");
+    assert_eq!(store.count_tokens().await.expect("count"), 3);
+
+    store.delete_user(user.id).await.expect("delete user");
+    for token_hash in ["hash-1", "hash-2"] {
+        assert_eq!(
+            store.find_token_by_hash(token_hash).await.expect("find"),
+            None,
+            "{token_hash}"
+        );
+    }
+    assert_eq!(
+        store.list_tokens().await.expect("list"),
+        vec![agent_token.clone()]
+    );
+    assert_eq!(store.count_tokens().await.expect("count"), 1);
+    // A token for a user that does not exist (any more) is refused.
+    assert_not_found(
+        store
+            .create_token(new_token("late", "hash-4", Some(user.id)))
+            .await,
+        &format!("user {}", user.id),
+    );
+}
+
+async fn tokens_are_found_by_hash_listed_newest_first_and_counted(store: Arc<dyn Store>) {
+    assert_eq!(store.count_tokens().await.expect("count"), 0);
+    let creator = store.create_user(new_user(None)).await.expect("creator");
+    let expires_at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let first = store
+        .create_token(NewApiToken {
+            role: Role::Agent,
+            agent_id: Some("bot".into()),
+            scopes: Some(vec![Scope::Global, Scope::Agent]),
+            prompt_names: Some(vec!["support/".into()]),
+            expires_at: Some(expires_at),
+            created_by: Some(creator.id),
+            ..new_token("first", "hash-first", None)
+        })
+        .await
+        .expect("first token");
+    assert_eq!(first.name, "first");
+    assert_eq!(first.role, Role::Agent);
+    assert_eq!(first.scopes, Some(vec![Scope::Global, Scope::Agent]));
+    assert_eq!(first.prompt_names, Some(vec!["support/".to_string()]));
+    assert_eq!(
+        first.expires_at,
+        Some(expires_at.truncate_to_microsecond()),
+        "stored times keep microseconds"
+    );
+    assert_eq!((first.revoked_at, first.last_used_at), (None, None));
+    let second = store
+        .create_token(new_token("second", "hash-second", Some(creator.id)))
+        .await
+        .expect("second token");
+
+    assert_eq!(
+        store.find_token_by_hash("hash-first").await.expect("find"),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.find_token_by_hash("hash-second").await.expect("find"),
+        Some(second.clone())
+    );
+    assert_eq!(store.find_token_by_hash("nope").await.expect("find"), None);
+    assert_eq!(
+        store.list_tokens().await.expect("list"),
+        vec![second, first]
+    );
+    assert_eq!(store.count_tokens().await.expect("count"), 2);
+
+    // A taken hash is a conflict whose message does not repeat the hash.
+    let what = assert_conflict(
+        store
+            .create_token(new_token("again", "hash-first", None))
+            .await,
+    );
+    assert!(!what.contains("hash-first"), "{what}");
+    assert_eq!(store.count_tokens().await.expect("count"), 2);
+}
+
+async fn revoking_a_token_twice_keeps_the_first_time(store: Arc<dyn Store>) {
+    let token = store
+        .create_token(new_token("t", "hash-t", None))
+        .await
+        .expect("token");
+    let revoked = store.revoke_token(token.id).await.expect("revoke");
+    let first_time = revoked.revoked_at.expect("revoked");
+    assert!(first_time >= token.created_at);
+    assert_eq!(
+        ApiToken {
+            revoked_at: None,
+            ..revoked.clone()
+        },
+        ApiToken {
+            revoked_at: None,
+            ..token.clone()
+        }
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let again = store.revoke_token(token.id).await.expect("revoke again");
+    assert_eq!(again.revoked_at, Some(first_time));
+    assert_eq!(
+        store.find_token_by_hash("hash-t").await.expect("find"),
+        Some(revoked)
+    );
+    let missing = Uuid::now_v7();
+    assert_not_found(
+        store.revoke_token(missing).await,
+        &format!("token {missing}"),
+    );
+}
+
+async fn touching_a_token_records_its_last_use(store: Arc<dyn Store>) {
+    let token = store
+        .create_token(new_token("t", "hash-t", None))
+        .await
+        .expect("token");
+    store.touch_token(token.id).await.expect("touch");
+    let used = store
+        .find_token_by_hash("hash-t")
+        .await
+        .expect("find")
+        .expect("exists");
+    let last_used = used.last_used_at.expect("last use recorded");
+    assert!(last_used >= token.created_at);
+    // Touching again soon after may be coalesced, never goes back in time.
+    store.touch_token(token.id).await.expect("touch again");
+    let again = store
+        .find_token_by_hash("hash-t")
+        .await
+        .expect("find")
+        .expect("exists");
+    assert!(again.last_used_at.expect("still recorded") >= last_used);
+    // Best effort: touching a token that does not exist is not an error.
+    store
+        .touch_token(Uuid::now_v7())
+        .await
+        .expect("touch missing");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The audit log.
+
+const AUDIT_KEY: &[u8] = b"conformance audit signing key";
+
+fn audit(action: &str) -> NewAuditEntry {
+    NewAuditEntry {
+        id: Uuid::now_v7(),
+        // Nanosecond precision on Linux: the store must keep every digit (the hash covers them).
+        at: OffsetDateTime::now_utc(),
+        actor_kind: "user".into(),
+        actor_id: Some("u1".into()),
+        actor_role: Some(Role::User),
+        action: action.into(),
+        outcome: AuditOutcome::Ok,
+        prompt_id: None,
+        prompt_name: None,
+        prompt_scope: None,
+        classification: None,
+        before_hash: None,
+        after_hash: None,
+        detail: json!({}),
+        source: None,
+        request_id: None,
+    }
+}
+
+async fn append_all(store: &Arc<dyn Store>, actions: &[&str]) -> Vec<AuditEntry> {
+    let mut appended = Vec::with_capacity(actions.len());
+    for action in actions {
+        appended.push(store.append_audit(audit(action)).await.expect("append"));
+    }
+    appended
+}
+
+async fn whole_chain(store: &Arc<dyn Store>) -> Vec<AuditEntry> {
+    store.audit_chain(0, i64::MAX).await.expect("audit chain")
+}
+
+fn signed_checkpoint(up_to: &AuditEntry, purged: i64) -> Checkpoint {
+    let at = OffsetDateTime::now_utc();
+    Checkpoint {
+        up_to_seq: up_to.seq,
+        up_to_hash: up_to.hash.clone(),
+        purged,
+        at,
+        signature: sign_checkpoint(AUDIT_KEY, up_to.seq, &up_to.hash, purged, at),
+    }
+}
+
+fn seqs(entries: &[AuditEntry]) -> Vec<i64> {
+    entries.iter().map(|entry| entry.seq).collect()
+}
+
+async fn appended_audit_entries_form_a_chain_that_verifies(store: Arc<dyn Store>) {
+    let prompt_id = Uuid::now_v7();
+    let full = NewAuditEntry {
+        // Not UTC, with nanoseconds: the hash covers the instant, whatever the offset.
+        at: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789)
+            .expect("valid time")
+            .to_offset(time::UtcOffset::from_hms(2, 0, 0).expect("valid offset")),
+        actor_kind: "token".into(),
+        actor_id: Some("bot".into()),
+        actor_role: Some(Role::Agent),
+        outcome: AuditOutcome::Denied,
+        prompt_id: Some(prompt_id),
+        prompt_name: Some("support/summarize".into()),
+        prompt_scope: Some(Scope::Agent),
+        classification: Some(Classification::Restricted),
+        before_hash: Some("b".repeat(64)),
+        after_hash: Some("a".repeat(64)),
+        // Values a JSON column could normalise: the hash needs them back exactly.
+        detail: json!({
+            "negative_zero": -0.0,
+            "tenth": 0.1,
+            "tiny": 1e-7,
+            "huge": u64::MAX,
+            "nested": {"z": [1, "x", null, true], "a": "ünïcödé \u{0}"}
+        }),
+        source: Some("203.0.113.9".into()),
+        request_id: Some("req-1".into()),
+        ..audit("prompt.read_text")
+    };
+    let mut appended = Vec::new();
+    for entry in [audit("prompt.create"), full.clone(), audit("label.set")] {
+        let given = entry.clone();
+        let stored = store.append_audit(entry).await.expect("append");
+        assert_eq!(stored.entry, given, "the entry comes back as given");
+        appended.push(stored);
+    }
+    assert_eq!(seqs(&appended), [1, 2, 3]);
+    assert_eq!(appended[0].prev_hash, GENESIS_HASH);
+    for pair in appended.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+    for entry in &appended {
+        assert_eq!(
+            entry.hash,
+            entry_hash(entry.seq, &entry.prev_hash, &entry.entry)
+        );
+    }
+
+    let chain = whole_chain(&store).await;
+    assert_eq!(chain, appended, "read back exactly as stored");
+    assert_eq!(
+        chain[1].entry.at.unix_timestamp_nanos(),
+        1_700_000_000_123_456_789
+    );
+    assert_eq!(
+        verify_chain(AUDIT_KEY, None, &chain),
+        VerifyReport {
+            ok: true,
+            checked: 3,
+            first_broken: None
+        }
+    );
+    assert_eq!(
+        seqs(&store.audit_chain(1, 1).await.expect("page")),
+        [2],
+        "audit_chain pages by seq"
+    );
+    assert_eq!(store.latest_checkpoint().await.expect("checkpoint"), None);
+    assert!(matches!(
+        store.audit_chain(0, 0).await,
+        Err(StoreError::Domain(DomainError::InvalidField {
+            field: "limit",
+            ..
+        }))
+    ));
+}
+
+async fn concurrent_audit_appends_form_one_unbroken_chain(store: Arc<dyn Store>) {
+    const APPENDERS: usize = 16;
+    const ENTRIES_EACH: usize = 10;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(APPENDERS);
+    for appender in 0..APPENDERS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::with_capacity(ENTRIES_EACH);
+            for n in 0..ENTRIES_EACH {
+                let entry = NewAuditEntry {
+                    detail: json!({"appender": appender, "n": n}),
+                    ..audit("prompt.update")
+                };
+                let stored = store
+                    .append_audit(entry)
+                    .await
+                    .map_err(|error| format!("appender {appender} entry {n}: {error}"))?;
+                seqs.push(stored.seq);
+            }
+            Ok::<_, String>(seqs)
+        }));
+    }
+    let mut all = Vec::with_capacity(APPENDERS * ENTRIES_EACH);
+    for task in futures::future::join_all(tasks).await {
+        all.extend(task.expect("task did not panic").expect("no errors"));
+    }
+    eprintln!(
+        "{}: {} appends from {APPENDERS} concurrent appenders took {:?}",
+        std::thread::current().name().unwrap_or("this test"),
+        APPENDERS * ENTRIES_EACH,
+        started.elapsed()
+    );
+    all.sort_unstable();
+    let total = (APPENDERS * ENTRIES_EACH) as i64;
+    assert_eq!(all, (1..=total).collect::<Vec<_>>());
+    let chain = whole_chain(&store).await;
+    assert_eq!(seqs(&chain), (1..=total).collect::<Vec<_>>());
+    let report = verify_chain(AUDIT_KEY, None, &chain);
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.checked, total);
+}
+
+async fn listing_audit_entries_filters_by_every_field_and_pages_by_seq(store: Arc<dyn Store>) {
+    let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("valid time");
+    let at = |seconds: i64| t0 + time::Duration::seconds(seconds);
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let on_prompt =
+        |entry: NewAuditEntry, id: Uuid, prompt_name: &str, scope: Scope| NewAuditEntry {
+            prompt_id: Some(id),
+            prompt_name: Some(prompt_name.into()),
+            prompt_scope: Some(scope),
+            ..entry
+        };
+    let entries = [
+        // 1
+        on_prompt(
+            NewAuditEntry {
+                at: at(0),
+                ..audit("prompt.create")
+            },
+            a,
+            "a",
+            Scope::Global,
+        ),
+        // 2
+        on_prompt(
+            NewAuditEntry {
+                at: at(1),
+                ..audit("label.set")
+            },
+            a,
+            "a",
+            Scope::Global,
+        ),
+        // 3
+        on_prompt(
+            NewAuditEntry {
+                at: at(2),
+                actor_kind: "agent".into(),
+                actor_id: Some("bot".into()),
+                actor_role: Some(Role::Agent),
+                ..audit("prompt.read_text")
+            },
+            b,
+            "b",
+            Scope::Agent,
+        ),
+        // 4
+        NewAuditEntry {
+            at: at(3),
+            actor_kind: "anonymous".into(),
+            actor_id: None,
+            actor_role: None,
+            outcome: AuditOutcome::Failed,
+            ..audit("auth.login")
+        },
+        // 5
+        on_prompt(
+            NewAuditEntry {
+                at: at(4),
+                actor_id: Some("u2".into()),
+                outcome: AuditOutcome::Denied,
+                ..audit("label.remove")
+            },
+            b,
+            "b",
+            Scope::Agent,
+        ),
+        // 6, 7: not in the `label.` family.
+        NewAuditEntry {
+            at: at(5),
+            ..audit("label")
+        },
+        NewAuditEntry {
+            at: at(6),
+            ..audit("labels.move")
+        },
+    ];
+    for entry in entries {
+        store.append_audit(entry).await.expect("append");
+    }
+    let list = |query: AuditQuery| {
+        let store = Arc::clone(&store);
+        async move { seqs(&store.list_audit(&query).await.expect("list audit")) }
+    };
+    let all = || AuditQuery {
+        limit: 100,
+        ..AuditQuery::default()
+    };
+    assert_eq!(list(all()).await, [1, 2, 3, 4, 5, 6, 7]);
+    let actor = AuditQuery {
+        actor_id: Some("u1".into()),
+        ..all()
+    };
+    assert_eq!(list(actor).await, [1, 2, 6, 7]);
+    let role = AuditQuery {
+        actor_role: Some(Role::Agent),
+        ..all()
+    };
+    assert_eq!(list(role).await, [3]);
+    let by_prompt = AuditQuery {
+        prompt_id: Some(a),
+        ..all()
+    };
+    assert_eq!(list(by_prompt).await, [1, 2]);
+    let by_name = AuditQuery {
+        prompt_name: Some("b".into()),
+        ..all()
+    };
+    assert_eq!(list(by_name).await, [3, 5]);
+    let family = AuditQuery {
+        action: Some("label.".into()),
+        ..all()
+    };
+    assert_eq!(list(family).await, [2, 5]);
+    let exact = AuditQuery {
+        action: Some("label".into()),
+        ..all()
+    };
+    assert_eq!(list(exact).await, [6]);
+    let denied = AuditQuery {
+        outcome: Some(AuditOutcome::Denied),
+        ..all()
+    };
+    assert_eq!(list(denied).await, [5]);
+    let failed = AuditQuery {
+        outcome: Some(AuditOutcome::Failed),
+        ..all()
+    };
+    assert_eq!(list(failed).await, [4]);
+    let scope = AuditQuery {
+        prompt_scope: Some(Scope::Agent),
+        ..all()
+    };
+    assert_eq!(list(scope).await, [3, 5]);
+    // `since` is inclusive, `until` exclusive.
+    let window = AuditQuery {
+        since: Some(at(1)),
+        until: Some(at(3)),
+        ..all()
+    };
+    assert_eq!(list(window).await, [2, 3]);
+    let combined = AuditQuery {
+        actor_id: Some("u1".into()),
+        action: Some("label.".into()),
+        since: Some(at(1)),
+        ..all()
+    };
+    assert_eq!(list(combined).await, [2]);
+    let page = AuditQuery {
+        after_seq: Some(2),
+        limit: 2,
+        ..AuditQuery::default()
+    };
+    assert_eq!(list(page).await, [3, 4]);
+    let far = AuditQuery {
+        since: Some(t0 + time::Duration::days(365 * 1000)),
+        ..all()
+    };
+    assert!(
+        list(far).await.is_empty(),
+        "a bound past 2262 matches nothing"
+    );
+    let no_limit = AuditQuery::default();
+    assert!(matches!(
+        store.list_audit(&no_limit).await,
+        Err(StoreError::Domain(DomainError::InvalidField {
+            field: "limit",
+            ..
+        }))
+    ));
+}
+
+async fn purging_behind_a_checkpoint_keeps_the_rest_and_new_entries_verifiable(
+    store: Arc<dyn Store>,
+) {
+    let appended = append_all(&store, &["a", "b", "c", "d", "e", "f"]).await;
+    let checkpoint = signed_checkpoint(&appended[3], 4);
+    store
+        .purge_audit(checkpoint.clone())
+        .await
+        .expect("purge up to 4");
+    let latest = store.latest_checkpoint().await.expect("checkpoint");
+    assert_eq!(
+        latest.as_ref(),
+        Some(&checkpoint),
+        "stored to the nanosecond"
+    );
+    let rest = whole_chain(&store).await;
+    assert_eq!(rest, appended[4..]);
+    let report = verify_chain(AUDIT_KEY, latest.as_ref(), &rest);
+    assert!(report.ok && report.checked == 2, "{report:?}");
+
+    append_all(&store, &["g", "h"]).await;
+    let rest = whole_chain(&store).await;
+    assert_eq!(seqs(&rest), [5, 6, 7, 8]);
+    let report = verify_chain(AUDIT_KEY, latest.as_ref(), &rest);
+    assert!(report.ok && report.checked == 4, "{report:?}");
+
+    // Purging everything: the next entry chains onto the checkpoint.
+    let everything = signed_checkpoint(&rest[3], 4);
+    store
+        .purge_audit(everything.clone())
+        .await
+        .expect("purge the rest");
+    assert!(whole_chain(&store).await.is_empty());
+    let next = store.append_audit(audit("i")).await.expect("append");
+    assert_eq!(
+        (next.seq, next.prev_hash.as_str()),
+        (9, everything.up_to_hash.as_str())
+    );
+    let latest = store.latest_checkpoint().await.expect("checkpoint");
+    assert_eq!(latest.as_ref(), Some(&everything));
+    let report = verify_chain(AUDIT_KEY, latest.as_ref(), &whole_chain(&store).await);
+    assert!(report.ok && report.checked == 1, "{report:?}");
+
+    // An entry already purged cannot be checkpointed again.
+    let what = assert_conflict(store.purge_audit(checkpoint).await);
+    assert!(what.contains('4'), "{what}");
+}
+
+async fn purging_with_a_hash_that_is_not_the_entrys_is_a_conflict(store: Arc<dyn Store>) {
+    let appended = append_all(&store, &["a", "b", "c"]).await;
+    let wrong = Checkpoint {
+        up_to_hash: appended[0].hash.clone(),
+        ..signed_checkpoint(&appended[1], 2)
+    };
+    assert_conflict(store.purge_audit(wrong).await);
+    let missing = Checkpoint {
+        up_to_seq: 10,
+        ..signed_checkpoint(&appended[2], 10)
+    };
+    assert_conflict(store.purge_audit(missing).await);
+    // Nothing happened.
+    assert_eq!(whole_chain(&store).await, appended);
+    assert_eq!(store.latest_checkpoint().await.expect("checkpoint"), None);
+}
+
+async fn the_last_entry_before_a_cutoff_has_only_older_entries_before_it(store: Arc<dyn Store>) {
+    let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("valid time");
+    let at = |seconds: i64| t0 + time::Duration::seconds(seconds);
+    assert_eq!(store.last_audit_before(at(100)).await.expect("empty"), None);
+    // The fourth entry's writer has a clock behind the others.
+    let mut appended = Vec::new();
+    for seconds in [0, 10, 20, 5] {
+        let entry = NewAuditEntry {
+            at: at(seconds),
+            ..audit("prompt.update")
+        };
+        appended.push(store.append_audit(entry).await.expect("append"));
+    }
+    let last_before = |seconds: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .last_audit_before(at(seconds))
+                .await
+                .expect("last before")
+        }
+    };
+    let named = |index: usize| Some((appended[index].seq, appended[index].hash.clone()));
+    assert_eq!(
+        last_before(0).await,
+        None,
+        "nothing is older than the first"
+    );
+    assert_eq!(last_before(1).await, named(0));
+    assert_eq!(last_before(11).await, named(1));
+    // Entry 4 is older than 15 s, but entry 3 (20 s) is not, so only 1 and 2 may go.
+    assert_eq!(last_before(15).await, named(1));
+    assert_eq!(last_before(30).await, named(3));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prompt access rules and visibility.
+
+async fn prompt_access_rules_round_trip_and_are_replaced_by_a_patch(store: Arc<dyn Store>) {
+    let user = Uuid::now_v7();
+    let access = PromptAccess {
+        owner_only: true,
+        allowed_roles: vec![Role::User, Role::Agent],
+        restricted_deployments: vec![DeploymentModel::ElectronLocal],
+        grants: vec![Grantee::User(user), Grantee::Agent("bot".into())],
+    };
+    let prompt = NewPrompt {
+        access: access.clone(),
+        ..new_prompt("guarded")
+    };
+    let created = store
+        .create_prompt(prompt, text("t"))
+        .await
+        .expect("create");
+    assert_eq!(created.prompt.access, access);
+    let key = PromptKey::Id(created.prompt.id);
+    assert_eq!(
+        store.get_prompt(&key).await.expect("get").prompt.access,
+        access
+    );
+    assert_eq!(store.find_prompt(&key).await.expect("find").access, access);
+    let (resolved, _) = store
+        .resolve_version(&key, &VersionSelector::Number(1))
+        .await
+        .expect("resolve");
+    assert_eq!(resolved.access, access);
+    let listed = store.list_prompts(&query()).await.expect("list");
+    assert_eq!(listed.items[0].prompt.access, access);
+    let plain = create(&store, "plain").await;
+    let plain = store
+        .find_prompt(&PromptKey::Id(plain))
+        .await
+        .expect("find");
+    assert_eq!(plain.access, PromptAccess::default());
+
+    let replaced = PromptAccess {
+        grants: vec![Grantee::Agent("other-bot".into())],
+        ..PromptAccess::default()
+    };
+    let patch = PromptPatch {
+        access: Some(replaced.clone()),
+        ..PromptPatch::default()
+    };
+    let updated = store
+        .update_prompt(created.prompt.id, patch, Some(1))
+        .await
+        .expect("patch access");
+    assert_eq!(updated.access, replaced);
+    assert_eq!(updated.revision, 2);
+    assert_eq!(
+        store.find_prompt(&key).await.expect("find").access,
+        replaced
+    );
+    // A patch without `access` leaves the rules alone.
+    let title = PromptPatch {
+        title: Some(Some("Guarded".into())),
+        ..PromptPatch::default()
+    };
+    let retitled = store
+        .update_prompt(created.prompt.id, title, None)
+        .await
+        .expect("patch title");
+    assert_eq!(retitled.access, replaced);
+}
+
+const OWNER: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+const OTHER: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0002);
+
+fn principal(role: Role, user_id: Option<Uuid>, agent_id: Option<&str>) -> Principal {
+    Principal {
+        role,
+        user_id,
+        agent_id: agent_id.map(String::from),
+        permissions: Vec::new(),
+        restriction: CredentialRestriction::default(),
+    }
+}
+
+fn restricted(
+    principal: Principal,
+    scopes: Option<Vec<Scope>>,
+    name_prefixes: Option<Vec<&str>>,
+) -> Principal {
+    Principal {
+        restriction: CredentialRestriction {
+            scopes,
+            name_prefixes: name_prefixes
+                .map(|prefixes| prefixes.into_iter().map(String::from).collect()),
+        },
+        ..principal
+    }
+}
+
+/// The principal a filter stands for (what the store was asked to apply).
+fn principal_of(filter: &VisibilityFilter) -> Principal {
+    Principal {
+        role: filter.role,
+        user_id: filter.user_id,
+        agent_id: filter.agent_id.clone(),
+        permissions: Vec::new(),
+        restriction: CredentialRestriction {
+            scopes: filter.scopes.clone(),
+            name_prefixes: filter.name_prefixes.clone(),
+        },
+    }
+}
+
+/// Every scope × classification × `owner_only` × `allowed_roles` (none, agents) × grants (none,
+/// a user, an agent), with owners and agents varied; listed by a cast of principals, each list
+/// must be exactly what `is_visible` accepts, with a `total` that counts nothing else. Prompts
+/// without rules are stored as `{}` (as rows from before the access migration are), so the
+/// absent-key paths of the SQL run too.
+async fn listing_with_a_visibility_filter_returns_exactly_the_visible_prompts(
+    database: &TestDatabase,
+) {
+    let store = database.store();
+    let owners = [Some(OWNER), Some(OTHER), None];
+    let agents = ["bot", "bot-2"];
+    let mut prompts = Vec::new();
+    let mut index = 0;
+    for &scope in Scope::ALL {
+        for &classification in Classification::ALL {
+            for owner_only in [false, true] {
+                for agents_only in [false, true] {
+                    for grant in ["none", "user", "agent"] {
+                        let grants = match grant {
+                            "user" => vec![Grantee::User(OTHER)],
+                            "agent" => vec![Grantee::Agent("bot".into())],
+                            _ => Vec::new(),
+                        };
+                        let access = PromptAccess {
+                            owner_only,
+                            allowed_roles: if agents_only {
+                                vec![Role::Agent]
+                            } else {
+                                Vec::new()
+                            },
+                            grants,
+                            ..PromptAccess::default()
+                        };
+                        let prompt_name = format!(
+                            "v/{scope}/{classification}/{}/{}/{grant}/{index:03}",
+                            if owner_only { "owner-only" } else { "open" },
+                            if agents_only { "agents" } else { "any-role" },
+                        );
+                        let prompt = NewPrompt {
+                            scope,
+                            agent_id: (scope == Scope::Agent)
+                                .then(|| agents[index % agents.len()].to_string()),
+                            owner_id: owners[index % owners.len()],
+                            classification,
+                            access,
+                            ..new_prompt(&prompt_name)
+                        };
+                        let created = store
+                            .create_prompt(prompt, text("t"))
+                            .await
+                            .expect("create");
+                        prompts.push(created.prompt);
+                        index += 1;
+                    }
+                }
+            }
+        }
+    }
+    let emptied = database
+        .execute("UPDATE prompts SET access = '{}' WHERE name LIKE 'v/%/open/any-role/none/%'")
+        .await;
+    assert_eq!(
+        emptied, 12,
+        "one prompt without rules per scope and classification"
+    );
+
+    let cast = [
+        ("admin", principal(Role::Admin, Some(OTHER), None)),
+        ("owner", principal(Role::User, Some(OWNER), None)),
+        ("other user", principal(Role::User, Some(OTHER), None)),
+        ("user without an id", principal(Role::User, None, None)),
+        ("agent bot", principal(Role::Agent, None, Some("bot"))),
+        (
+            "agent bot-2 for the owner",
+            principal(Role::Agent, Some(OWNER), Some("bot-2")),
+        ),
+        (
+            "stranger agent",
+            principal(Role::Agent, None, Some("stranger")),
+        ),
+        (
+            "owner restricted to global",
+            restricted(
+                principal(Role::User, Some(OWNER), None),
+                Some(vec![Scope::Global]),
+                None,
+            ),
+        ),
+        (
+            "owner restricted to no scope",
+            restricted(
+                principal(Role::User, Some(OWNER), None),
+                Some(Vec::new()),
+                None,
+            ),
+        ),
+        (
+            "admin restricted to v/agent/",
+            restricted(
+                principal(Role::Admin, None, None),
+                None,
+                Some(vec!["v/agent/"]),
+            ),
+        ),
+        (
+            "agent bot restricted to two prefixes and two scopes",
+            restricted(
+                principal(Role::Agent, None, Some("bot")),
+                Some(vec![Scope::Agent, Scope::Global]),
+                Some(vec!["v/agent/internal/", "v/global/"]),
+            ),
+        ),
+    ];
+    let mut counts = Vec::new();
+    for (who, principal) in &cast {
+        let filter = visibility_filter(principal);
+        let judge = filter
+            .as_ref()
+            .map_or_else(|| principal.clone(), principal_of);
+        let mut expected: Vec<String> = prompts
+            .iter()
+            .filter(|prompt| is_visible(&judge, prompt))
+            .map(|prompt| prompt.name.to_string())
+            .collect();
+        expected.sort();
+        let by_principal: Vec<&Prompt> = prompts
+            .iter()
+            .filter(|prompt| is_visible(principal, prompt))
+            .collect();
+        assert_eq!(
+            by_principal.len(),
+            expected.len(),
+            "{who}: the filter stands for the principal"
+        );
+
+        let page = store
+            .list_prompts(&PromptQuery {
+                visibility: filter.clone(),
+                ..PromptQuery::default()
+            })
+            .await
+            .expect("list");
+        let got: Vec<String> = page
+            .items
+            .iter()
+            .map(|item| item.prompt.name.to_string())
+            .collect();
+        assert_eq!(got, expected, "{who}");
+        assert_eq!(page.total, expected.len() as i64, "{who}: total");
+        counts.push((*who, expected.len()));
+
+        // Paged, the total still counts only visible prompts and the pages add up.
+        let mut paged = Vec::new();
+        let mut after_name = None;
+        loop {
+            let page = store
+                .list_prompts(&PromptQuery {
+                    visibility: filter.clone(),
+                    after_name: after_name.clone(),
+                    limit: 10,
+                    ..PromptQuery::default()
+                })
+                .await
+                .expect("list page");
+            assert_eq!(page.total, expected.len() as i64, "{who}: paged total");
+            let Some(last) = page.items.last() else {
+                break;
+            };
+            after_name = Some(last.prompt.name.to_string());
+            paged.extend(page.items.iter().map(|item| item.prompt.name.to_string()));
+        }
+        assert_eq!(paged, expected, "{who}: pages");
+    }
+    eprintln!(
+        "{} prompts x {} principals; visible: {counts:?}",
+        prompts.len(),
+        cast.len()
+    );
+    assert_eq!(counts[0].1, prompts.len(), "the admin sees everything");
+    assert_eq!(counts[8].1, 0, "no scope allowed, nothing visible");
+    assert!(
+        counts[1..].iter().all(|(_, count)| *count < prompts.len()),
+        "every other principal sees less: {counts:?}"
+    );
+}
+
+async fn appenders_in_two_stores_on_one_database_form_one_audit_chain(database: &TestDatabase) {
+    // Two stores stand for two processes: only the database's lock serializes them.
+    const APPENDERS_PER_STORE: usize = 4;
+    const ENTRIES_EACH: usize = 10;
+    let second = promptvault_store::connect(&database.url())
+        .await
+        .expect("second store");
+    let mut tasks = Vec::new();
+    for (store_index, store) in [database.store(), second].into_iter().enumerate() {
+        for appender in 0..APPENDERS_PER_STORE {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                for n in 0..ENTRIES_EACH {
+                    let entry = NewAuditEntry {
+                        detail: json!({"store": store_index, "appender": appender, "n": n}),
+                        ..audit("prompt.update")
+                    };
+                    store.append_audit(entry).await.map_err(|error| {
+                        format!("store {store_index} appender {appender}: {error}")
+                    })?;
+                }
+                Ok::<_, String>(())
+            }));
+        }
+    }
+    for task in futures::future::join_all(tasks).await {
+        task.expect("task did not panic").expect("no errors");
+    }
+    let chain = whole_chain(&database.store()).await;
+    let total = (2 * APPENDERS_PER_STORE * ENTRIES_EACH) as i64;
+    assert_eq!(seqs(&chain), (1..=total).collect::<Vec<_>>());
+    let report = verify_chain(AUDIT_KEY, None, &chain);
+    assert!(report.ok && report.checked == total, "{report:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw SQL behind the store's back.
+
+async fn an_audit_row_edited_with_raw_sql_is_named_by_verification(database: &TestDatabase) {
+    let store = database.store();
+    append_all(&store, &["a", "b", "c", "d"]).await;
+    assert!(verify_chain(AUDIT_KEY, None, &whole_chain(&store).await).ok);
+
+    let changed = database
+        .execute("UPDATE audit_log SET action = 'forged' WHERE seq = 3")
+        .await;
+    assert_eq!(changed, 1);
+    let report = verify_chain(AUDIT_KEY, None, &whole_chain(&store).await);
+    assert!(!report.ok);
+    assert_eq!(report.first_broken.map(|broken| broken.seq), Some(3));
+
+    database
+        .execute("DELETE FROM audit_log WHERE seq = 2")
+        .await;
+    let report = verify_chain(AUDIT_KEY, None, &whole_chain(&store).await);
+    assert_eq!(report.first_broken.map(|broken| broken.seq), Some(2));
 }
 
 // ---------------------------------------------------------------------------------------------

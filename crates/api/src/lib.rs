@@ -14,7 +14,10 @@ pub mod prompts;
 
 pub use promptvault_core::{
     diff::WordOp,
-    model::{Classification, DeploymentModel, Grantee, Kind, PromptAccess, PromptStatus, Role, Scope, VersionStatus},
+    model::{
+        Classification, DeploymentModel, Grantee, Kind, PromptAccess, PromptStatus, Role, Scope,
+        VersionStatus,
+    },
     render::UndefinedMode,
     version::Bump,
 };

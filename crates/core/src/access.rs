@@ -69,7 +69,11 @@ pub fn strongest_role(roles: &[Role]) -> Option<Role> {
 
 /// The weaker of two roles: a credential never grants more than its holder has.
 pub fn weaker_role(left: Role, right: Role) -> Role {
-    if rank(left) <= rank(right) { left } else { right }
+    if rank(left) <= rank(right) {
+        left
+    } else {
+        right
+    }
 }
 
 fn rank(role: Role) -> u8 {
@@ -469,7 +473,10 @@ mod tests {
 
     #[test]
     fn roles_order_admin_over_user_over_agent() {
-        assert_eq!(strongest_role(&[Role::Agent, Role::Admin, Role::User]), Some(Role::Admin));
+        assert_eq!(
+            strongest_role(&[Role::Agent, Role::Admin, Role::User]),
+            Some(Role::Admin)
+        );
         assert_eq!(strongest_role(&[]), None);
         assert_eq!(weaker_role(Role::Admin, Role::Agent), Role::Agent);
         assert_eq!(weaker_role(Role::User, Role::Admin), Role::User);

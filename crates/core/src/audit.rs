@@ -200,7 +200,8 @@ impl ChainVerifier {
         ChainVerifier {
             expected_seq,
             expected_prev,
-            checkpoint_forged: checkpoint.is_some_and(|checkpoint| !checkpoint_is_authentic(key, checkpoint)),
+            checkpoint_forged: checkpoint
+                .is_some_and(|checkpoint| !checkpoint_is_authentic(key, checkpoint)),
             checked: 0,
             broken: None,
         }
@@ -213,7 +214,10 @@ impl ChainVerifier {
         }
         let fail = |seq: i64, reason: String| Some(BrokenEntry { seq, reason });
         self.broken = if self.checkpoint_forged && self.checked == 0 {
-            fail(entry.seq, "the retention checkpoint before this entry is not authentic".into())
+            fail(
+                entry.seq,
+                "the retention checkpoint before this entry is not authentic".into(),
+            )
         } else if entry.seq != self.expected_seq {
             fail(
                 self.expected_seq.min(entry.seq),
@@ -223,9 +227,16 @@ impl ChainVerifier {
                 ),
             )
         } else if entry.prev_hash != self.expected_prev {
-            fail(entry.seq, "prev_hash does not match the previous entry: an entry was deleted or inserted".into())
+            fail(
+                entry.seq,
+                "prev_hash does not match the previous entry: an entry was deleted or inserted"
+                    .into(),
+            )
         } else if entry_hash(entry.seq, &entry.prev_hash, &entry.entry) != entry.hash {
-            fail(entry.seq, "the entry's content does not match its hash: it was edited".into())
+            fail(
+                entry.seq,
+                "the entry's content does not match its hash: it was edited".into(),
+            )
         } else {
             None
         };
@@ -241,7 +252,11 @@ impl ChainVerifier {
     }
 
     pub fn finish(self) -> VerifyReport {
-        VerifyReport { ok: self.broken.is_none(), checked: self.checked, first_broken: self.broken }
+        VerifyReport {
+            ok: self.broken.is_none(),
+            checked: self.checked,
+            first_broken: self.broken,
+        }
     }
 }
 

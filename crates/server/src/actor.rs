@@ -56,7 +56,10 @@ impl Actor {
 
     /// The server itself (first-start bootstrap, retention).
     pub fn system() -> Self {
-        Actor { kind: ActorKind::System, ..Actor::local_cli() }
+        Actor {
+            kind: ActorKind::System,
+            ..Actor::local_cli()
+        }
     }
 
     pub fn user_id(&self) -> Option<Uuid> {

@@ -17,9 +17,9 @@ use std::{
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use promptvault_core::{
-    access::{strongest_role, weaker_role, CredentialRestriction, Principal},
+    access::{CredentialRestriction, Principal, strongest_role, weaker_role},
     model::{ApiToken, User},
-    secret::{token_hash, TOKEN_PREFIX},
+    secret::{TOKEN_PREFIX, token_hash},
 };
 use promptvault_store::{Store, StoreError};
 use serde::Deserialize;
@@ -65,18 +65,29 @@ const WINDOW: Duration = Duration::from_secs(60);
 
 impl Authenticator {
     pub fn new(store: Arc<dyn Store>, settings: &AuthSettings) -> anyhow::Result<Self> {
-        let jwt = match (&settings.jwt_hs256_secret, &settings.jwt_rs256_public_key_file) {
+        let jwt = match (
+            &settings.jwt_hs256_secret,
+            &settings.jwt_rs256_public_key_file,
+        ) {
             (Some(_), Some(_)) => anyhow::bail!(
                 "configure one JWT algorithm: auth.jwt_hs256_secret or auth.jwt_rs256_public_key_file, not both"
             ),
             (Some(secret), None) => {
-                anyhow::ensure!(secret.0.len() >= 32, "auth.jwt_hs256_secret must be at least 32 bytes");
-                Some((DecodingKey::from_secret(secret.0.as_bytes()), Algorithm::HS256))
+                anyhow::ensure!(
+                    secret.0.len() >= 32,
+                    "auth.jwt_hs256_secret must be at least 32 bytes"
+                );
+                Some((
+                    DecodingKey::from_secret(secret.0.as_bytes()),
+                    Algorithm::HS256,
+                ))
             }
             (None, Some(path)) => {
-                let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-                let key = DecodingKey::from_rsa_pem(&pem)
-                    .with_context(|| format!("{} is not an RSA public key in PEM", path.display()))?;
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let key = DecodingKey::from_rsa_pem(&pem).with_context(|| {
+                    format!("{} is not an RSA public key in PEM", path.display())
+                })?;
                 Some((key, Algorithm::RS256))
             }
             (None, None) => None,
@@ -102,7 +113,11 @@ impl Authenticator {
     }
 
     /// Authenticates the value of an `Authorization` header sent from `source`.
-    pub async fn authenticate(&self, header: Option<&str>, source: &str) -> Result<Authenticated, AuthFailure> {
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        source: &str,
+    ) -> Result<Authenticated, AuthFailure> {
         if self.is_rate_limited(source) {
             return Err(AuthFailure::RateLimited);
         }
@@ -111,7 +126,9 @@ impl Authenticator {
             Some(header) => match header.strip_prefix("Bearer ").map(str::trim) {
                 Some(token) if token.starts_with(TOKEN_PREFIX) => self.opaque(token).await,
                 Some(token) if !token.is_empty() => self.jwt(token).await,
-                _ => Err(AuthFailure::Invalid("the Authorization header must be `Bearer <token>`".into())),
+                _ => Err(AuthFailure::Invalid(
+                    "the Authorization header must be `Bearer <token>`".into(),
+                )),
             },
         };
         if result.is_err() {
@@ -144,14 +161,17 @@ impl Authenticator {
 
     async fn jwt(&self, token: &str) -> Result<Authenticated, AuthFailure> {
         let Some(verifier) = &self.jwt else {
-            return Err(AuthFailure::Invalid("JWT authentication is not configured on this server".into()));
+            return Err(AuthFailure::Invalid(
+                "JWT authentication is not configured on this server".into(),
+            ));
         };
         let data = jsonwebtoken::decode::<Claims>(token, &verifier.key, &verifier.validation)
             .map_err(|error| AuthFailure::Invalid(format!("invalid JWT: {error}")))?;
         let user_id = Uuid::parse_str(&data.claims.sub)
             .map_err(|_| AuthFailure::Invalid("the JWT's sub is not a user id".into()))?;
         let user = self.user(user_id).await?;
-        let role = strongest_role(&user.roles).ok_or_else(|| AuthFailure::Invalid("the user has no role".into()))?;
+        let role = strongest_role(&user.roles)
+            .ok_or_else(|| AuthFailure::Invalid("the user has no role".into()))?;
         Ok(Authenticated {
             principal: Principal {
                 role,
@@ -168,7 +188,9 @@ impl Authenticator {
     async fn user(&self, id: Uuid) -> Result<User, AuthFailure> {
         match self.store.get_user(id).await {
             Ok(user) => Ok(user),
-            Err(StoreError::NotFound { .. }) => Err(AuthFailure::Invalid("the credential's user does not exist".into())),
+            Err(StoreError::NotFound { .. }) => Err(AuthFailure::Invalid(
+                "the credential's user does not exist".into(),
+            )),
             Err(error) => Err(unavailable(&error)),
         }
     }
@@ -184,18 +206,24 @@ impl Authenticator {
     }
 
     fn is_rate_limited(&self, source: &str) -> bool {
-        let Ok(failures) = self.failures.lock() else { return false };
-        failures
-            .get(source)
-            .is_some_and(|(since, count)| since.elapsed() < WINDOW && *count >= self.max_failures_per_minute)
+        let Ok(failures) = self.failures.lock() else {
+            return false;
+        };
+        failures.get(source).is_some_and(|(since, count)| {
+            since.elapsed() < WINDOW && *count >= self.max_failures_per_minute
+        })
     }
 
     fn record_failure(&self, source: &str) {
-        let Ok(mut failures) = self.failures.lock() else { return };
+        let Ok(mut failures) = self.failures.lock() else {
+            return;
+        };
         if failures.len() > 10_000 {
             failures.retain(|_, (since, _)| since.elapsed() < WINDOW);
         }
-        let entry = failures.entry(source.to_string()).or_insert((Instant::now(), 0));
+        let entry = failures
+            .entry(source.to_string())
+            .or_insert((Instant::now(), 0));
         if entry.0.elapsed() >= WINDOW {
             *entry = (Instant::now(), 0);
         }
@@ -222,8 +250,13 @@ pub fn principal_of_token(token: &ApiToken, user: Option<&User>) -> Authenticate
             role,
             user_id: token.user_id,
             agent_id: token.agent_id.clone(),
-            permissions: user.map(|user| user.permissions.clone()).unwrap_or_default(),
-            restriction: CredentialRestriction { scopes: token.scopes.clone(), name_prefixes: token.prompt_names.clone() },
+            permissions: user
+                .map(|user| user.permissions.clone())
+                .unwrap_or_default(),
+            restriction: CredentialRestriction {
+                scopes: token.scopes.clone(),
+                name_prefixes: token.prompt_names.clone(),
+            },
         },
         kind,
         token_id: Some(token.id),
@@ -238,6 +271,7 @@ fn unavailable(error: &StoreError) -> AuthFailure {
 /// A new opaque token: `pv_` + 64 hex digits from the operating system's CSPRNG.
 pub fn generate_token() -> anyhow::Result<String> {
     let mut random = [0u8; 32];
-    getrandom::fill(&mut random).map_err(|error| anyhow::anyhow!("no randomness available: {error}"))?;
+    getrandom::fill(&mut random)
+        .map_err(|error| anyhow::anyhow!("no randomness available: {error}"))?;
     Ok(promptvault_core::secret::format_token(&random))
 }

@@ -6,6 +6,7 @@
 //! (that is `promptvault-core`).
 
 pub mod actor;
+pub mod auth;
 pub mod error;
 pub mod http;
 pub mod settings;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::{http::AppState, settings::Settings, vault::Vault};
+use crate::{auth::Authenticator, http::AppState, settings::Settings, vault::Vault};
 
 /// Opens the configured database (creating the data directory for the embedded default), runs
 /// migrations and builds the state every handler shares.
@@ -36,9 +37,73 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             promptvault_store::redact_url(&url)
         )
     })?;
-    let vault = Vault::new(store, settings.render_limits());
+    let audit_key = audit_signing_key(&settings)?;
+    state_with_store(store, settings, &audit_key)
+}
+
+/// The state over an already opened store (tests and benchmarks use it directly).
+pub fn state_with_store(
+    store: Arc<dyn promptvault_store::Store>,
+    settings: Settings,
+    audit_key: &[u8],
+) -> anyhow::Result<AppState> {
+    let auth = Authenticator::new(store.clone(), &settings.auth)?;
+    let vault = Vault::new(store, settings.render_limits())
+        .with_deployment(settings.deployment_model)
+        .with_audit_key(audit_key);
     Ok(AppState {
         vault: Arc::new(vault),
+        auth: Arc::new(auth),
         settings: Arc::new(settings),
     })
+}
+
+/// The key signing audit checkpoints: `audit.signing_key`, else a key kept in the data directory
+/// (`audit-signing.key`, created on first start with owner-only permissions). Several servers on
+/// one PostgreSQL must share `PROMPTVAULT_AUDIT__SIGNING_KEY`.
+fn audit_signing_key(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if let Some(key) = &settings.audit.signing_key {
+        anyhow::ensure!(
+            key.0.len() >= 32,
+            "audit.signing_key must be at least 32 bytes"
+        );
+        return Ok(key.0.as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let path = settings.data_dir.join("audit-signing.key");
+    if let Ok(existing) = std::fs::read(&path) {
+        return Ok(existing);
+    }
+    let key = auth::generate_token()?.into_bytes();
+    write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(key)
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
+/// On first start, creates the admin token (`PROMPTVAULT_BOOTSTRAP_TOKEN`, or a random one) and
+/// returns its secret so that `prompt serve` can print it once.
+pub async fn bootstrap(state: &AppState) -> anyhow::Result<Option<String>> {
+    let fixed = state
+        .settings
+        .bootstrap_token
+        .as_ref()
+        .map(|secret| secret.0.as_str());
+    state
+        .vault
+        .bootstrap_admin_token(fixed)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))
 }

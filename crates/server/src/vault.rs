@@ -19,11 +19,14 @@ use promptvault_api::{
     },
 };
 use promptvault_core::{
+    access::{Action, visibility_filter},
     diff,
     error::DomainError,
     ident::{self, LabelName, PromptName},
-    access::{visibility_filter, Action},
-    model::{Classification, Content, DeploymentModel, Grantee, Prompt, PromptVersion, Role, Scope, Source},
+    model::{
+        Classification, Content, DeploymentModel, Grantee, Prompt, PromptVersion, Role, Scope,
+        Source,
+    },
     render::{CompiledPrompt, RenderLimits, Rendered, UndefinedMode},
     version::VersionDraft,
 };
@@ -120,10 +123,23 @@ impl Vault {
             Some(key) => self.store.get_prompt_type(key).await?.restricted_creation,
             None => false,
         };
-        self.authorize(actor, Action::Create { restricted_creation }, None).await?;
+        self.authorize(
+            actor,
+            Action::Create {
+                restricted_creation,
+            },
+            None,
+        )
+        .await?;
         let admin = actor.role() == Role::Admin;
-        if !admin && request.owner_id.is_some_and(|owner| Some(owner) != actor.user_id()) {
-            return Err(forbidden("only admins can create prompts owned by someone else"));
+        if !admin
+            && request
+                .owner_id
+                .is_some_and(|owner| Some(owner) != actor.user_id())
+        {
+            return Err(forbidden(
+                "only admins can create prompts owned by someone else",
+            ));
         }
         let scope = request.scope.unwrap_or(Scope::Global);
         scope.check_agent(request.agent_id.as_deref())?;
@@ -176,16 +192,23 @@ impl Vault {
             )
             .await?;
         let detail = self.store.create_prompt(prompt, version).await?;
-        let first_hash = detail.versions.first().map(|version| version.diff_hash.clone());
-        self.audit(actor, Audited::ok("prompt.create", Some(&detail.prompt)).hashes(None, first_hash))
-            .await?;
+        let first_hash = detail
+            .versions
+            .first()
+            .map(|version| version.diff_hash.clone());
+        self.audit(
+            actor,
+            Audited::ok("prompt.create", Some(&detail.prompt)).hashes(None, first_hash),
+        )
+        .await?;
         Ok(PromptResponse::from(&detail))
     }
 
     pub async fn get_prompt(&self, actor: &Actor, key: &str) -> AppResult<PromptResponse> {
         let prompt = self.authorized_prompt(actor, key, Action::Read).await?;
         let detail = self.store.get_prompt(&PromptKey::Id(prompt.id)).await?;
-        self.audit_text_read(actor, &detail.prompt, "prompt").await?;
+        self.audit_text_read(actor, &detail.prompt, "prompt")
+            .await?;
         Ok(PromptResponse::from(&detail))
     }
 
@@ -255,9 +278,16 @@ impl Vault {
         if_match: Option<&str>,
     ) -> AppResult<PromptResponse> {
         let prompt = self.authorized_prompt(actor, key, Action::Write).await?;
-        let owner_or_admin = actor.role() == Role::Admin || (actor.user_id().is_some() && prompt.owner_id == actor.user_id());
-        if !owner_or_admin && (request.access.is_some() || request.owner_id.is_some() || request.classification.is_some()) {
-            return Err(forbidden("only admins and the prompt's owner can change its owner, classification or access rules"));
+        let owner_or_admin = actor.role() == Role::Admin
+            || (actor.user_id().is_some() && prompt.owner_id == actor.user_id());
+        if !owner_or_admin
+            && (request.access.is_some()
+                || request.owner_id.is_some()
+                || request.classification.is_some())
+        {
+            return Err(forbidden(
+                "only admins and the prompt's owner can change its owner, classification or access rules",
+            ));
         }
         let expected_revision = match if_match {
             Some(header) => Some(revision_from_if_match(&prompt, header)?),
@@ -317,8 +347,12 @@ impl Vault {
             .store
             .update_prompt(prompt.id, patch, expected_revision)
             .await?;
-        self.audit(actor, Audited::ok("prompt.update", Some(&updated)).detail(serde_json::json!({"revision": updated.revision})))
-            .await?;
+        self.audit(
+            actor,
+            Audited::ok("prompt.update", Some(&updated))
+                .detail(serde_json::json!({"revision": updated.revision})),
+        )
+        .await?;
         let detail = self.store.get_prompt(&PromptKey::Id(prompt.id)).await?;
         Ok(PromptResponse::from(&detail))
     }
@@ -326,7 +360,8 @@ impl Vault {
     pub async fn delete_prompt(&self, actor: &Actor, key: &str) -> AppResult<()> {
         let prompt = self.authorized_prompt(actor, key, Action::Delete).await?;
         self.store.delete_prompt(prompt.id).await?;
-        self.audit(actor, Audited::ok("prompt.delete", Some(&prompt))).await
+        self.audit(actor, Audited::ok("prompt.delete", Some(&prompt)))
+            .await
     }
 
     /// Adds a version; `created` is false when it was identical to the latest one. Absent
@@ -340,7 +375,10 @@ impl Vault {
         let prompt = self.authorized_prompt(actor, key, Action::Write).await?;
         let latest = self
             .store
-            .resolve_version(&PromptKey::Id(prompt.id), &VersionSelector::Label(LabelName::latest()))
+            .resolve_version(
+                &PromptKey::Id(prompt.id),
+                &VersionSelector::Label(LabelName::latest()),
+            )
             .await?
             .1;
         let content = Content::from_json(&request.content)?;
@@ -521,7 +559,10 @@ impl Vault {
         // A link names its prompt: list only links to prompts the actor may see.
         let mut visible = Vec::with_capacity(links.len());
         for link in &links {
-            let prompt = self.store.find_prompt(&PromptKey::Id(link.prompt_id)).await?;
+            let prompt = self
+                .store
+                .find_prompt(&PromptKey::Id(link.prompt_id))
+                .await?;
             if promptvault_core::access::is_visible(&actor.principal, &prompt) {
                 visible.push(LinkResponse::from(link));
             }
@@ -532,8 +573,11 @@ impl Vault {
     pub async fn delete_link(&self, actor: &Actor, id: Uuid) -> AppResult<()> {
         self.authorize(actor, Action::Link, None).await?;
         self.store.delete_link(id).await?;
-        self.audit(actor, Audited::ok("link.delete", None).detail(serde_json::json!({"link_id": id})))
-            .await
+        self.audit(
+            actor,
+            Audited::ok("link.delete", None).detail(serde_json::json!({"link_id": id})),
+        )
+        .await
     }
 
     /// Renders a version picked by number or label (default `production`, then `latest`).
@@ -620,13 +664,18 @@ impl Vault {
         actor: &Actor,
         request: CreatePromptTypeRequest,
     ) -> AppResult<PromptTypeResponse> {
-        self.authorize(actor, Action::ManagePromptTypes, None).await?;
+        self.authorize(actor, Action::ManagePromptTypes, None)
+            .await?;
         let prompt_type = self
             .store
             .create_prompt_type(validate_prompt_type(request)?)
             .await?;
-        self.audit(actor, Audited::ok("prompt_type.create", None).detail(serde_json::json!({"key": prompt_type.key})))
-            .await?;
+        self.audit(
+            actor,
+            Audited::ok("prompt_type.create", None)
+                .detail(serde_json::json!({"key": prompt_type.key})),
+        )
+        .await?;
         Ok(PromptTypeResponse::from(&prompt_type))
     }
 
@@ -656,7 +705,8 @@ impl Vault {
         key: &str,
         request: UpdatePromptTypeRequest,
     ) -> AppResult<PromptTypeResponse> {
-        self.authorize(actor, Action::ManagePromptTypes, None).await?;
+        self.authorize(actor, Action::ManagePromptTypes, None)
+            .await?;
         if let Some(name) = &request.name {
             check_name_text(name)?;
         }
@@ -670,16 +720,23 @@ impl Vault {
             requires_approval: request.requires_approval,
         };
         let updated = self.store.update_prompt_type(key, patch).await?;
-        self.audit(actor, Audited::ok("prompt_type.update", None).detail(serde_json::json!({"key": key})))
-            .await?;
+        self.audit(
+            actor,
+            Audited::ok("prompt_type.update", None).detail(serde_json::json!({"key": key})),
+        )
+        .await?;
         Ok(PromptTypeResponse::from(&updated))
     }
 
     pub async fn delete_prompt_type(&self, actor: &Actor, key: &str) -> AppResult<()> {
-        self.authorize(actor, Action::ManagePromptTypes, None).await?;
+        self.authorize(actor, Action::ManagePromptTypes, None)
+            .await?;
         self.store.delete_prompt_type(key).await?;
-        self.audit(actor, Audited::ok("prompt_type.delete", None).detail(serde_json::json!({"key": key})))
-            .await
+        self.audit(
+            actor,
+            Audited::ok("prompt_type.delete", None).detail(serde_json::json!({"key": key})),
+        )
+        .await
     }
 
     /// Validates a version's fields (and the prompt type's contract) into a storable version.

@@ -1,15 +1,19 @@
 //! Request extractors that turn every malformed input into a problem+json answer naming what is
 //! wrong: bad JSON syntax (400), a body that does not fit the type — unknown fields included —
 //! (422), a wrong content type (415), an oversized body (413), a bad query or path (400).
-//! And [`CurrentActor`], the principal of the request.
+//! And [`CurrentActor`], the authenticated principal of the request.
+
+use std::net::SocketAddr;
 
 use axum::{
-    extract::{FromRequest, FromRequestParts, Path, Query, Request, rejection::JsonRejection},
-    http::{StatusCode, request::Parts},
+    extract::{
+        ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, rejection::JsonRejection,
+    },
+    http::{StatusCode, header::AUTHORIZATION, request::Parts},
 };
 use serde::de::DeserializeOwned;
 
-use crate::{actor::Actor, error::AppError};
+use crate::{actor::Actor, auth::AuthFailure, error::AppError, http::AppState};
 
 /// `Json<T>` whose rejections are problem+json.
 pub struct ApiJson<T>(pub T);
@@ -89,15 +93,75 @@ where
     }
 }
 
-/// The principal of a request. Until access control exists every caller is anonymous (the
-/// server listens on loopback by default); authentication will fill this in here, and no handler
-/// changes.
+/// The authenticated principal of a request. A missing or invalid credential is 401 (with
+/// `WWW-Authenticate`), too many failures from one address 429; both are audited.
 pub struct CurrentActor(pub Actor);
 
-impl<S: Send + Sync> FromRequestParts<S> for CurrentActor {
+impl FromRequestParts<AppState> for CurrentActor {
     type Rejection = AppError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(CurrentActor(Actor::anonymous()))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_string());
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        match state.auth.authenticate(header, &source).await {
+            Ok(authenticated) => Ok(CurrentActor(Actor {
+                principal: authenticated.principal,
+                kind: authenticated.kind,
+                token_id: authenticated.token_id,
+                source: Some(source),
+                request_id,
+            })),
+            Err(failure) => {
+                let (error, reason) = match &failure {
+                    AuthFailure::Missing => (
+                        AppError::new(
+                            StatusCode::UNAUTHORIZED,
+                            "unauthenticated",
+                            "send Authorization: Bearer <token>",
+                        ),
+                        "no credential".to_string(),
+                    ),
+                    AuthFailure::Invalid(reason) => (
+                        AppError::new(
+                            StatusCode::UNAUTHORIZED,
+                            "invalid_credentials",
+                            reason.clone(),
+                        ),
+                        reason.clone(),
+                    ),
+                    AuthFailure::RateLimited => (
+                        AppError::new(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "too_many_failures",
+                            "too many failed authentications from this address; wait a minute",
+                        ),
+                        "rate limited".to_string(),
+                    ),
+                };
+                if let Err(audit_error) = state
+                    .vault
+                    .audit_failed_authentication(&source, request_id, &reason)
+                    .await
+                {
+                    tracing::error!(error = %audit_error, "could not audit a failed authentication");
+                }
+                Err(error)
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP server: the router (every route registered together with its OpenAPI description),
 //! the middleware stack (request ids, tracing, timeout, body limit, panic guard) and [`serve`].
 
+pub mod access;
 pub mod extract;
 pub mod links;
 pub mod prompts;
@@ -31,6 +32,7 @@ use crate::{error::AppError, settings::Settings, vault::Vault};
 #[derive(Clone)]
 pub struct AppState {
     pub vault: Arc<Vault>,
+    pub auth: Arc<crate::auth::Authenticator>,
     pub settings: Arc<Settings>,
 }
 
@@ -50,9 +52,31 @@ pub struct AppState {
         (name = "prompt types", description = "Shared parameter contracts"),
         (name = "bundle", description = "Import and export"),
         (name = "system", description = "Health"),
-    )
+        (name = "access", description = "Users, API tokens and the audit log (admins)"),
+    ),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []))
 )]
 struct ApiDoc;
+
+/// Declares the bearer credential every `/api` route needs: an opaque `pv_…` token or a JWT.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token (`pv_…`, from POST /api/tokens) or a JWT (HS256 or RS256, with `exp`, `sub` = user id)"))
+                    .build(),
+            ),
+        );
+    }
+}
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -74,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(timeout, enforce_timeout))
+        .layer(middleware::from_fn(security_headers))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -132,6 +157,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(system::export))
         .routes(routes!(system::import))
+        .routes(routes!(access::list_users, access::create_user))
+        .routes(routes!(
+            access::get_user,
+            access::update_user,
+            access::delete_user
+        ))
+        .routes(routes!(access::list_tokens, access::create_token))
+        .routes(routes!(access::revoke_token))
+        .routes(routes!(access::list_audit))
+        .routes(routes!(access::verify_audit))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
 }
@@ -149,13 +184,39 @@ async fn enforce_timeout(State(limit): State<Duration>, request: Request, next: 
     }
 }
 
-/// Serves until `shutdown` completes, then drains in-flight requests.
+/// Headers every answer carries: no sniffing, no framing, no referrer, nothing loaded from the
+/// API's answers, and (until HTTP caching is designed per route) no caching.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        ("cache-control", "no-store"),
+    ] {
+        headers
+            .entry(HeaderName::from_static(name))
+            .or_insert(axum::http::HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Serves until `shutdown` completes, then drains in-flight requests. The client address is
+/// passed to handlers (for the audit log and the failed-authentication limit).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -15,7 +15,7 @@ use crate::{
     },
 };
 
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = HealthResponse)))]
+#[utoipa::path(get, path = "/healthz", tag = "system", security(()), responses((status = 200, body = HealthResponse)))]
 pub async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok".into(),
@@ -24,6 +24,7 @@ pub async fn healthz() -> Json<HealthResponse> {
 
 #[utoipa::path(
     get, path = "/readyz", tag = "system",
+    security(()),
     responses(
         (status = 200, description = "the database answers", body = HealthResponse),
         (status = 503, body = Problem, content_type = "application/problem+json"),

@@ -8,15 +8,15 @@ use promptvault_api::access::{
 };
 use promptvault_core::{
     access::Action,
-    audit::{sign_checkpoint, AuditOutcome, ChainVerifier, Checkpoint},
+    audit::{AuditOutcome, ChainVerifier, Checkpoint, sign_checkpoint},
     error::DomainError,
     ident,
     model::Role,
-    secret::{token_display_prefix, token_hash, TOKEN_PREFIX},
+    secret::{TOKEN_PREFIX, token_display_prefix, token_hash},
 };
 use promptvault_store::{
-    types::{AuditQuery as StoreAuditQuery, NewApiToken, NewUser, PromptKey, UserPatch},
     StoreError,
+    types::{AuditQuery as StoreAuditQuery, NewApiToken, NewUser, PromptKey, UserPatch},
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -26,17 +26,25 @@ use crate::{
     actor::Actor,
     auth::generate_token,
     error::{AppError, AppResult},
-    vault::{guard::Audited, parse_key, Vault},
+    vault::{Vault, guard::Audited, parse_key},
 };
 
 const MAX_AUDIT_PAGE: i64 = 1000;
 const VERIFY_PAGE: i64 = 1000;
 
 impl Vault {
-    pub async fn create_user(&self, actor: &Actor, request: CreateUserRequest) -> AppResult<UserResponse> {
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        request: CreateUserRequest,
+    ) -> AppResult<UserResponse> {
         self.authorize(actor, Action::ManageAccess, None).await?;
         if request.roles.is_empty() {
-            return Err(DomainError::InvalidField { field: "roles", reason: "a user needs at least one role".into() }.into());
+            return Err(DomainError::InvalidField {
+                field: "roles",
+                reason: "a user needs at least one role".into(),
+            }
+            .into());
         }
         for (field, value) in [
             ("email", &request.email),
@@ -53,7 +61,11 @@ impl Vault {
         if let Some(email) = &request.email
             && !email.contains('@')
         {
-            return Err(DomainError::InvalidField { field: "email", reason: "not an email address".into() }.into());
+            return Err(DomainError::InvalidField {
+                field: "email",
+                reason: "not an email address".into(),
+            }
+            .into());
         }
         let permissions = parse_permissions(&request.permissions)?;
         let data = request.data.unwrap_or_else(|| json!({}));
@@ -72,14 +84,24 @@ impl Vault {
                 data,
             })
             .await?;
-        self.audit(actor, Audited::ok("user.create", None).detail(json!({"user_id": user.id, "roles": user.roles})))
-            .await?;
+        self.audit(
+            actor,
+            Audited::ok("user.create", None)
+                .detail(json!({"user_id": user.id, "roles": user.roles})),
+        )
+        .await?;
         Ok(UserResponse::from(&user))
     }
 
     pub async fn list_users(&self, actor: &Actor) -> AppResult<Vec<UserResponse>> {
         self.authorize(actor, Action::ManageAccess, None).await?;
-        Ok(self.store.list_users().await?.iter().map(UserResponse::from).collect())
+        Ok(self
+            .store
+            .list_users()
+            .await?
+            .iter()
+            .map(UserResponse::from)
+            .collect())
     }
 
     pub async fn get_user(&self, actor: &Actor, id: Uuid) -> AppResult<UserResponse> {
@@ -87,12 +109,25 @@ impl Vault {
         Ok(UserResponse::from(&self.store.get_user(id).await?))
     }
 
-    pub async fn update_user(&self, actor: &Actor, id: Uuid, request: UpdateUserRequest) -> AppResult<UserResponse> {
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        request: UpdateUserRequest,
+    ) -> AppResult<UserResponse> {
         self.authorize(actor, Action::ManageAccess, None).await?;
         if request.roles.as_ref().is_some_and(Vec::is_empty) {
-            return Err(DomainError::InvalidField { field: "roles", reason: "a user needs at least one role".into() }.into());
+            return Err(DomainError::InvalidField {
+                field: "roles",
+                reason: "a user needs at least one role".into(),
+            }
+            .into());
         }
-        for (field, value) in [("email", &request.email), ("first_name", &request.first_name), ("last_name", &request.last_name)] {
+        for (field, value) in [
+            ("email", &request.email),
+            ("first_name", &request.first_name),
+            ("last_name", &request.last_name),
+        ] {
             if let Some(Some(value)) = value {
                 ident::check_text(field, value, 320)?;
             }
@@ -105,28 +140,47 @@ impl Vault {
             first_name: request.first_name,
             last_name: request.last_name,
             roles: request.roles,
-            permissions: request.permissions.as_deref().map(parse_permissions).transpose()?,
+            permissions: request
+                .permissions
+                .as_deref()
+                .map(parse_permissions)
+                .transpose()?,
             data: request.data,
             ..UserPatch::default()
         };
         let user = self.store.update_user(id, patch).await?;
-        self.audit(actor, Audited::ok("user.update", None).detail(json!({"user_id": id, "roles": user.roles})))
-            .await?;
+        self.audit(
+            actor,
+            Audited::ok("user.update", None).detail(json!({"user_id": id, "roles": user.roles})),
+        )
+        .await?;
         Ok(UserResponse::from(&user))
     }
 
     pub async fn delete_user(&self, actor: &Actor, id: Uuid) -> AppResult<()> {
         self.authorize(actor, Action::ManageAccess, None).await?;
         self.store.delete_user(id).await?;
-        self.audit(actor, Audited::ok("user.delete", None).detail(json!({"user_id": id}))).await
+        self.audit(
+            actor,
+            Audited::ok("user.delete", None).detail(json!({"user_id": id})),
+        )
+        .await
     }
 
     /// Creates a token; the answer is the only time its secret is shown.
-    pub async fn create_token(&self, actor: &Actor, request: CreateTokenRequest) -> AppResult<TokenResponse> {
+    pub async fn create_token(
+        &self,
+        actor: &Actor,
+        request: CreateTokenRequest,
+    ) -> AppResult<TokenResponse> {
         self.authorize(actor, Action::ManageAccess, None).await?;
         ident::check_text("name", &request.name, 255)?;
         if request.name.trim().is_empty() {
-            return Err(DomainError::InvalidField { field: "name", reason: "must not be empty".into() }.into());
+            return Err(DomainError::InvalidField {
+                field: "name",
+                reason: "must not be empty".into(),
+            }
+            .into());
         }
         if let Some(user_id) = request.user_id {
             self.store.get_user(user_id).await?;
@@ -138,12 +192,18 @@ impl Vault {
             .transpose()?;
         let expires_at = match request.expires_in {
             Some(seconds) if seconds <= 0 => {
-                return Err(DomainError::InvalidField { field: "expires_in", reason: "must be a positive number of seconds".into() }.into());
+                return Err(DomainError::InvalidField {
+                    field: "expires_in",
+                    reason: "must be a positive number of seconds".into(),
+                }
+                .into());
             }
             Some(seconds) => Some(
                 OffsetDateTime::now_utc()
                     .checked_add(Duration::seconds(seconds))
-                    .ok_or_else(|| AppError::unprocessable("invalid_field", "expires_in is too large"))?,
+                    .ok_or_else(|| {
+                        AppError::unprocessable("invalid_field", "expires_in is too large")
+                    })?,
             ),
             None => None,
         };
@@ -163,8 +223,12 @@ impl Vault {
                 created_by: actor.user_id(),
             })
             .await?;
-        self.audit(actor, Audited::ok("token.create", None).detail(json!({"token_id": record.id, "role": record.role})))
-            .await?;
+        self.audit(
+            actor,
+            Audited::ok("token.create", None)
+                .detail(json!({"token_id": record.id, "role": record.role})),
+        )
+        .await?;
         let mut response = TokenResponse::from(&record);
         response.token = Some(secret);
         Ok(response)
@@ -172,13 +236,23 @@ impl Vault {
 
     pub async fn list_tokens(&self, actor: &Actor) -> AppResult<Vec<TokenResponse>> {
         self.authorize(actor, Action::ManageAccess, None).await?;
-        Ok(self.store.list_tokens().await?.iter().map(TokenResponse::from).collect())
+        Ok(self
+            .store
+            .list_tokens()
+            .await?
+            .iter()
+            .map(TokenResponse::from)
+            .collect())
     }
 
     pub async fn revoke_token(&self, actor: &Actor, id: Uuid) -> AppResult<TokenResponse> {
         self.authorize(actor, Action::ManageAccess, None).await?;
         let token = self.store.revoke_token(id).await?;
-        self.audit(actor, Audited::ok("token.revoke", None).detail(json!({"token_id": id}))).await?;
+        self.audit(
+            actor,
+            Audited::ok("token.revoke", None).detail(json!({"token_id": id})),
+        )
+        .await?;
         Ok(TokenResponse::from(&token))
     }
 
@@ -189,7 +263,11 @@ impl Vault {
             return Ok(None);
         }
         let secret = match fixed {
-            Some(secret) if secret.starts_with(TOKEN_PREFIX) && secret.len() >= TOKEN_PREFIX.len() + 32 => secret.to_string(),
+            Some(secret)
+                if secret.starts_with(TOKEN_PREFIX) && secret.len() >= TOKEN_PREFIX.len() + 32 =>
+            {
+                secret.to_string()
+            }
             Some(_) => {
                 return Err(AppError::unprocessable(
                     "invalid_bootstrap_token",
@@ -212,15 +290,23 @@ impl Vault {
                 created_by: None,
             })
             .await?;
-        self.audit(&Actor::system(), Audited::ok("token.bootstrap", None)).await?;
+        self.audit(&Actor::system(), Audited::ok("token.bootstrap", None))
+            .await?;
         Ok(Some(secret))
     }
 
-    pub async fn list_audit(&self, actor: &Actor, query: AuditQuery) -> AppResult<AuditListResponse> {
+    pub async fn list_audit(
+        &self,
+        actor: &Actor,
+        query: AuditQuery,
+    ) -> AppResult<AuditListResponse> {
         self.authorize(actor, Action::ReadAudit, None).await?;
         let limit = query.limit.unwrap_or(100);
         if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
-            return Err(AppError::unprocessable("invalid_query", format!("limit must be between 1 and {MAX_AUDIT_PAGE}")));
+            return Err(AppError::unprocessable(
+                "invalid_query",
+                format!("limit must be between 1 and {MAX_AUDIT_PAGE}"),
+            ));
         }
         let (prompt_id, prompt_name) = match query.prompt.as_deref().map(parse_key).transpose() {
             Ok(Some(PromptKey::Id(id))) => (Some(id), None),
@@ -245,14 +331,27 @@ impl Vault {
                 action: query.action,
                 outcome,
                 prompt_scope: query.scope,
-                since: query.since.as_deref().map(|since| parse_time_or_age("since", since, now)).transpose()?,
-                until: query.until.as_deref().map(|until| parse_time_or_age("until", until, now)).transpose()?,
+                since: query
+                    .since
+                    .as_deref()
+                    .map(|since| parse_time_or_age("since", since, now))
+                    .transpose()?,
+                until: query
+                    .until
+                    .as_deref()
+                    .map(|until| parse_time_or_age("until", until, now))
+                    .transpose()?,
                 after_seq: query.after,
                 limit,
             })
             .await?;
-        let next_after = (entries.len() as i64 == limit).then(|| entries.last().map(|entry| entry.seq)).flatten();
-        Ok(AuditListResponse { entries: entries.iter().map(AuditEntryResponse::from).collect(), next_after })
+        let next_after = (entries.len() as i64 == limit)
+            .then(|| entries.last().map(|entry| entry.seq))
+            .flatten();
+        Ok(AuditListResponse {
+            entries: entries.iter().map(AuditEntryResponse::from).collect(),
+            next_after,
+        })
     }
 
     /// Walks the whole log from the latest checkpoint and names the first broken entry.
@@ -260,14 +359,18 @@ impl Vault {
         self.authorize(actor, Action::ReadAudit, None).await?;
         let checkpoint = self.store.latest_checkpoint().await?;
         let mut verifier = ChainVerifier::new(&self.audit_key, checkpoint.as_ref());
-        let mut after = checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.up_to_seq);
+        let mut after = checkpoint
+            .as_ref()
+            .map_or(0, |checkpoint| checkpoint.up_to_seq);
         loop {
             let page = self.store.audit_chain(after, VERIFY_PAGE).await?;
             for entry in &page {
                 verifier.push(entry);
             }
             match page.last() {
-                Some(last) if page.len() as i64 == VERIFY_PAGE && !verifier.is_broken() => after = last.seq,
+                Some(last) if page.len() as i64 == VERIFY_PAGE && !verifier.is_broken() => {
+                    after = last.seq
+                }
                 _ => break,
             }
         }
@@ -287,16 +390,34 @@ impl Vault {
         let Some((up_to_seq, up_to_hash)) = self.store.last_audit_before(cutoff).await? else {
             return Ok(0);
         };
-        let previous = self.store.latest_checkpoint().await?.map_or(0, |checkpoint| checkpoint.up_to_seq);
+        let previous = self
+            .store
+            .latest_checkpoint()
+            .await?
+            .map_or(0, |checkpoint| checkpoint.up_to_seq);
         if up_to_seq <= previous {
             return Ok(0);
         }
         let purged = up_to_seq - previous;
         let at = OffsetDateTime::now_utc();
         let signature = sign_checkpoint(&self.audit_key, up_to_seq, &up_to_hash, purged, at);
-        match self.store.purge_audit(Checkpoint { up_to_seq, up_to_hash, purged, at, signature }).await {
+        match self
+            .store
+            .purge_audit(Checkpoint {
+                up_to_seq,
+                up_to_hash,
+                purged,
+                at,
+                signature,
+            })
+            .await
+        {
             Ok(()) => Ok(purged),
-            Err(StoreError::Conflict { what }) => Err(AppError::new(axum::http::StatusCode::CONFLICT, "conflict", what)),
+            Err(StoreError::Conflict { what }) => Err(AppError::new(
+                axum::http::StatusCode::CONFLICT,
+                "conflict",
+                what,
+            )),
             Err(other) => Err(other.into()),
         }
     }
@@ -304,15 +425,27 @@ impl Vault {
 
 /// Permissions are short words (`link`).
 fn parse_permissions(permissions: &[String]) -> Result<Vec<String>, DomainError> {
-    permissions.iter().map(|permission| ident::parse_identifier("permission", permission, 64)).collect()
+    permissions
+        .iter()
+        .map(|permission| ident::parse_identifier("permission", permission, 64))
+        .collect()
 }
 
 /// An RFC 3339 time, or an age back from `now` (`30m`, `12h`, `7d`).
-pub fn parse_time_or_age(field: &'static str, value: &str, now: OffsetDateTime) -> AppResult<OffsetDateTime> {
+pub fn parse_time_or_age(
+    field: &'static str,
+    value: &str,
+    now: OffsetDateTime,
+) -> AppResult<OffsetDateTime> {
     if let Ok(time) = OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339) {
         return Ok(time);
     }
-    let invalid = || AppError::unprocessable("invalid_query", format!("{field} is an RFC 3339 time or an age like 30m, 12h, 7d"));
+    let invalid = || {
+        AppError::unprocessable(
+            "invalid_query",
+            format!("{field} is an RFC 3339 time or an age like 30m, 12h, 7d"),
+        )
+    };
     let (number, unit) = value.split_at(value.len().saturating_sub(1));
     let amount: i64 = number.parse().map_err(|_| invalid())?;
     let age = match unit {
@@ -332,9 +465,24 @@ mod tests {
     #[test]
     fn ages_and_times_parse_for_audit_queries() {
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(30);
-        let cases = [("7d", Some(now - Duration::days(7))), ("12h", Some(now - Duration::hours(12))), ("30m", Some(now - Duration::minutes(30))), ("1970-01-02T00:00:00Z", Some(OffsetDateTime::UNIX_EPOCH + Duration::days(1))), ("7w", None), ("d", None), ("", None)];
+        let cases = [
+            ("7d", Some(now - Duration::days(7))),
+            ("12h", Some(now - Duration::hours(12))),
+            ("30m", Some(now - Duration::minutes(30))),
+            (
+                "1970-01-02T00:00:00Z",
+                Some(OffsetDateTime::UNIX_EPOCH + Duration::days(1)),
+            ),
+            ("7w", None),
+            ("d", None),
+            ("", None),
+        ];
         for (value, expected) in cases {
-            assert_eq!(parse_time_or_age("since", value, now).ok(), expected, "{value}");
+            assert_eq!(
+                parse_time_or_age("since", value, now).ok(),
+                expected,
+                "{value}"
+            );
         }
     }
 }

@@ -29,6 +29,7 @@ use promptvault_api::{
     prompts::{CreatePromptTypeRequest, ListPromptsQuery},
 };
 use promptvault_core::{
+    access::Action,
     error::DomainError,
     ident::{self, LabelName, PromptName},
     model::{Classification, Content, Kind, PromptDetail, PromptStatus, Scope, Source},
@@ -79,7 +80,7 @@ impl Vault {
         }
         let mut prompts = Vec::with_capacity(ids.len());
         for id in ids.into_values() {
-            match self.export_prompt(id).await {
+            match self.export_prompt(actor, id).await {
                 Ok(prompt) => prompts.push(prompt),
                 // Deleted since it was listed: it is no longer part of what there is to export.
                 Err(error) if error.code == "prompt_not_found" => {}
@@ -107,7 +108,11 @@ impl Vault {
         })
     }
 
-    async fn export_prompt(&self, id: Uuid) -> AppResult<BundlePrompt> {
+    async fn export_prompt(&self, actor: &Actor, id: Uuid) -> AppResult<BundlePrompt> {
+        let prompt = self
+            .authorized_prompt_by_id(actor, id, Action::Read)
+            .await?;
+        self.audit_text_read(actor, &prompt, "export").await?;
         let detail = self.store.get_prompt(&PromptKey::Id(id)).await?;
         let links = self
             .store
@@ -168,6 +173,7 @@ impl Vault {
     /// bundle itself or against the database — is reported at once as `invalid_bundle`, before
     /// anything is written.
     pub async fn import(&self, actor: &Actor, bundle: Bundle) -> AppResult<ImportReport> {
+        self.authorize(actor, Action::Import, None).await?;
         let plan = self.plan_import(&bundle).await?;
         let mut report = ImportReport::default();
         for prompt_type in plan.new_prompt_types {
@@ -177,6 +183,12 @@ impl Vault {
         for prompt in plan.prompts {
             self.import_prompt(actor, prompt, &mut report).await?;
         }
+        self.audit(
+            actor,
+            super::guard::Audited::ok("bundle.import", None)
+                .detail(serde_json::to_value(&report).unwrap_or_default()),
+        )
+        .await?;
         Ok(report)
     }
 

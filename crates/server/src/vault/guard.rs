@@ -5,19 +5,19 @@
 //! or restricted text leaves behind.
 
 use promptvault_core::{
-    access::{decide, Action, Denial},
+    access::{Action, Denial, decide},
     audit::{AuditOutcome, NewAuditEntry},
     model::{Classification, Prompt},
 };
 use promptvault_store::types::PromptKey;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
     actor::Actor,
     error::{AppError, AppResult},
-    vault::{parse_key, Vault},
+    vault::{Vault, parse_key},
 };
 
 /// What an audit entry says beyond who and when.
@@ -32,7 +32,14 @@ pub(crate) struct Audited<'a> {
 
 impl<'a> Audited<'a> {
     pub fn ok(action: &'a str, prompt: Option<&'a Prompt>) -> Self {
-        Audited { action, outcome: AuditOutcome::Ok, prompt, before_hash: None, after_hash: None, detail: json!({}) }
+        Audited {
+            action,
+            outcome: AuditOutcome::Ok,
+            prompt,
+            before_hash: None,
+            after_hash: None,
+            detail: json!({}),
+        }
     }
 
     pub fn hashes(mut self, before: Option<String>, after: Option<String>) -> Self {
@@ -50,7 +57,12 @@ impl<'a> Audited<'a> {
 impl Vault {
     /// Decides `action` for the actor (on `prompt`, if any). Refusals are audited; a prompt the
     /// actor may not see is "not found", exactly like a prompt that does not exist.
-    pub(crate) async fn authorize(&self, actor: &Actor, action: Action, prompt: Option<&Prompt>) -> AppResult<()> {
+    pub(crate) async fn authorize(
+        &self,
+        actor: &Actor,
+        action: Action,
+        prompt: Option<&Prompt>,
+    ) -> AppResult<()> {
         let denial = match decide(&actor.principal, action, prompt, self.deployment) {
             Ok(()) => return Ok(()),
             Err(denial) => denial,
@@ -71,30 +83,59 @@ impl Vault {
         Err(match denial {
             Denial::NotVisible => AppError::not_found(
                 "prompt_not_found",
-                format!("prompt {:?} not found", prompt.map(|prompt| prompt.name.as_str()).unwrap_or_default()),
+                format!(
+                    "prompt {:?} not found",
+                    prompt
+                        .map(|prompt| prompt.name.as_str())
+                        .unwrap_or_default()
+                ),
             ),
-            Denial::Forbidden(reason) => AppError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", reason),
+            Denial::Forbidden(reason) => {
+                AppError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", reason)
+            }
         })
     }
 
     /// Loads the prompt `key` names and authorizes `action` on it.
-    pub(crate) async fn authorized_prompt(&self, actor: &Actor, key: &str, action: Action) -> AppResult<Prompt> {
+    pub(crate) async fn authorized_prompt(
+        &self,
+        actor: &Actor,
+        key: &str,
+        action: Action,
+    ) -> AppResult<Prompt> {
         let prompt = self.store.find_prompt(&parse_key(key)?).await?;
         self.authorize(actor, action, Some(&prompt)).await?;
         Ok(prompt)
     }
 
     /// Like [`Vault::authorized_prompt`] for a prompt addressed by id.
-    pub(crate) async fn authorized_prompt_by_id(&self, actor: &Actor, id: Uuid, action: Action) -> AppResult<Prompt> {
+    pub(crate) async fn authorized_prompt_by_id(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        action: Action,
+    ) -> AppResult<Prompt> {
         let prompt = self.store.find_prompt(&PromptKey::Id(id)).await?;
         self.authorize(actor, action, Some(&prompt)).await?;
         Ok(prompt)
     }
 
     /// Audits a read of the prompt's text when its classification asks for it.
-    pub(crate) async fn audit_text_read(&self, actor: &Actor, prompt: &Prompt, what: &str) -> AppResult<()> {
-        if matches!(prompt.classification, Classification::Confidential | Classification::Restricted) {
-            self.audit(actor, Audited::ok("prompt.read_text", Some(prompt)).detail(json!({"read": what}))).await?;
+    pub(crate) async fn audit_text_read(
+        &self,
+        actor: &Actor,
+        prompt: &Prompt,
+        what: &str,
+    ) -> AppResult<()> {
+        if matches!(
+            prompt.classification,
+            Classification::Confidential | Classification::Restricted
+        ) {
+            self.audit(
+                actor,
+                Audited::ok("prompt.read_text", Some(prompt)).detail(json!({"read": what})),
+            )
+            .await?;
         }
         Ok(())
     }

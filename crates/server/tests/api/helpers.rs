@@ -1,13 +1,7 @@
 //! The test harness: `TestApp::sqlite()` / `TestApp::postgres()` start a server on port 0 over a
 //! fresh database, with one helper per endpoint used often.
 
-use std::sync::Arc;
-
-use promptvault_server::{
-    http::{AppState, serve},
-    settings::Settings,
-    vault::Vault,
-};
+use promptvault_server::{http::serve, settings::Settings, state_with_store};
 use promptvault_store::testing::{TestDatabase, postgres_test_url};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -15,7 +9,10 @@ use tokio::sync::oneshot;
 
 pub struct TestApp {
     pub base: String,
+    /// Sends the bootstrap admin token with every request.
     pub client: Client,
+    /// The bootstrap admin token.
+    pub admin_token: String,
     /// Whether this server runs on PostgreSQL (so `fresh` starts another one like it).
     postgres: bool,
     _database: TestDatabase,
@@ -79,11 +76,13 @@ impl TestApp {
             },
             ..Settings::default()
         };
-        let vault = Vault::new(database.store(), settings.render_limits());
-        let state = AppState {
-            vault: Arc::new(vault),
-            settings: Arc::new(settings),
-        };
+        let state = state_with_store(database.store(), settings, AUDIT_KEY).expect("state");
+        let admin_token = format!("pv_{}", "a1".repeat(32));
+        state
+            .vault
+            .bootstrap_admin_token(Some(&admin_token))
+            .await
+            .expect("bootstrap token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
@@ -94,10 +93,8 @@ impl TestApp {
         }));
         TestApp {
             base: format!("http://{address}"),
-            client: Client::builder()
-                .pool_max_idle_per_host(64)
-                .build()
-                .expect("client"),
+            client: client_for(&admin_token),
+            admin_token,
             postgres,
             _database: database,
             _shutdown: shutdown,
@@ -153,6 +150,53 @@ impl TestApp {
     pub async fn add_version(&self, name: &str, body: &Value) -> Response {
         self.post(&format!("/api/prompts/{}/version", encode(name)), body)
             .await
+    }
+}
+
+/// The key signing audit checkpoints in tests.
+pub const AUDIT_KEY: &[u8] = b"the audit signing key of the test servers";
+
+/// An HTTP client that sends `token` with every request.
+pub fn client_for(token: &str) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    Client::builder()
+        .default_headers(headers)
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client")
+}
+
+impl TestApp {
+    /// Creates an API token (as the admin) and returns its secret.
+    pub async fn token(&self, body: serde_json::Value) -> String {
+        let created = expect_json(self.post("/api/tokens", &body).await, StatusCode::CREATED).await;
+        created["token"].as_str().expect("token secret").to_string()
+    }
+
+    /// Creates a user (as the admin) and returns its id.
+    pub async fn user(&self, roles: &[&str]) -> String {
+        let created = expect_json(
+            self.post("/api/users", &json!({"roles": roles})).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        created["id"].as_str().expect("user id").to_string()
+    }
+
+    /// A request with another credential (or none).
+    pub fn request_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        let request = Client::new().request(method, self.url(path));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 }
 

@@ -26,6 +26,10 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     DELETE /api/prompt-types/{key}
     DELETE /api/prompts/{id}
     DELETE /api/prompts/{id}/labels/{label}
+    DELETE /api/tokens/{token_id}
+    DELETE /api/users/{user_id}
+    GET /api/audit
+    GET /api/audit/verify
     GET /api/export
     GET /api/links
     GET /api/prompt-types
@@ -35,6 +39,9 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     GET /api/prompts/{id}/diff
     GET /api/prompts/{id}/labels/{label}/history
     GET /api/prompts/{id}/versions/{n}
+    GET /api/tokens
+    GET /api/users
+    GET /api/users/{user_id}
     GET /healthz
     GET /readyz
     POST /api/import
@@ -43,9 +50,12 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     POST /api/prompts/{id}/link
     POST /api/prompts/{id}/render
     POST /api/prompts/{id}/version
+    POST /api/tokens
+    POST /api/users
     PUT /api/prompt-types/{key}
     PUT /api/prompts/{id}
     PUT /api/prompts/{id}/labels/{label}
+    PUT /api/users/{user_id}
     ");
 }
 
@@ -104,6 +114,15 @@ async fn request_bodies_in_the_document_refuse_unknown_fields_like_the_routes() 
     );
     assert!(schema["properties"]["labels"].is_object());
     assert!(document["components"]["schemas"]["Problem"]["properties"]["code"].is_object());
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer",
+        "security scheme declared"
+    );
+    assert_eq!(
+        document["security"][0]["bearer"],
+        serde_json::json!([]),
+        "every operation needs the bearer credential"
+    );
     let content = &document["components"]["schemas"]["Content"]["oneOf"];
     let kinds: Vec<&str> = content
         .as_array()

@@ -13,6 +13,9 @@ use hyper::{Method, client::conn::http1};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
+/// The admin token the benchmark's servers are started with and every request sends.
+pub const TOKEN: &str = "pv_benchbenchbenchbenchbenchbenchbenchbenchbenchbenchbenchbenchbench";
+
 /// One request, sent again and again.
 #[derive(Clone)]
 pub struct Request {
@@ -42,7 +45,8 @@ impl Request {
         let mut builder = hyper::Request::builder()
             .method(self.method.clone())
             .uri(&self.path)
-            .header("host", address.to_string());
+            .header("host", address.to_string())
+            .header("authorization", format!("Bearer {TOKEN}"));
         if self.body.is_some() {
             builder = builder.header("content-type", "application/json");
         }

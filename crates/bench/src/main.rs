@@ -12,15 +12,11 @@
 
 mod load;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::{Router, routing::get};
-use promptvault_server::{
-    http::{AppState, router},
-    settings::Settings,
-    vault::Vault,
-};
+use promptvault_server::{http::router, settings::Settings, state_with_store};
 use promptvault_store::testing::{TestDatabase, postgres_test_url};
 use serde_json::json;
 
@@ -141,15 +137,25 @@ async fn serve_baseline() -> anyhow::Result<std::net::SocketAddr> {
 }
 
 async fn serve_promptvault(database: &TestDatabase) -> anyhow::Result<std::net::SocketAddr> {
-    let settings = Settings::default();
-    let vault = Vault::new(database.store(), settings.render_limits());
-    let state = AppState {
-        vault: Arc::new(vault),
-        settings: Arc::new(settings),
-    };
+    let state = state_with_store(
+        database.store(),
+        Settings::default(),
+        b"bench audit signing key, 32 bytes+",
+    )?;
+    state
+        .vault
+        .bootstrap_admin_token(Some(load::TOKEN))
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     Ok(address)
 }
 

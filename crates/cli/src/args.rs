@@ -47,6 +47,15 @@ pub struct GlobalArgs {
     /// Work on this promptvault server instead of the local database
     #[arg(long, global = true, value_name = "URL", env = "PROMPTVAULT_SERVER")]
     pub server: Option<String>,
+    /// The API token (or JWT) to send to `--server`
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "PROMPTVAULT_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
     /// Print results as JSON (the API's types) instead of tables
     #[arg(long, global = true)]
     pub json: bool,
@@ -76,6 +85,118 @@ pub enum Command {
     Export(ExportArgs),
     /// Import bundles from a file or every .json/.yaml/.yml file of a directory
     Import(ImportArgs),
+    /// Manage users (admins)
+    User(UserArgs),
+    /// Manage API tokens (admins)
+    Token(TokenArgs),
+    /// List audit log entries (`prompt audit --scope agent --since 7d`), or verify the chain
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user
+    Add {
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+        /// admin, user or agent (repeatable)
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// An extra permission, e.g. `link` (repeatable)
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+    },
+    /// List users
+    List,
+    /// Delete a user and every token of the user
+    Delete { id: uuid::Uuid },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin, user or agent
+        #[arg(long)]
+        role: String,
+        /// The user the token acts for
+        #[arg(long)]
+        user: Option<uuid::Uuid>,
+        /// The agent the token is for
+        #[arg(long)]
+        agent: Option<String>,
+        /// Lifetime in seconds
+        #[arg(long)]
+        expires_in: Option<i64>,
+        /// Only prompts of this scope (repeatable)
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Only prompts whose name starts with this (repeatable)
+        #[arg(long = "prompt-prefix")]
+        prompt_prefixes: Vec<String>,
+    },
+    /// List tokens (never their secrets)
+    List,
+    /// Revoke a token
+    Revoke { id: uuid::Uuid },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+    /// User id, agent id or token:<id>
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// admin, user or agent
+    #[arg(long)]
+    pub actor_role: Option<String>,
+    /// Prompt name or id
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Exact action, or a prefix ending in `.` (e.g. `label.`)
+    #[arg(long)]
+    pub action: Option<String>,
+    /// ok, denied or failed
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// The scope of the prompts concerned: global, agent or user
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// An RFC 3339 time or an age: 30m, 12h, 7d
+    #[arg(long)]
+    pub since: Option<String>,
+    /// An RFC 3339 time
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many entries (1-1000, default 100)
+    #[arg(long)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; names the first broken entry
+    Verify,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use promptvault_api::{
+    access::{
+        AuditListResponse, AuditQuery, AuditVerifyResponse, CreateTokenRequest, CreateUserRequest,
+        TokenResponse, UserResponse,
+    },
     bundle::{Bundle, ImportReport},
     problem::Problem,
     prompts::{
@@ -42,7 +46,7 @@ pub struct HttpBackend {
 }
 
 impl HttpBackend {
-    pub fn new(server: &str) -> CliResult<Self> {
+    pub fn new(server: &str, token: Option<&str>) -> CliResult<Self> {
         let base = server.trim_end_matches('/').to_string();
         let parsed = reqwest::Url::parse(&base).map_err(|error| {
             CliError::invalid(
@@ -56,7 +60,20 @@ impl HttpBackend {
                 format!("--server {server:?}: use an http:// or https:// URL"),
             ));
         }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| {
+                    CliError::invalid(
+                        "invalid_token",
+                        "--token contains characters a header cannot carry",
+                    )
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
             .user_agent(concat!("promptvault-cli/", env!("CARGO_PKG_VERSION")))
@@ -248,6 +265,47 @@ impl Backend for HttpBackend {
 
     async fn import(&self, bundle: Bundle) -> CliResult<ImportReport> {
         self.send_json(self.request(Method::POST, "/api/import").json(&bundle))
+            .await
+    }
+
+    async fn create_user(&self, request: CreateUserRequest) -> CliResult<UserResponse> {
+        self.send_json(self.request(Method::POST, "/api/users").json(&request))
+            .await
+    }
+
+    async fn list_users(&self) -> CliResult<Vec<UserResponse>> {
+        self.send_json(self.request(Method::GET, "/api/users"))
+            .await
+    }
+
+    async fn delete_user(&self, id: uuid::Uuid) -> CliResult<()> {
+        self.send(self.request(Method::DELETE, &format!("/api/users/{id}")))
+            .await?;
+        Ok(())
+    }
+
+    async fn create_token(&self, request: CreateTokenRequest) -> CliResult<TokenResponse> {
+        self.send_json(self.request(Method::POST, "/api/tokens").json(&request))
+            .await
+    }
+
+    async fn list_tokens(&self) -> CliResult<Vec<TokenResponse>> {
+        self.send_json(self.request(Method::GET, "/api/tokens"))
+            .await
+    }
+
+    async fn revoke_token(&self, id: uuid::Uuid) -> CliResult<TokenResponse> {
+        self.send_json(self.request(Method::DELETE, &format!("/api/tokens/{id}")))
+            .await
+    }
+
+    async fn list_audit(&self, query: AuditQuery) -> CliResult<AuditListResponse> {
+        self.send_json(self.request(Method::GET, "/api/audit").query(&query))
+            .await
+    }
+
+    async fn verify_audit(&self) -> CliResult<AuditVerifyResponse> {
+        self.send_json(self.request(Method::GET, "/api/audit/verify"))
             .await
     }
 }

@@ -5,6 +5,10 @@ use std::{path::Path, sync::Arc};
 
 use async_trait::async_trait;
 use promptvault_api::{
+    access::{
+        AuditListResponse, AuditQuery, AuditVerifyResponse, CreateTokenRequest, CreateUserRequest,
+        TokenResponse, UserResponse,
+    },
     bundle::{Bundle, ImportReport},
     prompts::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, LabelEventResponse,
@@ -111,5 +115,37 @@ impl Backend for LocalBackend {
 
     async fn import(&self, bundle: Bundle) -> CliResult<ImportReport> {
         Ok(self.vault.import(&self.actor, bundle).await?)
+    }
+
+    async fn create_user(&self, request: CreateUserRequest) -> CliResult<UserResponse> {
+        Ok(self.vault.create_user(&self.actor, request).await?)
+    }
+
+    async fn list_users(&self) -> CliResult<Vec<UserResponse>> {
+        Ok(self.vault.list_users(&self.actor).await?)
+    }
+
+    async fn delete_user(&self, id: uuid::Uuid) -> CliResult<()> {
+        Ok(self.vault.delete_user(&self.actor, id).await?)
+    }
+
+    async fn create_token(&self, request: CreateTokenRequest) -> CliResult<TokenResponse> {
+        Ok(self.vault.create_token(&self.actor, request).await?)
+    }
+
+    async fn list_tokens(&self) -> CliResult<Vec<TokenResponse>> {
+        Ok(self.vault.list_tokens(&self.actor).await?)
+    }
+
+    async fn revoke_token(&self, id: uuid::Uuid) -> CliResult<TokenResponse> {
+        Ok(self.vault.revoke_token(&self.actor, id).await?)
+    }
+
+    async fn list_audit(&self, query: AuditQuery) -> CliResult<AuditListResponse> {
+        Ok(self.vault.list_audit(&self.actor, query).await?)
+    }
+
+    async fn verify_audit(&self) -> CliResult<AuditVerifyResponse> {
+        Ok(self.vault.verify_audit(&self.actor).await?)
     }
 }

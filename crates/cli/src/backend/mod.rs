@@ -9,6 +9,10 @@ pub mod local;
 
 use async_trait::async_trait;
 use promptvault_api::{
+    access::{
+        AuditListResponse, AuditQuery, AuditVerifyResponse, CreateTokenRequest, CreateUserRequest,
+        TokenResponse, UserResponse,
+    },
     bundle::{Bundle, ImportReport},
     prompts::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, LabelEventResponse,
@@ -62,4 +66,13 @@ pub trait Backend: Send + Sync {
 
     /// Imports one bundle: all of it is validated before anything is written.
     async fn import(&self, bundle: Bundle) -> CliResult<ImportReport>;
+    async fn create_user(&self, request: CreateUserRequest) -> CliResult<UserResponse>;
+    async fn list_users(&self) -> CliResult<Vec<UserResponse>>;
+    async fn delete_user(&self, id: uuid::Uuid) -> CliResult<()>;
+    /// Creates a token; the answer carries its secret, shown once.
+    async fn create_token(&self, request: CreateTokenRequest) -> CliResult<TokenResponse>;
+    async fn list_tokens(&self) -> CliResult<Vec<TokenResponse>>;
+    async fn revoke_token(&self, id: uuid::Uuid) -> CliResult<TokenResponse>;
+    async fn list_audit(&self, query: AuditQuery) -> CliResult<AuditListResponse>;
+    async fn verify_audit(&self) -> CliResult<AuditVerifyResponse>;
 }

@@ -2,6 +2,7 @@
 //! table for people, or the API's JSON with `--json`). [`run`] picks the backend — the local
 //! database, or the server named by `--server` — and dispatches.
 
+mod access;
 pub mod bundle;
 pub mod diff;
 pub mod labels;
@@ -25,7 +26,7 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         return serve::serve(&global, args).await;
     }
     let backend: Box<dyn Backend> = match &global.server {
-        Some(server) => Box::new(HttpBackend::new(server)?),
+        Some(server) => Box::new(HttpBackend::new(server, global.token.as_deref())?),
         None => Box::new(
             LocalBackend::open(
                 global.config.as_deref(),
@@ -43,6 +44,9 @@ pub async fn run(cli: Cli) -> CliResult<()> {
     let text = match command {
         Command::Serve(_) => return Ok(()),
         Command::List(args) => prompts::list(backend, args, json).await?,
+        Command::User(args) => access::user(backend, args, json).await?,
+        Command::Token(args) => access::token(backend, args, json).await?,
+        Command::Audit(args) => access::audit(backend, args, json).await?,
         Command::Show(args) => prompts::show(backend, args, json).await?,
         Command::Create(args) => prompts::create(backend, args, json).await?,
         Command::Version(args) => prompts::version(backend, args, json).await?,

@@ -44,7 +44,16 @@ pub async fn serve(global: &GlobalArgs, args: ServeArgs) -> CliResult<()> {
     // Install the signal handlers before announcing the address: a supervisor may signal as
     // soon as it reads the line.
     let shutdown = shutdown_signal()?;
+    let bootstrap = promptvault_server::bootstrap(&state)
+        .await
+        .map_err(|error| CliError::invalid("bootstrap_failed", format!("{error:#}")))?;
     output::emit(&format!("listening on http://{address}\n"))?;
+    if let Some(token) = bootstrap {
+        // Shown once: only its hash is stored.
+        output::emit(&format!(
+            "admin token (shown once, store it now): {token}\n"
+        ))?;
+    }
     tracing::info!(%address, "listening");
     http::serve(listener, state, shutdown)
         .await

@@ -2,6 +2,7 @@
 //! against a `prompt serve` child process, and (when `PROMPTVAULT_TEST_POSTGRES_URL` is set)
 //! PostgreSQL.
 
+mod access;
 mod bundle;
 mod errors;
 mod parity;

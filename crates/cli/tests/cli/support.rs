@@ -31,12 +31,18 @@ const ENV_VARS: &[&str] = &[
     "RUST_LOG",
 ];
 
-/// The binary with a clean environment.
+/// The first admin token of every server the tests start, and the token every client sends.
+pub const TEST_TOKEN: &str = "pv_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The binary with a clean environment: servers create `TEST_TOKEN` as their first admin
+/// token, and clients send it (`--server` mode; the local mode needs no credential).
 pub fn prompt_command() -> Command {
     let mut command = Command::new(BIN);
     for var in ENV_VARS {
         command.env_remove(var);
     }
+    command.env("PROMPTVAULT_BOOTSTRAP_TOKEN", TEST_TOKEN);
+    command.env("PROMPTVAULT_TOKEN", TEST_TOKEN);
     command.stdin(Stdio::null());
     command
 }
@@ -187,6 +193,7 @@ impl Vault {
             let status = runtime.block_on(async {
                 reqwest::Client::new()
                     .put(url)
+                    .bearer_auth(TEST_TOKEN)
                     .json(&serde_json::json!({ "status": status }))
                     .send()
                     .await

@@ -1,0 +1,108 @@
+//! The first checks of access control through HTTP: no credential is 401, roles decide what a
+//! principal may do, and a prompt a principal may not see does not exist for it.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{TestApp, expect_json, expect_problem};
+
+crate::on_both_backends!(
+    a_request_without_a_credential_is_401_with_www_authenticate,
+    an_agent_reads_but_cannot_write,
+    a_user_prompt_is_invisible_to_other_users,
+    tokens_are_listed_without_their_secrets,
+);
+
+async fn a_request_without_a_credential_is_401_with_www_authenticate(app: TestApp) {
+    let response = app
+        .request_as(None, Method::GET, "/api/prompts")
+        .send()
+        .await
+        .expect("request");
+    assert!(response.headers().get("www-authenticate").is_some());
+    expect_problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let health = app
+        .request_as(None, Method::GET, "/healthz")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        health.status(),
+        StatusCode::OK,
+        "health needs no credential"
+    );
+}
+
+async fn an_agent_reads_but_cannot_write(app: TestApp) {
+    app.create_prompt("shared/greet", "Hi {{ name }}").await;
+    let agent = app
+        .token(json!({"name": "bot", "role": "agent", "agent_id": "bot-1"}))
+        .await;
+    let read = app
+        .request_as(Some(&agent), Method::GET, "/api/prompts/shared%2Fgreet")
+        .send()
+        .await
+        .expect("request");
+    expect_json(read, StatusCode::OK).await;
+    let write = app
+        .request_as(
+            Some(&agent),
+            Method::POST,
+            "/api/prompts/shared%2Fgreet/version",
+        )
+        .json(&json!({"content": "Hello {{ name }}"}))
+        .send()
+        .await
+        .expect("request");
+    expect_problem(write, StatusCode::FORBIDDEN, "forbidden").await;
+}
+
+async fn a_user_prompt_is_invisible_to_other_users(app: TestApp) {
+    let owner = app.user(&["user"]).await;
+    let other = app.user(&["user"]).await;
+    let owner_token = app
+        .token(json!({"name": "owner", "role": "user", "user_id": owner}))
+        .await;
+    let other_token = app
+        .token(json!({"name": "other", "role": "user", "user_id": other}))
+        .await;
+    let created = app
+        .request_as(Some(&owner_token), Method::POST, "/api/prompts")
+        .json(&json!({"name": "mine/notes", "content": "x", "scope": "user"}))
+        .send()
+        .await
+        .expect("request");
+    expect_json(created, StatusCode::CREATED).await;
+    let hidden = app
+        .request_as(Some(&other_token), Method::GET, "/api/prompts/mine%2Fnotes")
+        .send()
+        .await
+        .expect("request");
+    expect_problem(hidden, StatusCode::NOT_FOUND, "prompt_not_found").await;
+    let listed = app
+        .request_as(Some(&other_token), Method::GET, "/api/prompts")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        expect_json(listed, StatusCode::OK).await["total"],
+        0,
+        "lists and counts hide it too"
+    );
+    let own = app
+        .request_as(Some(&owner_token), Method::GET, "/api/prompts")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(expect_json(own, StatusCode::OK).await["total"], 1);
+}
+
+async fn tokens_are_listed_without_their_secrets(app: TestApp) {
+    let tokens = expect_json(app.get("/api/tokens").await, StatusCode::OK).await;
+    let bootstrap = &tokens[0];
+    assert!(bootstrap.get("token").is_none(), "{bootstrap}");
+    assert!(
+        app.admin_token
+            .starts_with(bootstrap["token_prefix"].as_str().expect("prefix"))
+    );
+}

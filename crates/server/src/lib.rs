@@ -107,3 +107,25 @@ pub async fn bootstrap(state: &AppState) -> anyhow::Result<Option<String>> {
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))
 }
+
+/// Runs audit retention (`audit.retention_days`) once an hour for as long as the server runs.
+/// Each run purges what is older than the retention behind a signed checkpoint.
+pub fn spawn_audit_retention(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let days = state.settings.audit.retention_days?;
+    let vault = state.vault.clone();
+    Some(tokio::spawn(async move {
+        let retention = time::Duration::days(i64::from(days));
+        let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            match vault.apply_audit_retention(retention).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(
+                    purged,
+                    "audit retention purged old entries behind a checkpoint"
+                ),
+                Err(error) => tracing::warn!(error = %error, "audit retention failed; will retry"),
+            }
+        }
+    }))
+}

@@ -226,11 +226,10 @@ pub async fn audit(backend: &dyn Backend, args: AuditArgs, json: bool) -> CliRes
         table.row(vec![
             entry.seq.to_string(),
             timestamp(entry.at),
-            format!(
-                "{}:{}",
-                entry.actor_kind,
-                entry.actor_id.as_deref().unwrap_or("-")
-            ),
+            entry
+                .actor_id
+                .clone()
+                .unwrap_or_else(|| entry.actor_kind.clone()),
             or_dash(entry.actor_role.map(|role| role.as_str())),
             entry.action.clone(),
             entry.outcome.clone(),

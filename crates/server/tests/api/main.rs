@@ -2,6 +2,7 @@
 //! SQLite file, and a fresh PostgreSQL schema when `PROMPTVAULT_TEST_POSTGRES_URL` is set),
 //! driven with a real HTTP client. One test binary, one link step.
 
+mod access_matrix;
 mod bad_input;
 mod bundle;
 mod concurrency;

@@ -3,6 +3,7 @@
 //! driven with a real HTTP client. One test binary, one link step.
 
 mod access_matrix;
+mod audit;
 mod auth;
 mod bad_input;
 mod bundle;

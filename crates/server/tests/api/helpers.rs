@@ -1,7 +1,11 @@
 //! The test harness: `TestApp::sqlite()` / `TestApp::postgres()` start a server on port 0 over a
 //! fresh database, with one helper per endpoint used often.
 
-use promptvault_server::{http::serve, settings::Settings, state_with_store};
+use promptvault_server::{
+    http::{AppState, serve},
+    settings::Settings,
+    state_with_store,
+};
 use promptvault_store::testing::{TestDatabase, postgres_test_url};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -13,9 +17,11 @@ pub struct TestApp {
     pub client: Client,
     /// The bootstrap admin token.
     pub admin_token: String,
+    /// The state the server runs with (its `Vault`, authenticator and settings).
+    pub state: AppState,
     /// Whether this server runs on PostgreSQL (so `fresh` starts another one like it).
     postgres: bool,
-    _database: TestDatabase,
+    database: TestDatabase,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -45,7 +51,7 @@ macro_rules! on_both_backends {
 
 impl TestApp {
     pub async fn sqlite() -> TestApp {
-        Self::start(TestDatabase::sqlite().await, false).await
+        Self::start(TestDatabase::sqlite().await, false, test_settings()).await
     }
 
     /// `None` (with one line on stderr) when no test PostgreSQL is configured.
@@ -56,26 +62,41 @@ impl TestApp {
             );
             return None;
         };
-        Some(Self::start(TestDatabase::postgres(&url).await, true).await)
+        Some(Self::start(TestDatabase::postgres(&url).await, true, test_settings()).await)
     }
 
     /// Another server over a fresh, empty database on the same backend as this one.
     pub async fn fresh(&self) -> TestApp {
         match (self.postgres, postgres_test_url()) {
-            (true, Some(url)) => Self::start(TestDatabase::postgres(&url).await, true).await,
+            (true, Some(url)) => {
+                Self::start(TestDatabase::postgres(&url).await, true, test_settings()).await
+            }
             _ => Self::sqlite().await,
         }
     }
 
-    async fn start(database: TestDatabase, postgres: bool) -> TestApp {
+    /// This server's database behind a new server whose settings `configure` changed (the old
+    /// server stops; the bootstrap admin token stays valid).
+    pub async fn reconfigured(self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let TestApp {
+            postgres,
+            database,
+            _shutdown,
+            ..
+        } = self;
+        drop(_shutdown);
+        let mut settings = test_settings();
+        configure(&mut settings);
+        Self::start(database, postgres, settings).await
+    }
+
+    /// The database under this server (for raw SQL with `execute`).
+    pub fn database(&self) -> &TestDatabase {
+        &self.database
+    }
+
+    async fn start(database: TestDatabase, postgres: bool, settings: Settings) -> TestApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let settings = Settings {
-            http: promptvault_server::settings::HttpSettings {
-                body_limit_bytes: 64 * 1024,
-                request_timeout_secs: 30,
-            },
-            ..Settings::default()
-        };
         let state = state_with_store(database.store(), settings, AUDIT_KEY).expect("state");
         let admin_token = format!("pv_{}", "a1".repeat(32));
         state
@@ -88,15 +109,16 @@ impl TestApp {
             .expect("bind port 0");
         let address = listener.local_addr().expect("bound address");
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        tokio::spawn(serve(listener, state, async move {
+        tokio::spawn(serve(listener, state.clone(), async move {
             let _ = shutdown_signal.await;
         }));
         TestApp {
             base: format!("http://{address}"),
             client: client_for(&admin_token),
             admin_token,
+            state,
             postgres,
-            _database: database,
+            database,
             _shutdown: shutdown,
         }
     }
@@ -150,6 +172,17 @@ impl TestApp {
     pub async fn add_version(&self, name: &str, body: &Value) -> Response {
         self.post(&format!("/api/prompts/{}/version", encode(name)), body)
             .await
+    }
+}
+
+/// The settings of every test server unless changed: small bodies, a generous timeout.
+fn test_settings() -> Settings {
+    Settings {
+        http: promptvault_server::settings::HttpSettings {
+            body_limit_bytes: 64 * 1024,
+            request_timeout_secs: 30,
+        },
+        ..Settings::default()
     }
 }
 

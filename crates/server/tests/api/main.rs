@@ -3,6 +3,9 @@
 //! driven with a real HTTP client. One test binary, one link step.
 
 mod access_basics;
+mod access_matrix;
+mod audit;
+mod auth;
 mod bad_input;
 mod bundle;
 mod concurrency;

@@ -119,19 +119,33 @@ pub enum Denial {
     Forbidden(&'static str),
 }
 
+/// Whether the credential used reaches a prompt with this name and scope (a token restricted to
+/// some scopes or name prefixes reaches nothing else — to read, to write or to create).
+pub fn credential_reaches(principal: &Principal, name: &str, scope: Scope) -> bool {
+    let restriction = &principal.restriction;
+    restriction
+        .scopes
+        .as_ref()
+        .is_none_or(|scopes| scopes.contains(&scope))
+        && restriction.name_prefixes.as_ref().is_none_or(|prefixes| {
+            prefixes
+                .iter()
+                .any(|prefix| name.starts_with(prefix.as_str()))
+        })
+}
+
+impl CredentialRestriction {
+    /// A credential without restrictions (needed for admin work beyond prompts: users, tokens,
+    /// prompt types, imports, the audit log — a restricted token must not widen itself).
+    pub fn is_unrestricted(&self) -> bool {
+        self.scopes.is_none() && self.name_prefixes.is_none()
+    }
+}
+
 /// Whether the prompt exists for the principal: credential restrictions, then (for non-admins)
 /// scope, `owner_only`, `allowed_roles` and classification.
 pub fn is_visible(principal: &Principal, prompt: &Prompt) -> bool {
-    if let Some(scopes) = &principal.restriction.scopes
-        && !scopes.contains(&prompt.scope)
-    {
-        return false;
-    }
-    if let Some(prefixes) = &principal.restriction.name_prefixes
-        && !prefixes
-            .iter()
-            .any(|prefix| prompt.name.as_str().starts_with(prefix.as_str()))
-    {
+    if !credential_reaches(principal, prompt.name.as_str(), prompt.scope) {
         return false;
     }
     if principal.role == Role::Admin {
@@ -208,10 +222,14 @@ pub fn decide(
             )),
         },
         Action::ManagePromptTypes | Action::ManageAccess | Action::ReadAudit | Action::Import => {
-            if admin {
-                Ok(())
-            } else {
+            if !admin {
                 Err(Denial::Forbidden("this needs the admin role"))
+            } else if !principal.restriction.is_unrestricted() {
+                Err(Denial::Forbidden(
+                    "this needs an admin credential without scope or prompt-name restrictions",
+                ))
+            } else {
+                Ok(())
             }
         }
     }
@@ -546,6 +564,28 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_restricted_admin_credential_cannot_do_admin_work_beyond_its_prompts() {
+        let mut admin = principal(Role::Admin, None, None);
+        admin.restriction.name_prefixes = Some(vec!["team/".into()]);
+        for action in [
+            Action::ManageAccess,
+            Action::ManagePromptTypes,
+            Action::ReadAudit,
+            Action::Import,
+        ] {
+            assert!(
+                matches!(
+                    decide(&admin, action, None, DeploymentModel::WebApplication),
+                    Err(Denial::Forbidden(_))
+                ),
+                "{action:?}"
+            );
+        }
+        assert!(credential_reaches(&admin, "team/x", Scope::Global));
+        assert!(!credential_reaches(&admin, "other/x", Scope::Global));
     }
 
     #[test]

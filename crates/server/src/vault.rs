@@ -19,7 +19,8 @@ use promptvault_api::{
     },
 };
 use promptvault_core::{
-    access::{Action, visibility_filter},
+    access::{Action, credential_reaches, visibility_filter},
+    audit::AuditOutcome,
     diff,
     error::DomainError,
     ident::{self, LabelName, PromptName},
@@ -143,6 +144,20 @@ impl Vault {
         }
         let scope = request.scope.unwrap_or(Scope::Global);
         scope.check_agent(request.agent_id.as_deref())?;
+        if !credential_reaches(&actor.principal, &request.name, scope) {
+            let audited = Audited {
+                action: "access.denied",
+                outcome: AuditOutcome::Denied,
+                prompt: None,
+                before_hash: None,
+                after_hash: None,
+                detail: serde_json::json!({"attempted": "create", "name": request.name, "reason": "outside the credential's restriction"}),
+            };
+            self.audit(actor, audited).await?;
+            return Err(forbidden(
+                "this credential may not create prompts with this name or scope",
+            ));
+        }
         let classification = request.classification.unwrap_or(Classification::Internal);
         let mut access = request.access.unwrap_or_default();
         // A non-admin who creates a restricted prompt keeps the right to read it.
@@ -294,6 +309,11 @@ impl Vault {
             None => None,
         };
         let scope = request.scope.unwrap_or(prompt.scope);
+        if !credential_reaches(&actor.principal, prompt.name.as_str(), scope) {
+            return Err(forbidden(
+                "this credential may not move the prompt to that scope",
+            ));
+        }
         let agent_id = match &request.agent_id {
             Some(agent_id) => agent_id.clone(),
             None if scope == Scope::Agent => prompt.agent_id.clone(),

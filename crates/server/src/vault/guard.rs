@@ -81,15 +81,8 @@ impl Vault {
         };
         self.audit(actor, audited).await?;
         Err(match denial {
-            Denial::NotVisible => AppError::not_found(
-                "prompt_not_found",
-                format!(
-                    "prompt {:?} not found",
-                    prompt
-                        .map(|prompt| prompt.name.as_str())
-                        .unwrap_or_default()
-                ),
-            ),
+            // Callers that addressed the prompt reword this exactly as for a missing prompt.
+            Denial::NotVisible => AppError::not_found("prompt_not_found", "prompt not found"),
             Denial::Forbidden(reason) => {
                 AppError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", reason)
             }
@@ -103,8 +96,11 @@ impl Vault {
         key: &str,
         action: Action,
     ) -> AppResult<Prompt> {
-        let prompt = self.store.find_prompt(&parse_key(key)?).await?;
-        self.authorize(actor, action, Some(&prompt)).await?;
+        let key = parse_key(key)?;
+        let prompt = self.store.find_prompt(&key).await?;
+        self.authorize(actor, action, Some(&prompt))
+            .await
+            .map_err(|error| as_addressed(error, &key))?;
         Ok(prompt)
     }
 
@@ -115,8 +111,11 @@ impl Vault {
         id: Uuid,
         action: Action,
     ) -> AppResult<Prompt> {
-        let prompt = self.store.find_prompt(&PromptKey::Id(id)).await?;
-        self.authorize(actor, action, Some(&prompt)).await?;
+        let key = PromptKey::Id(id);
+        let prompt = self.store.find_prompt(&key).await?;
+        self.authorize(actor, action, Some(&prompt))
+            .await
+            .map_err(|error| as_addressed(error, &key))?;
         Ok(prompt)
     }
 
@@ -191,5 +190,15 @@ impl Vault {
         };
         self.store.append_audit(entry).await?;
         Ok(())
+    }
+}
+
+/// A hidden prompt answers exactly like a missing one, in the caller's own words: never its name
+/// when it was addressed by id (the store's message for a missing prompt is `<key> not found`).
+fn as_addressed(error: AppError, key: &PromptKey) -> AppError {
+    if error.code == "prompt_not_found" {
+        AppError::from(promptvault_store::StoreError::not_found(key.to_string()))
+    } else {
+        error
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! Invariants: only this crate knows SQL. Version numbers are assigned inside a transaction that
 //! holds the prompt's lock, by `promptvault_core::version::plan_version`, so they stay contiguous
-//! and unique however many writers there are.
+//! and unique however many writers there are. The content of versions of confidential and
+//! restricted prompts is never stored in clear: it is sealed with the [`ConnectOptions::keys`]
+//! ring (see `promptvault_core::crypto`) before it is written, and opened when read.
 
 mod common;
 pub mod error;

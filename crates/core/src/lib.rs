@@ -8,6 +8,7 @@
 pub mod access;
 pub mod audit;
 pub mod contract;
+pub mod crypto;
 pub mod diff;
 pub mod error;
 pub mod hash;

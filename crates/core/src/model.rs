@@ -76,6 +76,17 @@ vocabulary!(
         Restricted => "restricted",
     }
 );
+impl Classification {
+    /// Whether the content of this prompt's versions is encrypted at rest (`confidential` and
+    /// `restricted`).
+    pub fn is_sealed_at_rest(self) -> bool {
+        matches!(
+            self,
+            Classification::Confidential | Classification::Restricted
+        )
+    }
+}
+
 vocabulary!(
     /// A version's place in the review lifecycle.
     VersionStatus {

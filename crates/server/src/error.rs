@@ -138,6 +138,22 @@ impl From<StoreError> for AppError {
                 ),
             ),
             StoreError::Domain(domain) => domain.into(),
+            // Misconfigured keys: a clear answer (never garbage, never key material).
+            StoreError::Config(what) if what.starts_with("encryption key required") => {
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "encryption_key_required",
+                    what,
+                )
+            }
+            StoreError::Encryption(what) => {
+                tracing::error!(error = %what, "cannot open encrypted content");
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "encryption_error",
+                    format!("encrypted content cannot be read: {what}"),
+                )
+            }
             other => AppError::internal(&other),
         }
     }

@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use promptvault_core::crypto::KeyRing;
+
 use crate::{auth::Authenticator, http::AppState, settings::Settings, vault::Vault};
 
 /// Opens the configured database (creating the data directory for the embedded default), runs
@@ -31,12 +33,16 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         })?;
     }
     let url = settings.effective_database_url();
-    let store = promptvault_store::connect(&url).await.with_context(|| {
-        format!(
-            "cannot open the database {}",
-            promptvault_store::redact_url(&url)
-        )
-    })?;
+    let keys = encryption_keys(&settings)?;
+    let options = promptvault_store::ConnectOptions { keys };
+    let store = promptvault_store::connect_with(&url, options)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                promptvault_store::redact_url(&url)
+            )
+        })?;
     let audit_key = audit_signing_key(&settings)?;
     state_with_store(store, settings, &audit_key)
 }
@@ -56,6 +62,40 @@ pub fn state_with_store(
         auth: Arc::new(auth),
         settings: Arc::new(settings),
     })
+}
+
+/// The encryption key ring: `encryption_key`, else `encryption_key_file`, else (embedded SQLite
+/// only) a key generated on first start in `<data_dir>/encryption.key`. A server on PostgreSQL
+/// without keys runs, but refuses to store or read confidential and restricted content.
+fn encryption_keys(settings: &Settings) -> anyhow::Result<Option<Arc<KeyRing>>> {
+    let parse = |text: &str, from: &str| {
+        KeyRing::parse(text.trim())
+            .map(Arc::new)
+            .map_err(|error| anyhow::anyhow!("{from}: {error}"))
+    };
+    if let Some(key) = &settings.encryption_key {
+        return parse(&key.0, "PROMPTVAULT_ENCRYPTION_KEY").map(Some);
+    }
+    if let Some(path) = &settings.encryption_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return parse(&text, &path.display().to_string()).map(Some);
+    }
+    if settings.database_url.is_some() {
+        return Ok(None);
+    }
+    let path = settings.data_dir.join("encryption.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return parse(&text, &path.display().to_string()).map(Some);
+    }
+    let key = auth::generate_token()?;
+    let ring_text = format!(
+        "k1:{}",
+        key.trim_start_matches(promptvault_core::secret::TOKEN_PREFIX)
+    );
+    write_private(&path, ring_text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    parse(&ring_text, &path.display().to_string()).map(Some)
 }
 
 /// The key signing audit checkpoints: `audit.signing_key`, else a key kept in the data directory

@@ -33,6 +33,12 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// The first admin token's secret, instead of a random one (`PROMPTVAULT_BOOTSTRAP_TOKEN`).
     pub bootstrap_token: Option<Secret>,
+    /// The keys encrypting confidential and restricted content at rest, `id:key[,id:key…]`
+    /// (first = current; key = 64 hex digits or base64 of 32 bytes) — `PROMPTVAULT_ENCRYPTION_KEY`.
+    pub encryption_key: Option<Secret>,
+    /// A file holding the same (`PROMPTVAULT_ENCRYPTION_KEY_FILE`). With neither, the embedded
+    /// SQLite database gets a key generated in `<data_dir>/encryption.key` on first start.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// A secret setting: never printed (`Debug` shows `***`).
@@ -121,6 +127,8 @@ const ENV_KEYS: &[&str] = &[
     "auth",
     "audit",
     "bootstrap_token",
+    "encryption_key",
+    "encryption_key_file",
 ];
 
 impl Default for Settings {
@@ -152,6 +160,8 @@ impl Default for Settings {
                 signing_key: None,
             },
             bootstrap_token: None,
+            encryption_key: None,
+            encryption_key_file: None,
         }
     }
 }

@@ -6,11 +6,12 @@ use std::{borrow::Cow, str::FromStr};
 
 use promptvault_core::{
     audit::{AuditEntry, AuditOutcome, Checkpoint, GENESIS_HASH, NewAuditEntry, entry_hash},
+    crypto::{CryptoError, KeyRing, Sealed},
     error::DomainError,
     ident::{LabelName, PromptName},
     model::{
-        ApiToken, Content, Prompt, PromptAccess, PromptStatus, PromptVersion, Role, Scope, Source,
-        User, VersionStatus,
+        ApiToken, Classification, Content, Prompt, PromptAccess, PromptStatus, PromptVersion, Role,
+        Scope, Source, User, VersionStatus,
     },
     version::{Semver, VersionDraft},
 };
@@ -130,16 +131,25 @@ pub(crate) struct VersionRecord {
     pub author_id: Option<Uuid>,
     pub status: String,
     pub created_at: OffsetDateTime,
+    /// The seal (all three set) when the content is encrypted; `content` is then JSON null.
+    pub key_id: Option<String>,
+    pub nonce: Option<Vec<u8>>,
+    pub ciphertext: Option<Vec<u8>>,
 }
 
 impl VersionRecord {
-    pub(crate) fn into_version(self) -> StoreResult<PromptVersion> {
+    /// The domain version, its content opened with `keys` when it is sealed.
+    pub(crate) fn into_version(self, keys: Option<&KeyRing>) -> StoreResult<PromptVersion> {
+        let content = match stored_seal(self.key_id, self.nonce, self.ciphertext)? {
+            Some(sealed) => open_content(keys, self.id, &sealed)?,
+            None => self.content,
+        };
         Ok(PromptVersion {
             id: self.id,
             prompt_id: self.prompt_id,
             version_number: self.version_number,
             semver: parse_word::<Semver>("prompt_versions.semver", &self.semver)?,
-            content: Content::from_json(&self.content).map_err(|error| {
+            content: Content::from_json(&content).map_err(|error| {
                 StoreError::Corrupt(format!("prompt_versions.content: {error}"))
             })?,
             config: self.config,
@@ -152,6 +162,133 @@ impl VersionRecord {
         })
     }
 }
+
+/// The associated data of a version's sealed content: a purpose tag and the version id, so a
+/// ciphertext copied into another row (or another column, later) does not open there.
+pub(crate) fn content_aad(version_id: Uuid) -> Vec<u8> {
+    let mut aad = b"promptvault/prompt_versions.content/".to_vec();
+    aad.extend_from_slice(version_id.as_bytes());
+    aad
+}
+
+/// The error for a write that must seal but has no keys (nothing is written).
+pub(crate) fn encryption_key_required() -> StoreError {
+    StoreError::Config(
+        "encryption key required: the content of confidential and restricted prompts is \
+         encrypted at rest, and no encryption keys are configured"
+            .into(),
+    )
+}
+
+/// A crypto failure as a store error; names the version, never content or key material.
+fn crypto_error(version_id: Uuid, error: CryptoError) -> StoreError {
+    match error {
+        CryptoError::InvalidKeyRing(message) => StoreError::Config(message),
+        other => StoreError::Encryption(format!("version {version_id}: {other}")),
+    }
+}
+
+/// The seal columns of a row: all NULL (clear) or all set; anything else is corrupt.
+pub(crate) fn stored_seal(
+    key_id: Option<String>,
+    nonce: Option<Vec<u8>>,
+    ciphertext: Option<Vec<u8>>,
+) -> StoreResult<Option<Sealed>> {
+    match (key_id, nonce, ciphertext) {
+        (None, None, None) => Ok(None),
+        (Some(key_id), Some(nonce), Some(ciphertext)) => Ok(Some(Sealed {
+            key_id,
+            nonce,
+            ciphertext,
+        })),
+        _ => Err(StoreError::Corrupt(
+            "prompt_versions: key_id, nonce and ciphertext must be all set or all NULL".into(),
+        )),
+    }
+}
+
+/// Seals a version's content JSON under the current key (`Config` error without keys).
+pub(crate) fn seal_content(
+    keys: Option<&KeyRing>,
+    version_id: Uuid,
+    content: &Value,
+) -> StoreResult<Sealed> {
+    let keys = keys.ok_or_else(encryption_key_required)?;
+    let plaintext = serde_json::to_vec(content)
+        .map_err(|error| StoreError::Corrupt(format!("content does not serialize: {error}")))?;
+    keys.seal(&plaintext, &content_aad(version_id))
+        .map_err(|error| crypto_error(version_id, error))
+}
+
+/// Opens a version's sealed content back into its JSON.
+pub(crate) fn open_content(
+    keys: Option<&KeyRing>,
+    version_id: Uuid,
+    sealed: &Sealed,
+) -> StoreResult<Value> {
+    let keys = keys.ok_or_else(|| {
+        StoreError::Encryption(format!(
+            "version {version_id} is encrypted with key {:?}, but no encryption keys are \
+             configured",
+            sealed.key_id
+        ))
+    })?;
+    let plaintext = keys
+        .open(sealed, &content_aad(version_id))
+        .map_err(|error| crypto_error(version_id, error))?;
+    serde_json::from_slice(&plaintext).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "prompt_versions: sealed content of version {version_id} is not JSON: {error}"
+        ))
+    })
+}
+
+/// A version's content as its row stores it: in clear, or JSON null plus the seal.
+pub(crate) struct StoredContent {
+    pub content: Value,
+    pub key_id: Option<String>,
+    pub nonce: Option<Vec<u8>>,
+    pub ciphertext: Option<Vec<u8>>,
+}
+
+impl StoredContent {
+    /// Sealed when the prompt's classification asks for it (needs keys), clear otherwise.
+    pub(crate) fn of(
+        keys: Option<&KeyRing>,
+        classification: Classification,
+        version: &PromptVersion,
+    ) -> StoreResult<Self> {
+        let content = version.content.to_json();
+        if classification.is_sealed_at_rest() {
+            Ok(StoredContent::sealed(seal_content(
+                keys, version.id, &content,
+            )?))
+        } else {
+            Ok(StoredContent::clear(content))
+        }
+    }
+
+    pub(crate) fn sealed(sealed: Sealed) -> Self {
+        StoredContent {
+            content: Value::Null,
+            key_id: Some(sealed.key_id),
+            nonce: Some(sealed.nonce),
+            ciphertext: Some(sealed.ciphertext),
+        }
+    }
+
+    pub(crate) fn clear(content: Value) -> Self {
+        StoredContent {
+            content,
+            key_id: None,
+            nonce: None,
+            ciphertext: None,
+        }
+    }
+}
+
+/// How many versions one `reencrypt` transaction handles.
+pub(crate) const REENCRYPT_BATCH: i64 = 100;
 
 /// Parses a stored label name.
 pub(crate) fn parse_label(value: &str) -> StoreResult<LabelName> {

@@ -31,6 +31,12 @@ pub enum StoreError {
     /// A stored row that does not decode into a domain value.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Sealed content cannot be opened: its key is not configured (or no keys are), or it does
+    /// not authenticate (wrong key under that id, tampered row). The message names the record
+    /// and the key id, never key material or content. A server answers 500/503 with a clear
+    /// code; the data is intact and readable again once the key is configured.
+    #[error("encryption: {0}")]
+    Encryption(String),
 }
 
 impl StoreError {

@@ -5,7 +5,9 @@
 //!
 //! Invariants: only this crate knows SQL. Version numbers are assigned inside a transaction that
 //! holds the prompt's lock, by `promptvault_core::version::plan_version`, so they stay contiguous
-//! and unique however many writers there are.
+//! and unique however many writers there are. The content of versions of confidential and
+//! restricted prompts is never stored in clear: it is sealed with the [`ConnectOptions::keys`]
+//! ring (see `promptvault_core::crypto`) before it is written, and opened when read.
 
 mod common;
 pub mod error;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use promptvault_core::{
     audit::{AuditEntry, Checkpoint, NewAuditEntry},
+    crypto::KeyRing,
     ident::LabelName,
     model::{ApiToken, LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion, User},
 };
@@ -182,16 +185,48 @@ pub trait Store: Send + Sync + 'static {
     /// Atomically stores `checkpoint` and deletes every entry with `seq <= checkpoint.up_to_seq`;
     /// `Conflict` if entry `up_to_seq` does not have hash `up_to_hash`.
     async fn purge_audit(&self, checkpoint: Checkpoint) -> StoreResult<()>;
+
+    /// Key rotation: re-seals, under the ring's current key, every sealed version whose key id
+    /// is another one, and seals any version of a confidential or restricted prompt still
+    /// stored in clear (written before encryption was configured). Works in batches, each in its
+    /// own short transaction, so reads and writes go on meanwhile; returns how many versions it
+    /// (re-)sealed. Safe to rerun after an interruption. Without a key ring it is a `Config`
+    /// error; a version sealed under a key the ring lacks is an `Encryption` error (earlier
+    /// batches stay done).
+    async fn reencrypt(&self) -> StoreResult<u64>;
+}
+
+/// How to open a store, beyond its URL.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// The encryption keys for the content of confidential and restricted versions. Without
+    /// them, such content can be neither written nor read (a clear error each time); every
+    /// other prompt works as usual.
+    pub keys: Option<Arc<KeyRing>>,
 }
 
 /// Opens the store a URL names and runs its migrations: `postgres://` or `postgresql://` for
-/// PostgreSQL, `sqlite:` (a file path or `sqlite::memory:`) for SQLite.
+/// PostgreSQL, `sqlite:` (a file path or `sqlite::memory:`) for SQLite. No encryption keys:
+/// see [`connect_with`].
 #[tracing::instrument(skip_all)]
 pub async fn connect(database_url: &str) -> StoreResult<Arc<dyn Store>> {
+    connect_with(database_url, ConnectOptions::default()).await
+}
+
+/// [`connect`] with options (the encryption key ring).
+#[tracing::instrument(skip_all)]
+pub async fn connect_with(
+    database_url: &str,
+    options: ConnectOptions,
+) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(database_url).await?))
+        Ok(Arc::new(
+            postgres::PgStore::connect_with(database_url, options).await?,
+        ))
     } else if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(database_url).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect_with(database_url, options).await?,
+        ))
     } else {
         Err(StoreError::Config(format!(
             "unsupported database URL {:?}: use postgres://… or sqlite:…",

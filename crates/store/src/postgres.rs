@@ -24,9 +24,11 @@ use async_trait::async_trait;
 use promptvault_core::{
     access::VisibilityFilter,
     audit::{AuditEntry, Checkpoint, NewAuditEntry},
+    crypto::KeyRing,
     ident::{LabelName, PromptName},
     model::{
-        ApiToken, LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion, Role, User,
+        ApiToken, Classification, LabelEvent, Link, Prompt, PromptDetail, PromptType,
+        PromptVersion, Role, User,
     },
     version::{VersionPlan, plan_version},
 };
@@ -40,10 +42,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    Store,
+    ConnectOptions, Store,
     common::{
-        self, ActionMatch, AuditRecord, PromptRecord, TokenRecord, UserRecord, VersionRecord,
-        is_foreign_key_violation, is_unique_violation, label_of, name_taken, now,
+        self, ActionMatch, AuditRecord, PromptRecord, StoredContent, TokenRecord, UserRecord,
+        VersionRecord, is_foreign_key_violation, is_unique_violation, label_of, name_taken, now,
         prompt_type_not_found, prompt_with_id, requested_labels, token_with_id, user_with_id,
         version_of,
     },
@@ -67,6 +69,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "access",
         include_str!("../migrations/postgres/0002_access.sql"),
     ),
+    (
+        3,
+        "encryption",
+        include_str!("../migrations/postgres/0003_encryption.sql"),
+    ),
 ];
 /// The advisory lock that serializes audit appends and purges ("pvaudit" in ASCII). Advisory
 /// locks are per database, not per schema, so test schemas in one database share it (harmless:
@@ -82,6 +89,8 @@ pub struct PgStore {
     writers: Arc<PromptWriters>,
     /// Audit appenders of this process, queued in front of the advisory lock.
     audit_writers: Arc<tokio::sync::Mutex<()>>,
+    /// The keys for sealed content (confidential and restricted versions).
+    keys: Option<Arc<KeyRing>>,
 }
 
 /// In-process queues of writers per prompt, in front of the row lock.
@@ -125,9 +134,16 @@ impl PromptWriters {
 }
 
 impl PgStore {
-    /// Connects to the database a `postgres://` URL names and runs the migrations.
+    /// Connects to the database a `postgres://` URL names and runs the migrations. No
+    /// encryption keys (see [`PgStore::connect_with`]).
     #[tracing::instrument(skip_all)]
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(url, ConnectOptions::default()).await
+    }
+
+    /// [`PgStore::connect`] with options (the encryption key ring).
+    #[tracing::instrument(skip_all)]
+    pub async fn connect_with(url: &str, connect: ConnectOptions) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|error| {
             StoreError::Config(format!(
                 "invalid PostgreSQL URL {:?}: {error}",
@@ -147,6 +163,7 @@ impl PgStore {
             pool,
             writers: Arc::default(),
             audit_writers: Arc::default(),
+            keys: connect.keys,
         })
     }
 
@@ -171,6 +188,24 @@ impl PgStore {
         Ok(self.pool.begin_with(AssertSqlSafe(statement)).await?)
     }
 
+    fn keys(&self) -> Option<&KeyRing> {
+        self.keys.as_deref()
+    }
+
+    /// Why an `update_prompt` matched no row: a stale revision, or no such prompt.
+    async fn update_missed(&self, id: Uuid, expected_revision: Option<i64>) -> StoreResult<Prompt> {
+        let current: Option<i64> = sqlx::query_scalar("SELECT revision FROM prompts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match (current, expected_revision) {
+            (Some(current), Some(expected)) => {
+                Err(StoreError::PreconditionFailed { expected, current })
+            }
+            _ => Err(StoreError::not_found(prompt_with_id(id))),
+        }
+    }
+
     /// The pool, for the testing fixtures' checks.
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
@@ -191,9 +226,11 @@ const PROMPT_COLUMNS: usize = 19;
 macro_rules! version_columns {
     () => {
         "v.id, v.prompt_id, v.version_number, v.semver, v.content, v.config, v.parameter_schema, \
-         v.diff_hash, v.notes, v.author_id, v.status, v.created_at"
+         v.diff_hash, v.notes, v.author_id, v.status, v.created_at, v.key_id, v.nonce, \
+         v.ciphertext"
     };
 }
+const VERSION_COLUMNS: usize = 15;
 
 macro_rules! label_event_columns {
     () => {
@@ -270,7 +307,11 @@ fn decode_prompt(row: &PgRow, at: usize) -> StoreResult<Prompt> {
 }
 
 /// Decodes the version columns starting at `at`; `None` when an outer join found no version.
-fn decode_version(row: &PgRow, at: usize) -> StoreResult<Option<PromptVersion>> {
+fn decode_version(
+    row: &PgRow,
+    at: usize,
+    keys: Option<&KeyRing>,
+) -> StoreResult<Option<PromptVersion>> {
     let Some(id) = row.try_get::<Option<Uuid>, _>(at)? else {
         return Ok(None);
     };
@@ -287,8 +328,11 @@ fn decode_version(row: &PgRow, at: usize) -> StoreResult<Option<PromptVersion>> 
         author_id: row.try_get(at + 9)?,
         status: row.try_get(at + 10)?,
         created_at: row.try_get(at + 11)?,
+        key_id: row.try_get(at + 12)?,
+        nonce: row.try_get(at + 13)?,
+        ciphertext: row.try_get(at + 14)?,
     }
-    .into_version()
+    .into_version(keys)
     .map(Some)
 }
 
@@ -499,6 +543,75 @@ async fn move_label(
         actor_id,
         at,
     }))
+}
+
+/// Brings the stored form of every version of a prompt in line with its classification:
+/// seals the clear ones of a confidential/restricted prompt, opens the sealed ones of any
+/// other. Runs inside the caller's transaction, which holds the prompt's row lock; returns how
+/// many rows changed.
+async fn reseal_versions(
+    conn: &mut PgConnection,
+    prompt_id: Uuid,
+    classification: Classification,
+    keys: Option<&KeyRing>,
+) -> StoreResult<u64> {
+    let mut changed = 0;
+    if classification.is_sealed_at_rest() {
+        let rows = sqlx::query(
+            "SELECT id, content FROM prompt_versions WHERE prompt_id = $1 AND ciphertext IS NULL \
+             FOR UPDATE",
+        )
+        .bind(prompt_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let id: Uuid = row.try_get(0)?;
+            let content: serde_json::Value = row.try_get(1)?;
+            let sealed = StoredContent::sealed(common::seal_content(keys, id, &content)?);
+            store_content(conn, id, sealed).await?;
+            changed += 1;
+        }
+    } else {
+        let rows = sqlx::query(
+            "SELECT id, key_id, nonce, ciphertext FROM prompt_versions \
+             WHERE prompt_id = $1 AND ciphertext IS NOT NULL FOR UPDATE",
+        )
+        .bind(prompt_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let id: Uuid = row.try_get(0)?;
+            let Some(sealed) =
+                common::stored_seal(row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)?
+            else {
+                continue;
+            };
+            let content = common::open_content(keys, id, &sealed)?;
+            store_content(conn, id, StoredContent::clear(content)).await?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// Rewrites the stored form of one version's content.
+async fn store_content(
+    conn: &mut PgConnection,
+    version_id: Uuid,
+    stored: StoredContent,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE prompt_versions SET content = $2, key_id = $3, nonce = $4, ciphertext = $5 \
+         WHERE id = $1",
+    )
+    .bind(version_id)
+    .bind(stored.content)
+    .bind(stored.key_id)
+    .bind(stored.nonce)
+    .bind(stored.ciphertext)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 fn label_names(labels: &[LabelName]) -> Vec<String> {
@@ -735,6 +848,8 @@ impl Store for PgStore {
         let prompt = common::new_prompt(prompt, at);
         let version = common::new_version(prompt.id, 1, semver, &first, at);
         let labels = requested_labels(&first.labels);
+        // Sealed before anything is written: without keys, nothing is.
+        let stored = StoredContent::of(self.keys(), prompt.classification, &version)?;
 
         // One statement, so no explicit transaction: the prompt, its first version, `latest`,
         // the requested labels and their history. Foreign keys are checked at statement end.
@@ -747,8 +862,10 @@ impl Store for PgStore {
                      $17, $17, $29)
              ), v AS (
                  INSERT INTO prompt_versions (id, prompt_id, version_number, semver, content,
-                     config, parameter_schema, diff_hash, notes, author_id, status, created_at)
-                 VALUES ($18, $1, $19, $20, $21, $22, $23, $24, $25, $26, $27, $17)
+                     config, parameter_schema, diff_hash, notes, author_id, status, created_at,
+                     key_id, nonce, ciphertext)
+                 VALUES ($18, $1, $19, $20, $21, $22, $23, $24, $25, $26, $27, $17, $30, $31,
+                     $32)
              ), l AS (
                  INSERT INTO labels (prompt_id, name, version_number, updated_at)
                  SELECT $1, name, $19, $17 FROM unnest(array_append($28::text[], 'latest')) AS name
@@ -779,7 +896,7 @@ impl Store for PgStore {
         .bind(version.id)
         .bind(version.version_number)
         .bind(version.semver.to_string())
-        .bind(version.content.to_json())
+        .bind(stored.content)
         .bind(&version.config)
         .bind(&version.parameter_schema)
         .bind(&version.diff_hash)
@@ -788,6 +905,9 @@ impl Store for PgStore {
         .bind(version.status.as_str())
         .bind(label_names(&labels))
         .bind(Json(&prompt.access))
+        .bind(stored.key_id)
+        .bind(stored.nonce)
+        .bind(stored.ciphertext)
         .execute(&self.pool)
         .await;
         match inserted {
@@ -846,10 +966,11 @@ impl Store for PgStore {
             return Err(StoreError::not_found(key.to_string()));
         };
         let prompt = decode_prompt(first, 0)?;
-        let Json(labels): Json<BTreeMap<String, i64>> = first.try_get(PROMPT_COLUMNS + 12)?;
+        let Json(labels): Json<BTreeMap<String, i64>> =
+            first.try_get(PROMPT_COLUMNS + VERSION_COLUMNS)?;
         let versions = rows
             .iter()
-            .filter_map(|row| decode_version(row, PROMPT_COLUMNS).transpose())
+            .filter_map(|row| decode_version(row, PROMPT_COLUMNS, self.keys()).transpose())
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(PromptDetail {
             prompt,
@@ -947,6 +1068,7 @@ impl Store for PgStore {
         if let Some(tags) = patch.tags {
             update.push(", tags = ").push_bind(tags);
         }
+        let new_classification = patch.classification;
         if let Some(classification) = patch.classification {
             update
                 .push(", classification = ")
@@ -964,25 +1086,37 @@ impl Store for PgStore {
         }
         update.push(concat!(" RETURNING ", prompt_columns!()));
 
-        let row = match update.build().fetch_optional(&self.pool).await {
+        let Some(classification) = new_classification else {
+            let row = match update.build().fetch_optional(&self.pool).await {
+                Err(error) if is_foreign_key_violation(&error) => {
+                    return Err(prompt_type_not_found(new_type.as_deref().unwrap_or("")));
+                }
+                other => other?,
+            };
+            return match row {
+                Some(row) => decode_prompt(&row, 0),
+                None => self.update_missed(id, expected_revision).await,
+            };
+        };
+        // A classification change seals or opens the prompt's versions in the same
+        // transaction, queued like the prompt's other writers; the UPDATE takes the row lock
+        // first (the order `add_version` uses: prompt, then versions).
+        let _queue = self.writers.enter(id).await;
+        let mut tx = self.pool.begin().await?;
+        let row = match update.build().fetch_optional(&mut *tx).await {
             Err(error) if is_foreign_key_violation(&error) => {
                 return Err(prompt_type_not_found(new_type.as_deref().unwrap_or("")));
             }
             other => other?,
         };
-        if let Some(row) = row {
-            return decode_prompt(&row, 0);
-        }
-        let current: Option<i64> = sqlx::query_scalar("SELECT revision FROM prompts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        match (current, expected_revision) {
-            (Some(current), Some(expected)) => {
-                Err(StoreError::PreconditionFailed { expected, current })
-            }
-            _ => Err(StoreError::not_found(prompt_with_id(id))),
-        }
+        let Some(row) = row else {
+            drop(tx);
+            return self.update_missed(id, expected_revision).await;
+        };
+        let prompt = decode_prompt(&row, 0)?;
+        reseal_versions(&mut tx, id, classification, self.keys()).await?;
+        tx.commit().await?;
+        Ok(prompt)
     }
 
     #[tracing::instrument(skip_all)]
@@ -1008,7 +1142,7 @@ impl Store for PgStore {
         // A statement after the lock, so a snapshot that includes every version committed
         // before the lock was granted.
         let row = sqlx::query(concat!(
-            "SELECT p.kind, ",
+            "SELECT p.kind, p.classification, ",
             version_columns!(),
             " FROM prompts p LEFT JOIN LATERAL (SELECT * FROM prompt_versions \
              WHERE prompt_id = p.id ORDER BY version_number DESC LIMIT 1) v ON TRUE \
@@ -1023,7 +1157,9 @@ impl Store for PgStore {
             .draft
             .content()
             .check_kind(common::parse_word("prompts.kind", &kind)?)?;
-        let latest = decode_version(&row, 1)?;
+        let classification: Classification =
+            common::parse_word("prompts.classification", &row.try_get::<String, _>(1)?)?;
+        let latest = decode_version(&row, 2, self.keys())?;
         common::apply_carry_over(&mut version, latest.as_ref())?;
         let labels = requested_labels(&version.labels);
 
@@ -1054,12 +1190,14 @@ impl Store for PgStore {
                 let number = latest.map_or(1, |latest| latest.version_number + 1);
                 let at = now();
                 let created = common::new_version(prompt_id, number, semver, &version, at);
+                let stored = StoredContent::of(self.keys(), classification, &created)?;
                 sqlx::query(
                     "WITH v AS (
                          INSERT INTO prompt_versions (id, prompt_id, version_number, semver,
                              content, config, parameter_schema, diff_hash, notes, author_id,
-                             status, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                             status, created_at, key_id, nonce, ciphertext)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $15,
+                             $16)
                      ), old AS (
                          SELECT name, version_number FROM labels
                          WHERE prompt_id = $2 AND name = ANY($13::text[])
@@ -1084,7 +1222,7 @@ impl Store for PgStore {
                 .bind(prompt_id)
                 .bind(number)
                 .bind(created.semver.to_string())
-                .bind(created.content.to_json())
+                .bind(stored.content)
                 .bind(&created.config)
                 .bind(&created.parameter_schema)
                 .bind(&created.diff_hash)
@@ -1093,6 +1231,9 @@ impl Store for PgStore {
                 .bind(created.status.as_str())
                 .bind(at)
                 .bind(label_names(&labels))
+                .bind(stored.key_id)
+                .bind(stored.nonce)
+                .bind(stored.ciphertext)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -1122,7 +1263,7 @@ impl Store for PgStore {
         .await?
         .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
         let name: String = row.try_get(0)?;
-        decode_version(&row, 1)?
+        decode_version(&row, 1, self.keys())?
             .ok_or_else(|| StoreError::not_found(version_of(version_number, &name)))
     }
 
@@ -1186,7 +1327,7 @@ impl Store for PgStore {
             .await?
             .ok_or_else(|| StoreError::not_found(key.to_string()))?;
         let prompt = decode_prompt(&row, 0)?;
-        match decode_version(&row, PROMPT_COLUMNS)? {
+        match decode_version(&row, PROMPT_COLUMNS, self.keys())? {
             Some(version) => Ok((prompt, version)),
             None => Err(StoreError::not_found(match selector {
                 VersionSelector::Number(number) => version_of(*number, prompt.name.as_str()),
@@ -1797,6 +1938,77 @@ impl Store for PgStore {
         .bind(common::clamped_unix_nanos(cutoff))
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reencrypt(&self) -> StoreResult<u64> {
+        let keys = self.keys().ok_or_else(common::encryption_key_required)?;
+        let current = keys.current_key_id();
+        let mut total = 0;
+        // Versions sealed under an older key, one short transaction per batch. The rows are
+        // locked (not the prompts), so a concurrent classification change, which locks the
+        // prompt and then its versions, waits for the batch and never deadlocks with it.
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let rows = sqlx::query(
+                "SELECT id, key_id, nonce, ciphertext FROM prompt_versions \
+                 WHERE key_id IS NOT NULL AND key_id <> $1 ORDER BY id LIMIT $2 FOR UPDATE",
+            )
+            .bind(current)
+            .bind(common::REENCRYPT_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let id: Uuid = row.try_get(0)?;
+                let Some(sealed) =
+                    common::stored_seal(row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)?
+                else {
+                    continue;
+                };
+                let content = common::open_content(Some(keys), id, &sealed)?;
+                let resealed =
+                    StoredContent::sealed(common::seal_content(Some(keys), id, &content)?);
+                store_content(&mut tx, id, resealed).await?;
+            }
+            tx.commit().await?;
+            total += rows.len() as u64;
+        }
+        // Versions of confidential/restricted prompts still in clear (written before encryption
+        // was configured), one prompt per transaction under the prompt's lock.
+        loop {
+            let prompt_ids: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT DISTINCT v.prompt_id FROM prompt_versions v \
+                 JOIN prompts p ON p.id = v.prompt_id \
+                 WHERE v.ciphertext IS NULL AND p.classification IN ('confidential', 'restricted') \
+                 LIMIT $1",
+            )
+            .bind(common::REENCRYPT_BATCH)
+            .fetch_all(&self.pool)
+            .await?;
+            if prompt_ids.is_empty() {
+                break;
+            }
+            for prompt_id in prompt_ids {
+                let _queue = self.writers.enter(prompt_id).await;
+                let mut tx = self.begin_locked(prompt_id).await?;
+                let classification: Option<String> =
+                    sqlx::query_scalar("SELECT classification FROM prompts WHERE id = $1")
+                        .bind(prompt_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(classification) = classification {
+                    let classification =
+                        common::parse_word("prompts.classification", &classification)?;
+                    total +=
+                        reseal_versions(&mut tx, prompt_id, classification, Some(keys)).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(total)
     }
 
     #[tracing::instrument(skip_all)]

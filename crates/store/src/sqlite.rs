@@ -11,15 +11,17 @@
 //! Storage formats: UUIDs are 16-byte BLOBs, times are RFC 3339 UTC text with six fractional
 //! digits (text order = time order), JSON and tags are text.
 
-use std::{collections::BTreeMap, str::FromStr, time::Duration};
+use std::{collections::BTreeMap, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use promptvault_core::{
     access::VisibilityFilter,
     audit::{AuditEntry, Checkpoint, NewAuditEntry},
+    crypto::KeyRing,
     ident::LabelName,
     model::{
-        ApiToken, LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion, Role, User,
+        ApiToken, Classification, LabelEvent, Link, Prompt, PromptDetail, PromptType,
+        PromptVersion, Role, User,
     },
     version::{VersionPlan, plan_version},
 };
@@ -34,10 +36,10 @@ use time::{OffsetDateTime, UtcOffset, format_description::well_known::Rfc3339};
 use uuid::Uuid;
 
 use crate::{
-    Store,
+    ConnectOptions, Store,
     common::{
-        self, ActionMatch, AuditRecord, PromptRecord, TokenRecord, UserRecord, VersionRecord,
-        is_foreign_key_violation, is_unique_violation, label_of, name_taken, now,
+        self, ActionMatch, AuditRecord, PromptRecord, StoredContent, TokenRecord, UserRecord,
+        VersionRecord, is_foreign_key_violation, is_unique_violation, label_of, name_taken, now,
         prompt_type_not_found, prompt_with_id, requested_labels, token_with_id, user_with_id,
         version_of,
     },
@@ -61,6 +63,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "access",
         include_str!("../migrations/sqlite/0002_access.sql"),
     ),
+    (
+        3,
+        "encryption",
+        include_str!("../migrations/sqlite/0003_encryption.sql"),
+    ),
 ];
 /// How long a connection waits for another process's lock on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,12 +80,21 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only connections (the writer pool itself for an in-memory database).
     reader: SqlitePool,
+    /// The keys for sealed content (confidential and restricted versions).
+    keys: Option<Arc<KeyRing>>,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database a `sqlite:` URL names and runs the migrations.
+    /// No encryption keys (see [`SqliteStore::connect_with`]).
     #[tracing::instrument(skip_all)]
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(url, ConnectOptions::default()).await
+    }
+
+    /// [`SqliteStore::connect`] with options (the encryption key ring).
+    #[tracing::instrument(skip_all)]
+    pub async fn connect_with(url: &str, options: ConnectOptions) -> StoreResult<Self> {
         let base = SqliteConnectOptions::from_str(url).map_err(|error| {
             StoreError::Config(format!("invalid SQLite URL {:?}: {error}", redact_url(url)))
         })?;
@@ -121,11 +137,19 @@ impl SqliteStore {
                 .connect_with(reader_options)
                 .await?
         };
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            keys: options.keys,
+        })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    fn keys(&self) -> Option<&KeyRing> {
+        self.keys.as_deref()
     }
 }
 
@@ -152,7 +176,8 @@ macro_rules! returned_prompt_columns {
 macro_rules! version_columns {
     () => {
         "v.id, v.prompt_id, v.version_number, v.semver, v.content, v.config, v.parameter_schema, \
-         v.diff_hash, v.notes, v.author_id, v.status, v.created_at"
+         v.diff_hash, v.notes, v.author_id, v.status, v.created_at, v.key_id, v.nonce, \
+         v.ciphertext"
     };
 }
 
@@ -260,7 +285,11 @@ fn decode_prompt(row: &SqliteRow, at: usize) -> StoreResult<Prompt> {
 }
 
 /// Decodes the version columns starting at `at`; `None` when an outer join found no version.
-fn decode_version(row: &SqliteRow, at: usize) -> StoreResult<Option<PromptVersion>> {
+fn decode_version(
+    row: &SqliteRow,
+    at: usize,
+    keys: Option<&KeyRing>,
+) -> StoreResult<Option<PromptVersion>> {
     let Some(id) = row.try_get::<Option<Uuid>, _>(at)? else {
         return Ok(None);
     };
@@ -277,8 +306,11 @@ fn decode_version(row: &SqliteRow, at: usize) -> StoreResult<Option<PromptVersio
         author_id: row.try_get(at + 9)?,
         status: row.try_get(at + 10)?,
         created_at: decode_time(row, at + 11)?,
+        key_id: row.try_get(at + 12)?,
+        nonce: row.try_get(at + 13)?,
+        ciphertext: row.try_get(at + 14)?,
     }
-    .into_version()
+    .into_version(keys)
     .map(Some)
 }
 
@@ -442,17 +474,23 @@ async fn prompt_name(conn: &mut SqliteConnection, prompt_id: Uuid) -> StoreResul
         .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))
 }
 
-async fn insert_version(conn: &mut SqliteConnection, version: &PromptVersion) -> StoreResult<()> {
+/// Inserts a version whose content is stored as `stored` (clear or sealed).
+async fn insert_version(
+    conn: &mut SqliteConnection,
+    version: &PromptVersion,
+    stored: StoredContent,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO prompt_versions (id, prompt_id, version_number, semver, content, config, \
-         parameter_schema, diff_hash, notes, author_id, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         parameter_schema, diff_hash, notes, author_id, status, created_at, key_id, nonce, \
+         ciphertext) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(version.id)
     .bind(version.prompt_id)
     .bind(version.version_number)
     .bind(version.semver.to_string())
-    .bind(version.content.to_json())
+    .bind(stored.content)
     .bind(&version.config)
     .bind(&version.parameter_schema)
     .bind(&version.diff_hash)
@@ -460,6 +498,76 @@ async fn insert_version(conn: &mut SqliteConnection, version: &PromptVersion) ->
     .bind(version.author_id)
     .bind(version.status.as_str())
     .bind(encode_time(version.created_at))
+    .bind(stored.key_id)
+    .bind(stored.nonce)
+    .bind(stored.ciphertext)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Brings the stored form of every version of a prompt in line with its classification:
+/// seals the clear ones of a confidential/restricted prompt, opens the sealed ones of any
+/// other. Runs inside the caller's write transaction; returns how many rows changed.
+async fn reseal_versions(
+    conn: &mut SqliteConnection,
+    prompt_id: Uuid,
+    classification: Classification,
+    keys: Option<&KeyRing>,
+) -> StoreResult<u64> {
+    let mut changed = 0;
+    if classification.is_sealed_at_rest() {
+        let rows = sqlx::query(
+            "SELECT id, content FROM prompt_versions WHERE prompt_id = $1 AND ciphertext IS NULL",
+        )
+        .bind(prompt_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let id: Uuid = row.try_get(0)?;
+            let content: serde_json::Value = row.try_get(1)?;
+            let sealed = StoredContent::sealed(common::seal_content(keys, id, &content)?);
+            store_content(conn, id, sealed).await?;
+            changed += 1;
+        }
+    } else {
+        let rows = sqlx::query(
+            "SELECT id, key_id, nonce, ciphertext FROM prompt_versions \
+             WHERE prompt_id = $1 AND ciphertext IS NOT NULL",
+        )
+        .bind(prompt_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let id: Uuid = row.try_get(0)?;
+            let Some(sealed) =
+                common::stored_seal(row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)?
+            else {
+                continue;
+            };
+            let content = common::open_content(keys, id, &sealed)?;
+            store_content(conn, id, StoredContent::clear(content)).await?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// Rewrites the stored form of one version's content.
+async fn store_content(
+    conn: &mut SqliteConnection,
+    version_id: Uuid,
+    stored: StoredContent,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE prompt_versions SET content = $2, key_id = $3, nonce = $4, ciphertext = $5 \
+         WHERE id = $1",
+    )
+    .bind(version_id)
+    .bind(stored.content)
+    .bind(stored.key_id)
+    .bind(stored.nonce)
+    .bind(stored.ciphertext)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -794,6 +902,8 @@ impl Store for SqliteStore {
         let at = now();
         let prompt = common::new_prompt(prompt, at);
         let version = common::new_version(prompt.id, 1, semver, &first, at);
+        // Sealed before anything is written: without keys, nothing is.
+        let stored = StoredContent::of(self.keys(), prompt.classification, &version)?;
 
         let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
@@ -835,7 +945,7 @@ impl Store for SqliteStore {
             }
             other => other?,
         };
-        insert_version(&mut tx, &version).await?;
+        insert_version(&mut tx, &version, stored).await?;
         let mut labels = BTreeMap::from([(LabelName::latest().to_string(), 1)]);
         move_label(
             &mut tx,
@@ -873,7 +983,7 @@ impl Store for SqliteStore {
         .await?;
         let versions = rows
             .iter()
-            .filter_map(|row| decode_version(row, 0).transpose())
+            .filter_map(|row| decode_version(row, 0, self.keys()).transpose())
             .collect::<StoreResult<Vec<_>>>()?;
         let labels = labels_of(&mut tx, prompt.id).await?;
         tx.commit().await?;
@@ -987,6 +1097,7 @@ impl Store for SqliteStore {
         if let Some(tags) = patch.tags {
             update.push(", tags = ").push_bind(Json(tags));
         }
+        let new_classification = patch.classification;
         if let Some(classification) = patch.classification {
             update
                 .push(", classification = ")
@@ -1004,19 +1115,27 @@ impl Store for SqliteStore {
         }
         update.push(concat!(" RETURNING ", returned_prompt_columns!()));
 
-        let row = match update.build().fetch_optional(&self.writer).await {
+        // One transaction: a classification change seals or opens the prompt's versions with it.
+        let mut tx = self.begin_write().await?;
+        let row = match update.build().fetch_optional(&mut *tx).await {
             Err(error) if is_foreign_key_violation(&error) => {
                 return Err(prompt_type_not_found(new_type.as_deref().unwrap_or("")));
             }
             other => other?,
         };
         if let Some(row) = row {
-            return decode_prompt(&row, 0);
+            let prompt = decode_prompt(&row, 0)?;
+            if let Some(classification) = new_classification {
+                reseal_versions(&mut tx, id, classification, self.keys()).await?;
+            }
+            tx.commit().await?;
+            return Ok(prompt);
         }
         let current: Option<i64> = sqlx::query_scalar("SELECT revision FROM prompts WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         match (current, expected_revision) {
             (Some(current), Some(expected)) => {
                 Err(StoreError::PreconditionFailed { expected, current })
@@ -1047,7 +1166,7 @@ impl Store for SqliteStore {
         // until it ends, which is the prompt's lock.
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(concat!(
-            "SELECT p.name, p.kind, ",
+            "SELECT p.name, p.kind, p.classification, ",
             version_columns!(),
             " FROM prompts p LEFT JOIN prompt_versions v ON v.prompt_id = p.id \
              AND v.version_number = (SELECT max(version_number) FROM prompt_versions \
@@ -1062,7 +1181,9 @@ impl Store for SqliteStore {
             .draft
             .content()
             .check_kind(common::parse_word("prompts.kind", &kind)?)?;
-        let latest = decode_version(&row, 2)?;
+        let classification: Classification =
+            common::parse_word("prompts.classification", &row.try_get::<String, _>(2)?)?;
+        let latest = decode_version(&row, 3, self.keys())?;
         common::apply_carry_over(&mut version, latest.as_ref())?;
         let at = now();
 
@@ -1098,7 +1219,8 @@ impl Store for SqliteStore {
             VersionPlan::Create { semver, .. } => {
                 let number = latest.map_or(1, |latest| latest.version_number + 1);
                 let created = common::new_version(prompt_id, number, semver, &version, at);
-                insert_version(&mut tx, &created).await?;
+                let stored = StoredContent::of(self.keys(), classification, &created)?;
+                insert_version(&mut tx, &created, stored).await?;
                 move_label(&mut tx, prompt_id, &LabelName::latest(), number, None, at).await?;
                 for label in requested_labels(&version.labels) {
                     move_label(&mut tx, prompt_id, &label, number, version.author_id, at).await?;
@@ -1131,7 +1253,7 @@ impl Store for SqliteStore {
         .await?
         .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
         let name: String = row.try_get(0)?;
-        decode_version(&row, 1)?
+        decode_version(&row, 1, self.keys())?
             .ok_or_else(|| StoreError::not_found(version_of(version_number, &name)))
     }
 
@@ -1199,7 +1321,7 @@ impl Store for SqliteStore {
             .await?
             .ok_or_else(|| StoreError::not_found(key.to_string()))?;
         let prompt = decode_prompt(&row, 0)?;
-        match decode_version(&row, PROMPT_COLUMNS)? {
+        match decode_version(&row, PROMPT_COLUMNS, self.keys())? {
             Some(version) => Ok((prompt, version)),
             None => Err(StoreError::not_found(match selector {
                 VersionSelector::Number(number) => version_of(*number, prompt.name.as_str()),
@@ -1808,6 +1930,74 @@ impl Store for SqliteStore {
         .bind(common::clamped_unix_nanos(cutoff))
         .fetch_optional(&self.reader)
         .await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reencrypt(&self) -> StoreResult<u64> {
+        let keys = self.keys().ok_or_else(common::encryption_key_required)?;
+        let current = keys.current_key_id();
+        let mut total = 0;
+        // Versions sealed under an older key, one short write transaction per batch.
+        loop {
+            let mut tx = self.begin_write().await?;
+            let rows = sqlx::query(
+                "SELECT id, key_id, nonce, ciphertext FROM prompt_versions \
+                 WHERE key_id IS NOT NULL AND key_id <> $1 ORDER BY id LIMIT $2",
+            )
+            .bind(current)
+            .bind(common::REENCRYPT_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let id: Uuid = row.try_get(0)?;
+                let Some(sealed) =
+                    common::stored_seal(row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)?
+                else {
+                    continue;
+                };
+                let content = common::open_content(Some(keys), id, &sealed)?;
+                let resealed =
+                    StoredContent::sealed(common::seal_content(Some(keys), id, &content)?);
+                store_content(&mut tx, id, resealed).await?;
+            }
+            tx.commit().await?;
+            total += rows.len() as u64;
+        }
+        // Versions of confidential/restricted prompts still in clear (written before encryption
+        // was configured), one prompt per transaction.
+        loop {
+            let prompt_ids: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT DISTINCT v.prompt_id FROM prompt_versions v \
+                 JOIN prompts p ON p.id = v.prompt_id \
+                 WHERE v.ciphertext IS NULL AND p.classification IN ('confidential', 'restricted') \
+                 LIMIT $1",
+            )
+            .bind(common::REENCRYPT_BATCH)
+            .fetch_all(&self.reader)
+            .await?;
+            if prompt_ids.is_empty() {
+                break;
+            }
+            for prompt_id in prompt_ids {
+                let mut tx = self.begin_write().await?;
+                let classification: Option<String> =
+                    sqlx::query_scalar("SELECT classification FROM prompts WHERE id = $1")
+                        .bind(prompt_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(classification) = classification {
+                    let classification =
+                        common::parse_word("prompts.classification", &classification)?;
+                    total +=
+                        reseal_versions(&mut tx, prompt_id, classification, Some(keys)).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(total)
     }
 
     #[tracing::instrument(skip_all)]

@@ -15,11 +15,18 @@
 //! left behind by killed test runs.
 //!
 //! [`TestDatabase::execute`] runs raw SQL on the database behind the store's back, for tests
-//! that tamper with rows (the audit chain's tests edit, insert and delete `audit_log` rows).
+//! that tamper with rows (the audit chain's tests edit, insert and delete `audit_log` rows);
+//! [`TestDatabase::query_text`] reads raw values as text and [`TestDatabase::file_bytes`] the
+//! SQLite file itself (encryption at rest: no restricted text in clear).
+//!
+//! [`TestDatabase::sqlite_with`] / [`TestDatabase::postgres_with`] open the fixture's store with
+//! [`ConnectOptions`] (encryption keys); [`TestDatabase::open_store`] opens another store on the
+//! same database with other options (e.g. a rotated key ring).
 //!
 //! Setup failures panic with a message: these are test fixtures.
 
 use std::{
+    path::PathBuf,
     str::FromStr,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -32,7 +39,7 @@ use sqlx::{
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use crate::{Store, postgres::PgStore, sqlite::SqliteStore};
+use crate::{ConnectOptions, Store, StoreResult, postgres::PgStore, sqlite::SqliteStore};
 
 /// The environment variable naming the PostgreSQL database tests may create schemas in.
 pub const POSTGRES_URL_VAR: &str = "PROMPTVAULT_TEST_POSTGRES_URL";
@@ -60,6 +67,8 @@ enum Cleanup {
     Sqlite {
         /// Deleted on drop.
         _dir: TempDir,
+        /// The database file.
+        file: PathBuf,
     },
     Postgres {
         base_url: String,
@@ -74,18 +83,28 @@ impl TestDatabase {
     /// If the directory or the database cannot be created.
     #[tracing::instrument(skip_all)]
     pub async fn sqlite() -> Self {
+        Self::sqlite_with(ConnectOptions::default()).await
+    }
+
+    /// [`TestDatabase::sqlite`], its store opened with `options`.
+    ///
+    /// # Panics
+    /// If the directory or the database cannot be created.
+    #[tracing::instrument(skip_all)]
+    pub async fn sqlite_with(options: ConnectOptions) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("promptvault-test-")
             .tempdir()
             .unwrap_or_else(|error| panic!("cannot create a temporary directory: {error}"));
-        let url = format!("sqlite:{}", dir.path().join("promptvault.db").display());
-        let store = SqliteStore::connect(&url)
+        let file = dir.path().join("promptvault.db");
+        let url = format!("sqlite:{}", file.display());
+        let store = SqliteStore::connect_with(&url, options)
             .await
             .unwrap_or_else(|error| panic!("cannot open test database {url}: {error}"));
         TestDatabase {
             store: Arc::new(store),
             url,
-            cleanup: Cleanup::Sqlite { _dir: dir },
+            cleanup: Cleanup::Sqlite { _dir: dir, file },
         }
     }
 
@@ -96,6 +115,15 @@ impl TestDatabase {
     /// If the database cannot be reached or the schema cannot be created.
     #[tracing::instrument(skip_all)]
     pub async fn postgres(base_url: &str) -> Self {
+        Self::postgres_with(base_url, ConnectOptions::default()).await
+    }
+
+    /// [`TestDatabase::postgres`], its store opened with `options`.
+    ///
+    /// # Panics
+    /// If the database cannot be reached or the schema cannot be created.
+    #[tracing::instrument(skip_all)]
+    pub async fn postgres_with(base_url: &str, options: ConnectOptions) -> Self {
         let redacted = crate::redact_url(base_url);
         let mut maintenance = PgConnection::connect(base_url)
             .await
@@ -117,7 +145,7 @@ impl TestDatabase {
             base_url: base_url.to_string(),
             schema: schema.clone(),
         };
-        let store = match PgStore::connect(&url).await {
+        let store = match PgStore::connect_with(&url, options).await {
             Ok(store) => store,
             Err(error) => {
                 drop_schema(base_url, &schema);
@@ -145,6 +173,81 @@ impl TestDatabase {
     #[tracing::instrument(skip_all)]
     pub fn store(&self) -> Arc<dyn Store> {
         Arc::clone(&self.store)
+    }
+
+    /// Another store on this same database, opened with `options` (e.g. other encryption
+    /// keys); errors are returned, so tests can check them.
+    #[tracing::instrument(skip_all)]
+    pub async fn try_open_store(&self, options: ConnectOptions) -> StoreResult<Arc<dyn Store>> {
+        crate::connect_with(&self.url, options).await
+    }
+
+    /// [`TestDatabase::try_open_store`] for tests that expect it to work.
+    ///
+    /// # Panics
+    /// If the store cannot be opened.
+    #[tracing::instrument(skip_all)]
+    pub async fn open_store(&self, options: ConnectOptions) -> Arc<dyn Store> {
+        self.try_open_store(options).await.unwrap_or_else(|error| {
+            panic!(
+                "cannot open another store on {}: {error}",
+                crate::redact_url(&self.url)
+            )
+        })
+    }
+
+    /// The bytes of the SQLite database file followed by those of its write-ahead log (what
+    /// someone copying the files would have); `None` for PostgreSQL.
+    ///
+    /// # Panics
+    /// If the database file cannot be read.
+    #[tracing::instrument(skip_all)]
+    pub fn file_bytes(&self) -> Option<Vec<u8>> {
+        let Cleanup::Sqlite { file, .. } = &self.cleanup else {
+            return None;
+        };
+        let mut bytes = std::fs::read(file)
+            .unwrap_or_else(|error| panic!("cannot read {}: {error}", file.display()));
+        let mut wal = file.clone().into_os_string();
+        wal.push("-wal");
+        if let Ok(log) = std::fs::read(PathBuf::from(wal)) {
+            bytes.extend_from_slice(&log);
+        }
+        Some(bytes)
+    }
+
+    /// Runs one raw query over a connection of its own and returns its first column as text,
+    /// one string per row (NULL as `None`). Cast in the SQL (`::text`, `quote()`, `hex()`) as
+    /// needed, e.g. `SELECT v::text FROM prompt_versions v` on PostgreSQL.
+    ///
+    /// # Panics
+    /// If the database cannot be reached or the SQL fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn query_text(&self, sql: &str) -> Vec<Option<String>> {
+        let redacted = crate::redact_url(&self.url);
+        let text = || AssertSqlSafe(sql.to_string());
+        let result = match &self.cleanup {
+            Cleanup::Sqlite { .. } => {
+                let options = SqliteConnectOptions::from_str(&self.url)
+                    .unwrap_or_else(|error| panic!("invalid SQLite URL {redacted}: {error}"))
+                    .busy_timeout(Duration::from_secs(10));
+                let mut conn = SqliteConnection::connect_with(&options)
+                    .await
+                    .unwrap_or_else(|error| panic!("cannot connect to {redacted}: {error}"));
+                let result = sqlx::query_scalar(text()).fetch_all(&mut conn).await;
+                let _ = conn.close().await;
+                result
+            }
+            Cleanup::Postgres { .. } => {
+                let mut conn = PgConnection::connect(&self.url)
+                    .await
+                    .unwrap_or_else(|error| panic!("cannot connect to {redacted}: {error}"));
+                let result = sqlx::query_scalar(text()).fetch_all(&mut conn).await;
+                let _ = conn.close().await;
+                result
+            }
+        };
+        result.unwrap_or_else(|error| panic!("SQL failed on {redacted}: {error}\n{sql}"))
     }
 
     /// A URL that [`crate::connect`] (or a separately started server) opens onto this same

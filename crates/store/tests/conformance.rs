@@ -2,6 +2,10 @@
 //! against both backends. `sqlite::*` always runs (a fresh file per test); `postgres::*` runs in
 //! a fresh schema of the database `PROMPTVAULT_TEST_POSTGRES_URL` names, and says on stderr that
 //! it did not run when the variable is unset.
+//!
+//! Each test's store is opened with the encryption key ring [`keyed`] (key `k1`), so every
+//! behaviour also runs over confidential/restricted prompts whose content is sealed; the
+//! encryption behaviours open further stores on the same database with other rings or none.
 
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
@@ -11,6 +15,7 @@ use promptvault_core::{
         AuditEntry, AuditOutcome, Checkpoint, GENESIS_HASH, NewAuditEntry, VerifyReport,
         entry_hash, sign_checkpoint, verify_chain,
     },
+    crypto::KeyRing,
     error::DomainError,
     ident::{LabelName, PromptName},
     model::{
@@ -20,7 +25,7 @@ use promptvault_core::{
     version::{Bump, VersionDraft},
 };
 use promptvault_store::{
-    Store, StoreError,
+    ConnectOptions, Store, StoreError,
     testing::TestDatabase,
     types::{
         AuditQuery, CarryOver, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType, NewUser,
@@ -42,14 +47,14 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $store_behaviour() {
-                    let database = TestDatabase::sqlite().await;
+                    let database = TestDatabase::sqlite_with(super::keyed()).await;
                     super::$store_behaviour(database.store()).await;
                 }
             )*
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $database_behaviour() {
-                    let database = TestDatabase::sqlite().await;
+                    let database = TestDatabase::sqlite_with(super::keyed()).await;
                     super::$database_behaviour(&database).await;
                 }
             )*
@@ -68,7 +73,7 @@ macro_rules! conformance {
                     );
                     return None;
                 };
-                Some(TestDatabase::postgres(&url).await)
+                Some(TestDatabase::postgres_with(&url, super::keyed()).await)
             }
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -157,6 +162,13 @@ conformance! {
         listing_with_a_visibility_filter_returns_exactly_the_visible_prompts,
         an_audit_row_edited_with_raw_sql_is_named_by_verification,
         appenders_in_two_stores_on_one_database_form_one_audit_chain,
+        sealed_versions_read_back_identical_and_their_text_is_not_in_the_database,
+        rotating_keys_reseals_every_version_and_keeps_every_version_readable,
+        reading_sealed_content_without_its_key_is_a_clear_error,
+        swapped_or_tampered_ciphertext_is_an_error_not_garbage,
+        changing_the_classification_seals_or_opens_existing_versions,
+        without_keys_public_and_internal_prompts_work_and_sealed_writes_are_refused,
+        reencrypt_seals_versions_stored_in_clear_before_encryption,
     ],
 }
 
@@ -2839,4 +2851,676 @@ async fn an_unsupported_database_url_is_a_configuration_error() {
         }
         other => panic!("expected a configuration error, got {:?}", other.err()),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encryption at rest.
+
+const KEY_1: [u8; 32] = [0x11; 32];
+const KEY_2: [u8; 32] = [0x22; 32];
+const KEY_9: [u8; 32] = [0x99; 32];
+/// Text that must never be found in clear in the database once sealed.
+const MARKER: &str = "SWORDFISH-marker-7f3a";
+
+fn ring(keys: &[(&str, [u8; 32])]) -> ConnectOptions {
+    ConnectOptions {
+        keys: Some(Arc::new(
+            KeyRing::from_keys(keys.iter().map(|(id, key)| (*id, *key))).expect("valid ring"),
+        )),
+    }
+}
+
+/// The ring every conformance test's store is opened with.
+fn keyed() -> ConnectOptions {
+    ring(&[("k1", KEY_1)])
+}
+
+fn classified(prompt_name: &str, classification: Classification) -> NewPrompt {
+    NewPrompt {
+        classification,
+        ..new_prompt(prompt_name)
+    }
+}
+
+fn chat(entries: Value) -> NewVersion {
+    version(
+        VersionDraft::new(
+            Content::from_json(&entries).expect("chat content"),
+            json!({"model": "m"}),
+            None,
+            None,
+        )
+        .expect("valid draft"),
+        &[],
+    )
+}
+
+/// Every prompt with all its versions (newest first), as one store reads them.
+async fn read_all(store: &Arc<dyn Store>, prompt_names: &[&str]) -> Vec<(String, Vec<Value>)> {
+    let mut out = Vec::new();
+    for prompt_name in prompt_names {
+        let detail = store
+            .get_prompt(&by_name(prompt_name))
+            .await
+            .unwrap_or_else(|error| panic!("read {prompt_name}: {error}"));
+        out.push((
+            prompt_name.to_string(),
+            detail
+                .versions
+                .iter()
+                .map(|v| json!([v.version_number, v.content.to_json(), v.diff_hash]))
+                .collect(),
+        ));
+    }
+    out
+}
+
+/// The stored `content` column of every version as text, and its key id, by prompt name.
+async fn raw_versions(database: &TestDatabase) -> Vec<(String, i64, String, Option<String>)> {
+    let rows = database
+        .query_text(
+            "SELECT p.name || '|' || CAST(v.version_number AS TEXT) || '|' || \
+             coalesce(v.key_id, '-') || '|' || CAST(v.content AS TEXT) \
+             FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
+             ORDER BY p.name, v.version_number",
+        )
+        .await;
+    rows.into_iter()
+        .map(|row| {
+            let row = row.expect("not null");
+            let mut parts = row.splitn(4, '|');
+            let prompt_name = parts.next().unwrap_or_default().to_string();
+            let number = parts.next().unwrap_or_default().parse().expect("number");
+            let key_id = parts.next().unwrap_or_default();
+            let content = parts.next().unwrap_or_default().to_string();
+            (
+                prompt_name,
+                number,
+                content,
+                (key_id != "-").then(|| key_id.to_string()),
+            )
+        })
+        .collect()
+}
+
+/// Every version row rendered whole as text: PostgreSQL's row-to-text, or SQLite's columns
+/// quoted (BLOBs as hex literals).
+async fn raw_rows_text(database: &TestDatabase) -> String {
+    let sql = if database.file_bytes().is_some() {
+        "SELECT quote(id) || quote(content) || quote(config) || quote(parameter_schema) || \
+         quote(diff_hash) || quote(notes) || quote(key_id) || quote(nonce) || quote(ciphertext) \
+         FROM prompt_versions"
+    } else {
+        "SELECT v::text FROM prompt_versions v"
+    };
+    database
+        .query_text(sql)
+        .await
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+fn assert_encryption_error<T: std::fmt::Debug>(result: Result<T, StoreError>, names: &str) {
+    match result {
+        Err(StoreError::Encryption(message)) => {
+            assert!(message.contains(names), "{message:?} should name {names:?}");
+            assert!(!message.contains(MARKER), "{message:?} leaks content");
+        }
+        other => panic!("expected an Encryption error naming {names:?}, got {other:?}"),
+    }
+}
+
+fn assert_key_required<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::Config(message)) => {
+            assert!(message.contains("encryption key required"), "{message}");
+        }
+        other => panic!("expected a Config error (encryption key required), got {other:?}"),
+    }
+}
+
+async fn sealed_versions_read_back_identical_and_their_text_is_not_in_the_database(
+    database: &TestDatabase,
+) {
+    let store = database.store();
+    let secret = format!("Restricted: {MARKER} for {{{{ name }}}}");
+    let created = store
+        .create_prompt(
+            classified("sec/text", Classification::Restricted),
+            version(draft(&secret, json!({"model": "m"}), None), &["production"]),
+        )
+        .await
+        .expect("create restricted");
+    assert_eq!(
+        created.versions[0].content,
+        Content::Text(secret.clone()),
+        "returned as given"
+    );
+    let second_text = format!("{secret} v2");
+    let second_draft = draft(&second_text, json!({"model": "m"}), None);
+    let expected_hash = second_draft.diff_hash().to_string();
+    let second = store
+        .add_version(created.prompt.id, version(second_draft, &["staging"]))
+        .await
+        .expect("add sealed version");
+    assert!(second.created);
+    assert_eq!(
+        second.version.diff_hash, expected_hash,
+        "diff_hash of the plaintext"
+    );
+    // An identical draft is recognised against the sealed latest.
+    let again = store
+        .add_version(
+            created.prompt.id,
+            version(draft(&second_text, json!({"model": "m"}), None), &[]),
+        )
+        .await
+        .expect("identical");
+    assert!(!again.created);
+    assert_eq!(again.version.version_number, 2);
+
+    let chat_entries = json!([
+        {"role": "system", "content": format!("You keep {MARKER} secret")},
+        {"role": "user", "content": "{{ question }}"}
+    ]);
+    store
+        .create_prompt(
+            NewPrompt {
+                kind: Kind::Chat,
+                ..classified("sec/chat", Classification::Confidential)
+            },
+            chat(chat_entries.clone()),
+        )
+        .await
+        .expect("create confidential chat");
+    // A clear prompt carrying the marker: proves the raw checks below would find clear text.
+    store
+        .create_prompt(
+            classified("open/internal", Classification::Internal),
+            text(&format!("Internal {MARKER}")),
+        )
+        .await
+        .expect("create internal");
+
+    // Read back through every read path: identical.
+    let detail = store.get_prompt(&by_name("sec/text")).await.expect("get");
+    assert_eq!(
+        detail
+            .versions
+            .iter()
+            .map(|v| v.content.clone())
+            .collect::<Vec<_>>(),
+        vec![
+            Content::Text(second_text.clone()),
+            Content::Text(secret.clone())
+        ]
+    );
+    assert_eq!(detail.versions[0].diff_hash, expected_hash);
+    let v1 = store
+        .get_version(created.prompt.id, 1)
+        .await
+        .expect("get version");
+    assert_eq!(v1, created.versions[0]);
+    let (_, production) = store
+        .resolve_version(
+            &by_name("sec/text"),
+            &VersionSelector::Label(label("production")),
+        )
+        .await
+        .expect("resolve label");
+    assert_eq!(production, created.versions[0]);
+    let (_, by_number) = store
+        .resolve_version(
+            &PromptKey::Id(created.prompt.id),
+            &VersionSelector::Number(2),
+        )
+        .await
+        .expect("resolve number");
+    assert_eq!(by_number, second.version);
+    let chat_detail = store.get_prompt(&by_name("sec/chat")).await.expect("chat");
+    assert_eq!(chat_detail.versions[0].content.to_json(), chat_entries);
+
+    // The stored rows: sealed under k1 with a JSON null placeholder; the clear one as is.
+    let raw = raw_versions(database).await;
+    assert_eq!(raw.len(), 4);
+    for (prompt_name, number, content, key_id) in &raw {
+        if prompt_name.starts_with("sec/") {
+            assert_eq!(key_id.as_deref(), Some("k1"), "{prompt_name} v{number}");
+            assert_eq!(content, "null", "{prompt_name} v{number}");
+        } else {
+            assert_eq!(key_id, &None);
+            assert!(content.contains(MARKER));
+        }
+    }
+    // The whole rows as text: the marker appears once, in the internal prompt's row.
+    let rows = raw_rows_text(database).await;
+    assert_eq!(rows.matches(MARKER).count(), 1, "{rows}");
+    // The raw database file (SQLite): the marker is there only for the internal prompt.
+    if let Some(bytes) = database.file_bytes() {
+        let internal = format!("Internal {MARKER}");
+        let occurrences = bytes
+            .windows(MARKER.len())
+            .enumerate()
+            .filter(|(_, window)| *window == MARKER.as_bytes())
+            .map(|(at, _)| at)
+            .collect::<Vec<_>>();
+        assert!(!occurrences.is_empty(), "the clear prompt is in the file");
+        for at in occurrences {
+            let start = at.saturating_sub("Internal ".len());
+            assert_eq!(
+                &bytes[start..at + MARKER.len()],
+                internal.as_bytes(),
+                "the marker at byte {at} of the file is not the internal prompt's"
+            );
+        }
+        assert!(!contains(&bytes, "Restricted: "));
+        assert!(!contains(&bytes, "You keep "));
+    }
+}
+
+async fn rotating_keys_reseals_every_version_and_keeps_every_version_readable(
+    database: &TestDatabase,
+) {
+    let old = database.store();
+    // More sealed versions than one rotation batch holds.
+    let many = old
+        .create_prompt(
+            classified("rot/many", Classification::Restricted),
+            text(&format!("{MARKER} 0")),
+        )
+        .await
+        .expect("create");
+    for n in 1..=104 {
+        old.add_version(many.prompt.id, text(&format!("{MARKER} {n}")))
+            .await
+            .expect("add");
+    }
+    old.create_prompt(
+        NewPrompt {
+            kind: Kind::Chat,
+            ..classified("rot/chat", Classification::Confidential)
+        },
+        chat(json!([{"role": "user", "content": MARKER}])),
+    )
+    .await
+    .expect("create chat");
+    old.create_prompt(
+        classified("rot/public", Classification::Public),
+        text("public text"),
+    )
+    .await
+    .expect("create public");
+    let all = ["rot/chat", "rot/many", "rot/public"];
+    let before = read_all(&old, &all).await;
+
+    // Every server gets the new ring (new key first, old kept) before the rotation runs.
+    let rotating = database
+        .open_store(ring(&[("k2", KEY_2), ("k1", KEY_1)]))
+        .await;
+    assert_eq!(read_all(&rotating, &all).await, before, "old seals open");
+    let added = rotating
+        .add_version(many.prompt.id, text(&format!("{MARKER} new")))
+        .await
+        .expect("add under k2");
+    let key_of = |raw: &[(String, i64, String, Option<String>)], name: &str, number: i64| {
+        raw.iter()
+            .find(|(n, v, _, _)| n == name && *v == number)
+            .and_then(|(_, _, _, key)| key.clone())
+    };
+    let raw = raw_versions(database).await;
+    assert_eq!(
+        key_of(&raw, "rot/many", added.version.version_number).as_deref(),
+        Some("k2")
+    );
+    let before = read_all(&rotating, &all).await;
+
+    let resealed = rotating.reencrypt().await.expect("reencrypt");
+    assert_eq!(resealed, 105 + 1, "every version sealed under k1");
+    let raw = raw_versions(database).await;
+    for (prompt_name, number, content, key_id) in &raw {
+        if prompt_name == "rot/public" {
+            assert_eq!(key_id, &None);
+        } else {
+            assert_eq!(key_id.as_deref(), Some("k2"), "{prompt_name} v{number}");
+            assert_eq!(content, "null");
+        }
+    }
+    assert_eq!(read_all(&rotating, &all).await, before, "after rotation");
+    assert_eq!(rotating.reencrypt().await.expect("again"), 0, "idempotent");
+
+    // The old key can go: a ring with only k2 reads everything.
+    let rotated = database.open_store(ring(&[("k2", KEY_2)])).await;
+    assert_eq!(read_all(&rotated, &all).await, before, "k2 alone");
+    // The store that still has only k1 can no longer read sealed content, clearly.
+    assert_encryption_error(old.get_prompt(&by_name("rot/many")).await, "\"k2\"");
+    let rows = raw_rows_text(database).await;
+    assert!(!rows.contains(MARKER));
+}
+
+async fn reading_sealed_content_without_its_key_is_a_clear_error(database: &TestDatabase) {
+    let store = database.store();
+    let created = store
+        .create_prompt(
+            classified("miss/restricted", Classification::Restricted),
+            version(draft(MARKER, json!({}), None), &["production"]),
+        )
+        .await
+        .expect("create");
+    store
+        .create_prompt(
+            classified("miss/internal", Classification::Internal),
+            text("internal"),
+        )
+        .await
+        .expect("create internal");
+
+    for (options, names) in [
+        (ring(&[("k9", KEY_9)]), "\"k1\" is not configured"),
+        (
+            ConnectOptions::default(),
+            "no encryption keys are configured",
+        ),
+        // The right id with the wrong key bytes: authentication fails.
+        (ring(&[("k1", KEY_9)]), "authentication failed"),
+    ] {
+        let other = database.open_store(options).await;
+        assert_encryption_error(other.get_prompt(&by_name("miss/restricted")).await, names);
+        assert_encryption_error(other.get_version(created.prompt.id, 1).await, names);
+        assert_encryption_error(
+            other
+                .resolve_version(
+                    &by_name("miss/restricted"),
+                    &VersionSelector::Label(label("production")),
+                )
+                .await,
+            names,
+        );
+        // Metadata, lists and clear prompts are unaffected.
+        assert_eq!(
+            other
+                .find_prompt(&by_name("miss/restricted"))
+                .await
+                .expect("metadata")
+                .classification,
+            Classification::Restricted
+        );
+        assert_eq!(
+            names_of(&other).await,
+            vec!["miss/internal", "miss/restricted"]
+        );
+        other
+            .get_prompt(&by_name("miss/internal"))
+            .await
+            .expect("clear prompt reads");
+        // A new version needs the latest opened: refused, nothing written.
+        assert!(
+            other
+                .add_version(created.prompt.id, text("next"))
+                .await
+                .is_err()
+        );
+    }
+    let detail = store
+        .get_prompt(&by_name("miss/restricted"))
+        .await
+        .expect("read");
+    assert_eq!(detail.versions.len(), 1);
+    assert_eq!(detail.versions[0].content, Content::Text(MARKER.into()));
+}
+
+async fn names_of(store: &Arc<dyn Store>) -> Vec<String> {
+    names(store, query()).await
+}
+
+async fn swapped_or_tampered_ciphertext_is_an_error_not_garbage(database: &TestDatabase) {
+    let store = database.store();
+    let created = store
+        .create_prompt(
+            classified("swap/one", Classification::Restricted),
+            text("first secret"),
+        )
+        .await
+        .expect("create");
+    store
+        .add_version(created.prompt.id, text("second secret"))
+        .await
+        .expect("add");
+    // Version 1 gets version 2's nonce and ciphertext (valid under the same key).
+    let changed = database
+        .execute(
+            "UPDATE prompt_versions SET \
+             nonce = (SELECT o.nonce FROM prompt_versions o WHERE o.version_number = 2), \
+             ciphertext = (SELECT o.ciphertext FROM prompt_versions o WHERE o.version_number = 2) \
+             WHERE version_number = 1",
+        )
+        .await;
+    assert_eq!(changed, 1);
+    assert_encryption_error(
+        store.get_version(created.prompt.id, 1).await,
+        "authentication",
+    );
+    store
+        .get_version(created.prompt.id, 2)
+        .await
+        .expect("the untouched row still reads");
+    // A key id changed behind the store's back: named as missing, not opened with another key.
+    let changed = database
+        .execute("UPDATE prompt_versions SET key_id = 'k9' WHERE version_number = 2")
+        .await;
+    assert_eq!(changed, 1);
+    assert_encryption_error(store.get_version(created.prompt.id, 2).await, "\"k9\"");
+}
+
+async fn changing_the_classification_seals_or_opens_existing_versions(database: &TestDatabase) {
+    let store = database.store();
+    let created = store
+        .create_prompt(
+            classified("cls/p", Classification::Internal),
+            text(&format!("{MARKER} one")),
+        )
+        .await
+        .expect("create");
+    let id = created.prompt.id;
+    store
+        .add_version(id, text(&format!("{MARKER} two")))
+        .await
+        .expect("add");
+    let before = read_all(&store, &["cls/p"]).await;
+    let keys = |raw: Vec<(String, i64, String, Option<String>)>| {
+        raw.into_iter()
+            .map(|(_, _, content, key)| (content.contains(MARKER), key))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys(raw_versions(database).await),
+        vec![(true, None), (true, None)]
+    );
+
+    // Without keys, raising the classification is refused and nothing changes.
+    let keyless = database.open_store(ConnectOptions::default()).await;
+    let patch = |classification| PromptPatch {
+        classification: Some(classification),
+        ..PromptPatch::default()
+    };
+    assert_key_required(
+        keyless
+            .update_prompt(id, patch(Classification::Confidential), None)
+            .await,
+    );
+    let unchanged = store.find_prompt(&PromptKey::Id(id)).await.expect("find");
+    assert_eq!(unchanged.classification, Classification::Internal);
+    assert_eq!(unchanged.revision, created.prompt.revision + 1);
+
+    // Raising it seals the existing versions in the same update.
+    let updated = store
+        .update_prompt(id, patch(Classification::Restricted), None)
+        .await
+        .expect("seal");
+    assert_eq!(updated.classification, Classification::Restricted);
+    let sealed = Some("k1".to_string());
+    assert_eq!(
+        keys(raw_versions(database).await),
+        vec![(false, sealed.clone()), (false, sealed.clone())]
+    );
+    assert!(!raw_rows_text(database).await.contains(MARKER));
+    assert_eq!(read_all(&store, &["cls/p"]).await, before);
+    // Restricted → confidential: both sealed, nothing to do.
+    store
+        .update_prompt(id, patch(Classification::Confidential), None)
+        .await
+        .expect("still sealed");
+    store
+        .add_version(id, text(&format!("{MARKER} three")))
+        .await
+        .expect("a new version is sealed");
+    assert_eq!(
+        keys(raw_versions(database).await),
+        vec![
+            (false, sealed.clone()),
+            (false, sealed.clone()),
+            (false, sealed.clone())
+        ]
+    );
+    let before = read_all(&store, &["cls/p"]).await;
+
+    // Without the key, lowering it is refused (the content cannot be opened).
+    let rotated = database.open_store(ring(&[("k9", KEY_9)])).await;
+    assert_encryption_error(
+        rotated
+            .update_prompt(id, patch(Classification::Public), None)
+            .await,
+        "\"k1\"",
+    );
+    assert_eq!(
+        store
+            .find_prompt(&PromptKey::Id(id))
+            .await
+            .expect("find")
+            .classification,
+        Classification::Confidential
+    );
+
+    // Lowering it opens every version back into clear.
+    store
+        .update_prompt(id, patch(Classification::Public), None)
+        .await
+        .expect("open");
+    assert_eq!(
+        keys(raw_versions(database).await),
+        vec![(true, None), (true, None), (true, None)]
+    );
+    assert_eq!(read_all(&keyless, &["cls/p"]).await, before);
+}
+
+async fn without_keys_public_and_internal_prompts_work_and_sealed_writes_are_refused(
+    database: &TestDatabase,
+) {
+    let keyless = database.open_store(ConnectOptions::default()).await;
+    for (prompt_name, classification) in [
+        ("clear/public", Classification::Public),
+        ("clear/internal", Classification::Internal),
+    ] {
+        let created = keyless
+            .create_prompt(classified(prompt_name, classification), text("v1 text"))
+            .await
+            .expect("create clear");
+        let added = keyless
+            .add_version(created.prompt.id, text("v2 text"))
+            .await
+            .expect("add clear");
+        assert_eq!(added.version.version_number, 2);
+        let detail = keyless
+            .get_prompt(&by_name(prompt_name))
+            .await
+            .expect("get");
+        assert_eq!(detail.versions[1].content, Content::Text("v1 text".into()));
+        keyless
+            .update_prompt(
+                created.prompt.id,
+                PromptPatch {
+                    classification: Some(Classification::Public),
+                    ..PromptPatch::default()
+                },
+                None,
+            )
+            .await
+            .expect("a classification change between clear classes");
+    }
+    for (_, _, content, key_id) in raw_versions(database).await {
+        assert_eq!(key_id, None);
+        assert!(content.contains(" text"));
+    }
+
+    // Sealed classes need keys: refused, nothing written.
+    for classification in [Classification::Confidential, Classification::Restricted] {
+        assert_key_required(
+            keyless
+                .create_prompt(classified("clear/secret", classification), text(MARKER))
+                .await,
+        );
+        assert_not_found(
+            keyless.find_prompt(&by_name("clear/secret")).await,
+            "prompt \"clear/secret\"",
+        );
+    }
+    let sealed = database
+        .store()
+        .create_prompt(
+            classified("clear/sealed", Classification::Confidential),
+            text("sealed v1"),
+        )
+        .await
+        .expect("create with keys");
+    assert!(
+        keyless
+            .add_version(sealed.prompt.id, text("sealed v2"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        database
+            .store()
+            .get_prompt(&by_name("clear/sealed"))
+            .await
+            .expect("get")
+            .versions
+            .len(),
+        1
+    );
+    assert_key_required(keyless.reencrypt().await);
+    assert!(!raw_rows_text(database).await.contains(MARKER));
+}
+
+async fn reencrypt_seals_versions_stored_in_clear_before_encryption(database: &TestDatabase) {
+    let store = database.store();
+    let created = store
+        .create_prompt(
+            classified("legacy/p", Classification::Internal),
+            text(&format!("{MARKER} old")),
+        )
+        .await
+        .expect("create");
+    store
+        .add_version(created.prompt.id, text(&format!("{MARKER} older")))
+        .await
+        .expect("add");
+    // As a release before encryption left it: confidential, content in clear.
+    database
+        .execute("UPDATE prompts SET classification = 'confidential'")
+        .await;
+    let before = read_all(&store, &["legacy/p"]).await;
+    assert_eq!(store.reencrypt().await.expect("reencrypt"), 2);
+    for (_, _, content, key_id) in raw_versions(database).await {
+        assert_eq!((content.as_str(), key_id.as_deref()), ("null", Some("k1")));
+    }
+    assert_eq!(read_all(&store, &["legacy/p"]).await, before);
+    assert_eq!(store.reencrypt().await.expect("again"), 0);
 }

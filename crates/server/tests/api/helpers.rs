@@ -49,9 +49,24 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Store options with the test encryption key ring (confidential and restricted content is
+/// sealed at rest, as in production).
+pub fn keyed() -> promptvault_store::ConnectOptions {
+    let ring = promptvault_core::crypto::KeyRing::parse(&format!("test:{}", "ab".repeat(32)))
+        .expect("key ring");
+    promptvault_store::ConnectOptions {
+        keys: Some(std::sync::Arc::new(ring)),
+    }
+}
+
 impl TestApp {
     pub async fn sqlite() -> TestApp {
-        Self::start(TestDatabase::sqlite().await, false, test_settings()).await
+        Self::start(
+            TestDatabase::sqlite_with(keyed()).await,
+            false,
+            test_settings(),
+        )
+        .await
     }
 
     /// `None` (with one line on stderr) when no test PostgreSQL is configured.
@@ -62,14 +77,26 @@ impl TestApp {
             );
             return None;
         };
-        Some(Self::start(TestDatabase::postgres(&url).await, true, test_settings()).await)
+        Some(
+            Self::start(
+                TestDatabase::postgres_with(&url, keyed()).await,
+                true,
+                test_settings(),
+            )
+            .await,
+        )
     }
 
     /// Another server over a fresh, empty database on the same backend as this one.
     pub async fn fresh(&self) -> TestApp {
         match (self.postgres, postgres_test_url()) {
             (true, Some(url)) => {
-                Self::start(TestDatabase::postgres(&url).await, true, test_settings()).await
+                Self::start(
+                    TestDatabase::postgres_with(&url, keyed()).await,
+                    true,
+                    test_settings(),
+                )
+                .await
             }
             _ => Self::sqlite().await,
         }

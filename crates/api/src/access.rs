@@ -213,3 +213,10 @@ pub struct AuditVerifyResponse {
     pub first_broken_seq: Option<i64>,
     pub reason: Option<String>,
 }
+
+/// `POST /api/keys/rotate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KeysRotatedResponse {
+    /// Versions re-encrypted under the current key.
+    pub reencrypted: u64,
+}

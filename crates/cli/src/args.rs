@@ -91,6 +91,21 @@ pub enum Command {
     Token(TokenArgs),
     /// List audit log entries (`prompt audit --scope agent --since 7d`), or verify the chain
     Audit(AuditArgs),
+    /// Encryption keys: `prompt keys rotate` re-encrypts under the current key
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-encrypt every sealed version under the current key (the first of
+    /// PROMPTVAULT_ENCRYPTION_KEY); run it after adding a new key in front, then drop the old one
+    Rotate,
 }
 
 #[derive(Debug, Args)]

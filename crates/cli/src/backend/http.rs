@@ -10,7 +10,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use promptvault_api::{
     access::{
         AuditListResponse, AuditQuery, AuditVerifyResponse, CreateTokenRequest, CreateUserRequest,
-        TokenResponse, UserResponse,
+        KeysRotatedResponse, TokenResponse, UserResponse,
     },
     bundle::{Bundle, ImportReport},
     problem::Problem,
@@ -306,6 +306,11 @@ impl Backend for HttpBackend {
 
     async fn verify_audit(&self) -> CliResult<AuditVerifyResponse> {
         self.send_json(self.request(Method::GET, "/api/audit/verify"))
+            .await
+    }
+
+    async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse> {
+        self.send_json(self.request(Method::POST, "/api/keys/rotate"))
             .await
     }
 }

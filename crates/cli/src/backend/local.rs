@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use promptvault_api::{
     access::{
         AuditListResponse, AuditQuery, AuditVerifyResponse, CreateTokenRequest, CreateUserRequest,
-        TokenResponse, UserResponse,
+        KeysRotatedResponse, TokenResponse, UserResponse,
     },
     bundle::{Bundle, ImportReport},
     prompts::{
@@ -147,5 +147,9 @@ impl Backend for LocalBackend {
 
     async fn verify_audit(&self) -> CliResult<AuditVerifyResponse> {
         Ok(self.vault.verify_audit(&self.actor).await?)
+    }
+
+    async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse> {
+        Ok(self.vault.rotate_keys(&self.actor).await?)
     }
 }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use promptvault_api::{
     access::{
         AuditListResponse, AuditQuery, AuditVerifyResponse, CreateTokenRequest, CreateUserRequest,
-        TokenResponse, UserResponse,
+        KeysRotatedResponse, TokenResponse, UserResponse,
     },
     bundle::{Bundle, ImportReport},
     prompts::{
@@ -75,4 +75,6 @@ pub trait Backend: Send + Sync {
     async fn revoke_token(&self, id: uuid::Uuid) -> CliResult<TokenResponse>;
     async fn list_audit(&self, query: AuditQuery) -> CliResult<AuditListResponse>;
     async fn verify_audit(&self) -> CliResult<AuditVerifyResponse>;
+    /// Re-encrypts every sealed version under the current key.
+    async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse>;
 }

@@ -8,7 +8,10 @@ use promptvault_api::{
 };
 
 use crate::{
-    args::{AuditArgs, AuditCommand, TokenArgs, TokenCommand, UserArgs, UserCommand},
+    args::{
+        AuditArgs, AuditCommand, KeysArgs, KeysCommand, TokenArgs, TokenCommand, UserArgs,
+        UserCommand,
+    },
     backend::Backend,
     error::{CliError, CliResult},
     output::{self, Table, or_dash, timestamp},
@@ -237,4 +240,19 @@ pub async fn audit(backend: &dyn Backend, args: AuditArgs, json: bool) -> CliRes
         ]);
     }
     Ok(table.render())
+}
+
+pub async fn keys(backend: &dyn Backend, args: KeysArgs, json: bool) -> CliResult<String> {
+    match args.command {
+        KeysCommand::Rotate => {
+            let rotated = backend.rotate_keys().await?;
+            if json {
+                return output::json(&rotated);
+            }
+            Ok(format!(
+                "re-encrypted {} version(s) under the current key\n",
+                rotated.reencrypted
+            ))
+        }
+    }
 }

@@ -47,6 +47,7 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::User(args) => access::user(backend, args, json).await?,
         Command::Token(args) => access::token(backend, args, json).await?,
         Command::Audit(args) => access::audit(backend, args, json).await?,
+        Command::Keys(args) => access::keys(backend, args, json).await?,
         Command::Show(args) => prompts::show(backend, args, json).await?,
         Command::Create(args) => prompts::create(backend, args, json).await?,
         Command::Version(args) => prompts::version(backend, args, json).await?,

@@ -133,3 +133,48 @@ fn serve_prints_the_first_admin_token_once() {
     );
     assert_eq!(second_line(&data), "", "only on first start");
 }
+
+#[test]
+fn rotating_keys_keeps_restricted_prompts_readable_and_a_missing_key_is_a_clear_error() {
+    let vault = Vault::local();
+    vault.ok(&[
+        "create",
+        "vault/secret",
+        "--content",
+        "launch code 0000",
+        "--classification",
+        "restricted",
+    ]);
+    let data_dir = vault.data_dir();
+    let generated =
+        std::fs::read_to_string(data_dir.join("encryption.key")).expect("generated key file");
+    let old = generated.trim().to_string();
+    assert!(old.starts_with("k1:"), "{old}");
+
+    let new_key = format!("k2:{}", "cd".repeat(32));
+    let rotated = vault.json_with_env(
+        &["keys", "rotate"],
+        &[("PROMPTVAULT_ENCRYPTION_KEY", &format!("{new_key},{old}"))],
+    );
+    assert_eq!(rotated["reencrypted"], 1);
+
+    let shown = vault.json_with_env(
+        &["show", "vault/secret"],
+        &[("PROMPTVAULT_ENCRYPTION_KEY", &new_key)],
+    );
+    assert_eq!(
+        shown["versions"][0]["content"], "launch code 0000",
+        "readable with the new key alone"
+    );
+
+    let failed = vault.run_with_env(
+        &["show", "vault/secret"],
+        &[("PROMPTVAULT_ENCRYPTION_KEY", &old)],
+    );
+    assert_ne!(failed.code, 0);
+    assert!(
+        failed.stderr.contains("encryption") && !failed.stdout.contains("launch code"),
+        "{}",
+        failed.stderr
+    );
+}

@@ -165,6 +165,32 @@ impl Vault {
     }
 
     /// Runs a command that must succeed; returns its stdout.
+    /// Runs with extra environment variables.
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = prompt_command();
+        command.args(&self.target).args(args);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Run::from_output(args, command.output().expect("run prompt"))
+    }
+
+    /// [`Vault::run_with_env`] expecting success and JSON on stdout.
+    pub fn json_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Value {
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        let run = self.run_with_env(&with_json, env);
+        assert_eq!(run.code, 0, "prompt {args:?} failed: {}", run.stderr);
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {}", run.stdout))
+    }
+
+    /// The `--data-dir` of a local vault.
+    pub fn data_dir(&self) -> PathBuf {
+        assert_eq!(self.target[0], "--data-dir", "a local vault");
+        PathBuf::from(&self.target[1])
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let run = self.run(args);
         assert_eq!(run.code, 0, "prompt {args:?} failed: {}", run.stderr);

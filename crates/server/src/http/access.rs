@@ -5,7 +5,7 @@ use axum::{Json, extract::State, http::StatusCode};
 use promptvault_api::{
     access::{
         AuditListResponse, AuditQuery, AuditVerifyResponse, CreateTokenRequest, CreateUserRequest,
-        TokenResponse, UpdateUserRequest, UserResponse,
+        KeysRotatedResponse, TokenResponse, UpdateUserRequest, UserResponse,
     },
     problem::Problem,
 };
@@ -193,4 +193,19 @@ pub async fn verify_audit(
     CurrentActor(actor): CurrentActor,
 ) -> AppResult<Json<AuditVerifyResponse>> {
     Ok(Json(state.vault.verify_audit(&actor).await?))
+}
+
+#[utoipa::path(
+    post, path = "/api/keys/rotate", tag = "access",
+    responses(
+        (status = 200, description = "every sealed version is now under the current encryption key", body = KeysRotatedResponse),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a version is sealed under a key this server does not have", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn rotate_keys(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+) -> AppResult<Json<KeysRotatedResponse>> {
+    Ok(Json(state.vault.rotate_keys(&actor).await?))
 }

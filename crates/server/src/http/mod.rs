@@ -167,6 +167,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(access::revoke_token))
         .routes(routes!(access::list_audit))
         .routes(routes!(access::verify_audit))
+        .routes(routes!(access::rotate_keys))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
 }

@@ -4,7 +4,7 @@
 
 use promptvault_api::access::{
     AuditEntryResponse, AuditListResponse, AuditQuery, AuditVerifyResponse, CreateTokenRequest,
-    CreateUserRequest, TokenResponse, UpdateUserRequest, UserResponse,
+    CreateUserRequest, KeysRotatedResponse, TokenResponse, UpdateUserRequest, UserResponse,
 };
 use promptvault_core::{
     access::Action,
@@ -420,6 +420,21 @@ impl Vault {
             )),
             Err(other) => Err(other.into()),
         }
+    }
+}
+
+impl Vault {
+    /// Re-encrypts every sealed version not under the current key (in small batches, so serving
+    /// goes on); returns how many were re-encrypted.
+    pub async fn rotate_keys(&self, actor: &Actor) -> AppResult<KeysRotatedResponse> {
+        self.authorize(actor, Action::ManageAccess, None).await?;
+        let reencrypted = self.store.reencrypt().await?;
+        self.audit(
+            actor,
+            Audited::ok("keys.rotate", None).detail(json!({"reencrypted": reencrypted})),
+        )
+        .await?;
+        Ok(KeysRotatedResponse { reencrypted })
     }
 }
 

@@ -193,6 +193,7 @@ const ROUTES: &[Route] = &[
     route("DELETE", "/api/tokens/{token_id}", "A....."),
     route("GET", "/api/audit", "A....."),
     route("GET", "/api/audit/verify", "A....."),
+    route("POST", "/api/keys/rotate", "A....."),
     route("GET", "/healthz", "AOUGXN"),
     route("GET", "/readyz", "AOUGXN"),
     // Deleting comes last so that no other cell loses its prompt (each delete cell deletes a

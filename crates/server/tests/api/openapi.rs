@@ -45,6 +45,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     GET /healthz
     GET /readyz
     POST /api/import
+    POST /api/keys/rotate
     POST /api/prompt-types
     POST /api/prompts
     POST /api/prompts/{id}/link

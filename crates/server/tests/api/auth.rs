@@ -14,6 +14,7 @@ use crate::helpers::{TestApp, expect_json, expect_problem};
 
 crate::on_both_backends!(
     jwts_are_accepted_only_when_signed_with_the_pinned_algorithm_and_unexpired,
+    an_rs256_server_accepts_its_keys_signature_and_refuses_others_and_hs256_confusion,
     revoked_expired_unknown_and_missing_opaque_tokens_are_refused,
     a_tokens_role_is_capped_by_its_users_role,
     a_token_restricted_to_names_or_scopes_sees_only_those_prompts,
@@ -540,5 +541,77 @@ async fn every_answer_carries_the_security_headers(app: TestApp) {
                 .is_some_and(|policy| policy.contains("default-src 'none'")),
             "{what}: content-security-policy"
         );
+    }
+}
+
+/// A fresh RSA key pair: (private key PEM, public key PEM).
+fn rsa_key_pair() -> (String, String) {
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("RSA key");
+    let private_pem = private
+        .to_pkcs8_pem(LineEnding::LF)
+        .expect("private PEM")
+        .to_string();
+    let public_pem = private
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .expect("public PEM");
+    (private_pem, public_pem)
+}
+
+fn rs256(claims: &Value, private_pem: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        claims,
+        &EncodingKey::from_rsa_pem(private_pem.as_bytes()).expect("RSA key"),
+    )
+    .expect("sign")
+}
+
+async fn an_rs256_server_accepts_its_keys_signature_and_refuses_others_and_hs256_confusion(
+    app: TestApp,
+) {
+    let (private_pem, public_pem) = rsa_key_pair();
+    let (other_private_pem, _) = rsa_key_pair();
+    let user = app.user(&["user"]).await;
+    let key_file = tempfile::NamedTempFile::new().expect("key file");
+    std::fs::write(key_file.path(), &public_pem).expect("write the public key");
+    let path = key_file.path().to_path_buf();
+    let app = app
+        .reconfigured(|settings| settings.auth.jwt_rs256_public_key_file = Some(path))
+        .await;
+
+    let valid = rs256(&json!({"sub": user, "exp": now() + 600}), &private_pem);
+    expect_json(
+        send_as(&app, Some(&valid), Method::GET, "/api/prompts").await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let cases = [
+        (
+            "signed by another key",
+            rs256(
+                &json!({"sub": user, "exp": now() + 600}),
+                &other_private_pem,
+            ),
+        ),
+        (
+            "expired",
+            rs256(&json!({"sub": user, "exp": now() - 3600}), &private_pem),
+        ),
+        // Algorithm confusion: an HS256 token whose secret is the server's public key.
+        (
+            "HS256 signed with the public key",
+            hs256(&json!({"sub": user, "exp": now() + 600}), &public_pem),
+        ),
+    ];
+    for (what, token) in cases {
+        expect_401(
+            send_as(&app, Some(&token), Method::GET, "/api/prompts").await,
+            "invalid_credentials",
+            what,
+        )
+        .await;
     }
 }

@@ -56,12 +56,19 @@ struct Claims {
 
 pub struct Authenticator {
     store: Arc<dyn Store>,
+    /// Verified opaque tokens by hash, for a few seconds: most requests then need no lookup.
+    /// Revocation and user changes through this server flush it at once; other servers (and
+    /// the CLI on the same database) are seen within [`TOKEN_CACHE_TTL`].
+    tokens: moka::sync::Cache<String, Arc<(ApiToken, Option<User>)>>,
     jwt: Option<JwtVerifier>,
     failures: Mutex<HashMap<String, (Instant, u32)>>,
     max_failures_per_minute: u32,
 }
 
 const WINDOW: Duration = Duration::from_secs(60);
+
+/// How long a verified token is trusted without asking the database again.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 
 impl Authenticator {
     pub fn new(store: Arc<dyn Store>, settings: &AuthSettings) -> anyhow::Result<Self> {
@@ -106,6 +113,10 @@ impl Authenticator {
         });
         Ok(Authenticator {
             store,
+            tokens: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(TOKEN_CACHE_TTL)
+                .build(),
             jwt,
             failures: Mutex::new(HashMap::new()),
             max_failures_per_minute: settings.max_failures_per_minute,
@@ -138,25 +149,32 @@ impl Authenticator {
     }
 
     async fn opaque(&self, token: &str) -> Result<Authenticated, AuthFailure> {
+        let hash = token_hash(token);
+        if let Some(cached) = self.tokens.get(&hash) {
+            let (record, user) = cached.as_ref();
+            check_usable(record)?;
+            return Ok(principal_of_token(record, user.as_ref()));
+        }
         let record = self
             .store
-            .find_token_by_hash(&token_hash(token))
+            .find_token_by_hash(&hash)
             .await
             .map_err(|error| unavailable(&error))?
             .ok_or_else(|| AuthFailure::Invalid("unknown token".into()))?;
-        let now = OffsetDateTime::now_utc();
-        if record.revoked_at.is_some() {
-            return Err(AuthFailure::Invalid("the token was revoked".into()));
-        }
-        if record.expires_at.is_some_and(|expires| expires <= now) {
-            return Err(AuthFailure::Invalid("the token expired".into()));
-        }
+        check_usable(&record)?;
         let user = match record.user_id {
             Some(user_id) => Some(self.user(user_id).await?),
             None => None,
         };
         self.touch(record.id);
-        Ok(principal_of_token(&record, user.as_ref()))
+        let authenticated = principal_of_token(&record, user.as_ref());
+        self.tokens.insert(hash, Arc::new((record, user)));
+        Ok(authenticated)
+    }
+
+    /// Forgets every cached token (after a revocation or a change to users).
+    pub fn forget_cached_tokens(&self) {
+        self.tokens.invalidate_all();
     }
 
     async fn jwt(&self, token: &str) -> Result<Authenticated, AuthFailure> {
@@ -261,6 +279,20 @@ pub fn principal_of_token(token: &ApiToken, user: Option<&User>) -> Authenticate
         kind,
         token_id: Some(token.id),
     }
+}
+
+/// A revoked or expired token is refused, cached or not.
+fn check_usable(record: &ApiToken) -> Result<(), AuthFailure> {
+    if record.revoked_at.is_some() {
+        return Err(AuthFailure::Invalid("the token was revoked".into()));
+    }
+    if record
+        .expires_at
+        .is_some_and(|expires| expires <= OffsetDateTime::now_utc())
+    {
+        return Err(AuthFailure::Invalid("the token expired".into()));
+    }
+    Ok(())
 }
 
 fn unavailable(error: &StoreError) -> AuthFailure {

@@ -559,6 +559,7 @@ pub(crate) fn from_unix_nanos(column: &str, nanos: i64) -> StoreResult<OffsetDat
 
 /// An entry to append, with its fields in their stored form, before it has a place in the
 /// chain (prepared before taking the log's lock, so the lock is held only for the chaining).
+#[derive(Debug, Clone)]
 pub(crate) struct PendingAudit {
     entry: NewAuditEntry,
     pub at_ns: i64,

@@ -82,6 +82,13 @@ const AUDIT_LOCK_KEY: i64 = 0x0070_7661_7564_6974;
 /// Enough for 16 concurrent writers plus readers.
 const MAX_CONNECTIONS: u32 = 20;
 
+/// An audit entry waiting for the next batch, and where to say it was written.
+#[derive(Debug)]
+struct QueuedAudit {
+    pending: common::PendingAudit,
+    done: tokio::sync::oneshot::Sender<StoreResult<AuditEntry>>,
+}
+
 /// The PostgreSQL implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -89,6 +96,9 @@ pub struct PgStore {
     writers: Arc<PromptWriters>,
     /// Audit appenders of this process, queued in front of the advisory lock.
     audit_writers: Arc<tokio::sync::Mutex<()>>,
+    /// Entries waiting to be appended: whoever holds `audit_writers` writes all of them in one
+    /// transaction (a group commit: one flush for many concurrent appenders).
+    audit_queue: Arc<std::sync::Mutex<Vec<QueuedAudit>>>,
     /// The keys for sealed content (confidential and restricted versions).
     keys: Option<Arc<KeyRing>>,
 }
@@ -163,6 +173,7 @@ impl PgStore {
             pool,
             writers: Arc::default(),
             audit_writers: Arc::default(),
+            audit_queue: Arc::default(),
             keys: connect.keys,
         })
     }
@@ -1829,58 +1840,31 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all)]
     async fn append_audit(&self, entry: NewAuditEntry) -> StoreResult<AuditEntry> {
-        let mut pending = common::pending_audit(entry)?;
-        let _queue = self.audit_writers.lock().await;
-        let mut tx = self.begin_audit().await?;
-        // After the lock, so this snapshot includes the previous holder's entry.
-        let row = sqlx::query(
-            "SELECT (SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1),
-                    (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),
-                    (SELECT up_to_seq FROM audit_checkpoints ORDER BY up_to_seq DESC LIMIT 1),
-                    (SELECT up_to_hash FROM audit_checkpoints ORDER BY up_to_seq DESC LIMIT 1)",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let pair = |seq: Option<i64>, hash: Option<String>| seq.zip(hash);
-        let last = pair(row.try_get(0)?, row.try_get(1)?);
-        let checkpoint = pair(row.try_get(2)?, row.try_get(3)?);
-        let at_ns = pending.at_ns;
-        let detail = std::mem::take(&mut pending.detail);
-        let chained = pending.chain(last, checkpoint);
-        let entry = &chained.entry;
-        sqlx::query(concat!(
-            "INSERT INTO audit_log (",
-            audit_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19)"
-        ))
-        .bind(chained.seq)
-        .bind(entry.id)
-        .bind(at_ns)
-        .bind(&entry.actor_kind)
-        .bind(&entry.actor_id)
-        .bind(entry.actor_role.map(Role::as_str))
-        .bind(&entry.action)
-        .bind(entry.outcome.as_str())
-        .bind(entry.prompt_id)
-        .bind(&entry.prompt_name)
-        .bind(entry.prompt_scope.map(|scope| scope.as_str()))
-        .bind(
-            entry
-                .classification
-                .map(|classification| classification.as_str()),
-        )
-        .bind(&entry.before_hash)
-        .bind(&entry.after_hash)
-        .bind(detail)
-        .bind(&entry.source)
-        .bind(&entry.request_id)
-        .bind(&chained.prev_hash)
-        .bind(&chained.hash)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(chained)
+        let pending = common::pending_audit(entry)?;
+        let (done, mut written) = tokio::sync::oneshot::channel();
+        self.audit_queue
+            .lock()
+            .map_err(|_| StoreError::Corrupt("the audit queue lock is poisoned".into()))?
+            .push(QueuedAudit { pending, done });
+        let _writer = self.audit_writers.lock().await;
+        // The previous holder may have written this entry with its batch.
+        if let Ok(result) = written.try_recv() {
+            return result;
+        }
+        let batch = std::mem::take(
+            &mut *self
+                .audit_queue
+                .lock()
+                .map_err(|_| StoreError::Corrupt("the audit queue lock is poisoned".into()))?,
+        );
+        match self.write_audit_batch(batch).await {
+            Ok(()) => {}
+            // Every sender of the batch was told; ours too, so fall through to read it.
+            Err(error) => return Err(error),
+        }
+        written
+            .await
+            .map_err(|_| StoreError::Corrupt("an audit entry was dropped from its batch".into()))?
     }
 
     #[tracing::instrument(skip_all)]
@@ -2037,5 +2021,99 @@ impl Store for PgStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl PgStore {
+    /// Appends queued entries in one transaction under the advisory lock, chaining each on the
+    /// one before, and tells every appender its entry (or the failure).
+    async fn write_audit_batch(&self, batch: Vec<QueuedAudit>) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let result = self.insert_audit_batch(&batch).await;
+        match result {
+            Ok(entries) => {
+                for (queued, entry) in batch.into_iter().zip(entries) {
+                    let _ = queued.done.send(Ok(entry));
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for queued in batch {
+                    let _ = queued.done.send(Err(StoreError::Corrupt(format!(
+                        "audit append failed: {message}"
+                    ))));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn insert_audit_batch(&self, batch: &[QueuedAudit]) -> StoreResult<Vec<AuditEntry>> {
+        let mut tx = self.begin_audit().await?;
+        // After the lock, so this snapshot includes the previous holder's entries.
+        let row = sqlx::query(
+            "SELECT (SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1),
+                    (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),
+                    (SELECT up_to_seq FROM audit_checkpoints ORDER BY up_to_seq DESC LIMIT 1),
+                    (SELECT up_to_hash FROM audit_checkpoints ORDER BY up_to_seq DESC LIMIT 1)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let pair = |seq: Option<i64>, hash: Option<String>| seq.zip(hash);
+        let mut last = pair(row.try_get(0)?, row.try_get(1)?);
+        let checkpoint = pair(row.try_get(2)?, row.try_get(3)?);
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut insert = QueryBuilder::<Postgres>::new(concat!(
+            "INSERT INTO audit_log (",
+            audit_columns!(),
+            ") "
+        ));
+        let mut rows = Vec::with_capacity(batch.len());
+        for queued in batch {
+            let chained = queued
+                .pending
+                .clone()
+                .chain(last.clone(), checkpoint.clone());
+            last = Some((chained.seq, chained.hash.clone()));
+            rows.push((
+                queued.pending.at_ns,
+                queued.pending.detail.clone(),
+                chained.clone(),
+            ));
+            entries.push(chained);
+        }
+        insert.push_values(rows, |mut values, (at_ns, detail, chained)| {
+            let entry = &chained.entry;
+            values
+                .push_bind(chained.seq)
+                .push_bind(entry.id)
+                .push_bind(at_ns)
+                .push_bind(entry.actor_kind.clone())
+                .push_bind(entry.actor_id.clone())
+                .push_bind(entry.actor_role.map(Role::as_str))
+                .push_bind(entry.action.clone())
+                .push_bind(entry.outcome.as_str())
+                .push_bind(entry.prompt_id)
+                .push_bind(entry.prompt_name.clone())
+                .push_bind(entry.prompt_scope.map(|scope| scope.as_str()))
+                .push_bind(
+                    entry
+                        .classification
+                        .map(|classification| classification.as_str()),
+                )
+                .push_bind(entry.before_hash.clone())
+                .push_bind(entry.after_hash.clone())
+                .push_bind(detail)
+                .push_bind(entry.source.clone())
+                .push_bind(entry.request_id.clone())
+                .push_bind(chained.prev_hash.clone())
+                .push_bind(chained.hash.clone());
+        });
+        insert.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(entries)
     }
 }

@@ -89,9 +89,10 @@ pub async fn update_user(
     ApiPath(user_id): ApiPath<Uuid>,
     ApiJson(request): ApiJson<UpdateUserRequest>,
 ) -> AppResult<Json<UserResponse>> {
-    Ok(Json(
-        state.vault.update_user(&actor, user_id, request).await?,
-    ))
+    let user = state.vault.update_user(&actor, user_id, request).await?;
+    // Roles and permissions behind cached tokens may have changed.
+    state.auth.forget_cached_tokens();
+    Ok(Json(user))
 }
 
 #[utoipa::path(
@@ -109,6 +110,7 @@ pub async fn delete_user(
     ApiPath(user_id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     state.vault.delete_user(&actor, user_id).await?;
+    state.auth.forget_cached_tokens();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -161,7 +163,9 @@ pub async fn revoke_token(
     CurrentActor(actor): CurrentActor,
     ApiPath(token_id): ApiPath<Uuid>,
 ) -> AppResult<Json<TokenResponse>> {
-    Ok(Json(state.vault.revoke_token(&actor, token_id).await?))
+    let revoked = state.vault.revoke_token(&actor, token_id).await?;
+    state.auth.forget_cached_tokens();
+    Ok(Json(revoked))
 }
 
 #[utoipa::path(

@@ -298,10 +298,12 @@ impl Vault {
         if !owner_or_admin
             && (request.access.is_some()
                 || request.owner_id.is_some()
-                || request.classification.is_some())
+                || request.classification.is_some()
+                || request.scope.is_some()
+                || request.agent_id.is_some())
         {
             return Err(forbidden(
-                "only admins and the prompt's owner can change its owner, classification or access rules",
+                "only admins and the prompt's owner can change its owner, scope, agent, classification or access rules",
             ));
         }
         let expected_revision = match if_match {

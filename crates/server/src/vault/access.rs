@@ -461,15 +461,14 @@ pub fn parse_time_or_age(
             format!("{field} is an RFC 3339 time or an age like 30m, 12h, 7d"),
         )
     };
-    let (number, unit) = value.split_at(value.len().saturating_sub(1));
+    let units: [(char, i64); 4] = [('s', 1), ('m', 60), ('h', 3_600), ('d', 86_400)];
+    let (number, seconds_per_unit) = units
+        .iter()
+        .find_map(|(unit, seconds)| value.strip_suffix(*unit).map(|number| (number, *seconds)))
+        .ok_or_else(invalid)?;
     let amount: i64 = number.parse().map_err(|_| invalid())?;
-    let age = match unit {
-        "s" => Duration::seconds(amount),
-        "m" => Duration::minutes(amount),
-        "h" => Duration::hours(amount),
-        "d" => Duration::days(amount),
-        _ => return Err(invalid()),
-    };
+    let seconds = amount.checked_mul(seconds_per_unit).ok_or_else(invalid)?;
+    let age = Duration::seconds(seconds);
     now.checked_sub(age).ok_or_else(invalid)
 }
 
@@ -491,6 +490,8 @@ mod tests {
             ("7w", None),
             ("d", None),
             ("", None),
+            ("1é", None),
+            ("9999999999999999d", None),
         ];
         for (value, expected) in cases {
             assert_eq!(

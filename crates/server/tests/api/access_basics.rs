@@ -11,6 +11,7 @@ crate::on_both_backends!(
     an_agent_reads_but_cannot_write,
     a_user_prompt_is_invisible_to_other_users,
     tokens_are_listed_without_their_secrets,
+    only_the_owner_or_an_admin_changes_who_sees_a_prompt,
 );
 
 async fn a_request_without_a_credential_is_401_with_www_authenticate(app: TestApp) {
@@ -105,4 +106,63 @@ async fn tokens_are_listed_without_their_secrets(app: TestApp) {
         app.admin_token
             .starts_with(bootstrap["token_prefix"].as_str().expect("prefix"))
     );
+}
+
+async fn only_the_owner_or_an_admin_changes_who_sees_a_prompt(app: TestApp) {
+    let owner = app.user(&["user"]).await;
+    let other = app.user(&["user"]).await;
+    let owner_token = app
+        .token(json!({"name": "owner", "role": "user", "user_id": owner}))
+        .await;
+    let other_token = app
+        .token(json!({"name": "other", "role": "user", "user_id": other}))
+        .await;
+    let created = app
+        .request_as(Some(&owner_token), Method::POST, "/api/prompts")
+        .json(&json!({"name": "team/shared", "content": "x"}))
+        .send()
+        .await
+        .expect("request");
+    expect_json(created, StatusCode::CREATED).await;
+    let cases = [
+        json!({"scope": "user"}),
+        json!({"classification": "restricted"}),
+        json!({"owner_id": other}),
+        json!({"access": {"owner_only": true}}),
+    ];
+    for change in cases {
+        let refused = app
+            .request_as(
+                Some(&other_token),
+                Method::PUT,
+                "/api/prompts/team%2Fshared",
+            )
+            .json(&change)
+            .send()
+            .await
+            .expect("request");
+        expect_problem(refused, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    let retitled = app
+        .request_as(
+            Some(&other_token),
+            Method::PUT,
+            "/api/prompts/team%2Fshared",
+        )
+        .json(&json!({"title": "Shared"}))
+        .send()
+        .await
+        .expect("request");
+    expect_json(retitled, StatusCode::OK).await;
+    let moved = app
+        .request_as(
+            Some(&owner_token),
+            Method::PUT,
+            "/api/prompts/team%2Fshared",
+        )
+        .json(&json!({"scope": "user"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(expect_json(moved, StatusCode::OK).await["scope"], "user");
 }

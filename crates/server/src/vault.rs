@@ -5,7 +5,7 @@
 //! Domain rules come from `promptvault-core`; persistence from the [`Store`]. This module only
 //! orchestrates: parse and validate input, load, decide, store, convert.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use moka::sync::Cache;
 use promptvault_api::{
@@ -430,12 +430,33 @@ impl Vault {
             )
             .await?;
         version.carry_over = carry_over;
+        // Labels sent with the version move even when the version is identical to the latest
+        // one; each move is audited, so note where they pointed before.
+        let labels_before = if version.labels.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.store
+                .get_prompt(&PromptKey::Id(prompt.id))
+                .await?
+                .labels
+        };
+        let requested_labels = version.labels.clone();
         let added = self.store.add_version(prompt.id, version).await?;
         if added.created {
             let audited = Audited::ok("version.create", Some(&prompt))
                 .hashes(Some(before_hash), Some(added.version.diff_hash.clone()))
                 .detail(serde_json::json!({"version": added.version.version_number}));
             self.audit(actor, audited).await?;
+        }
+        let now_at = added.version.version_number;
+        for label in requested_labels {
+            let from = labels_before.get(label.as_str()).copied();
+            if from != Some(now_at) {
+                let audited = Audited::ok("label.set", Some(&prompt)).detail(
+                    serde_json::json!({"label": label.as_str(), "from": from, "to": now_at}),
+                );
+                self.audit(actor, audited).await?;
+            }
         }
         Ok((VersionResponse::from(&added.version), added.created))
     }

@@ -12,6 +12,7 @@ crate::on_both_backends!(
     a_user_prompt_is_invisible_to_other_users,
     tokens_are_listed_without_their_secrets,
     only_the_owner_or_an_admin_changes_who_sees_a_prompt,
+    labels_moved_with_an_identical_version_are_audited,
 );
 
 async fn a_request_without_a_credential_is_401_with_www_authenticate(app: TestApp) {
@@ -165,4 +166,27 @@ async fn only_the_owner_or_an_admin_changes_who_sees_a_prompt(app: TestApp) {
         .await
         .expect("request");
     assert_eq!(expect_json(moved, StatusCode::OK).await["scope"], "user");
+}
+
+async fn labels_moved_with_an_identical_version_are_audited(app: TestApp) {
+    app.create_prompt("moved/label", "same text").await;
+    let again = app
+        .add_version(
+            "moved/label",
+            &json!({"content": "same text", "labels": ["production"]}),
+        )
+        .await;
+    let version = expect_json(again, StatusCode::OK).await;
+    assert_eq!(version["version_number"], 1, "identical: no new version");
+    let audit = expect_json(app.get("/api/audit?action=label.set").await, StatusCode::OK).await;
+    let moves: Vec<serde_json::Value> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|entry| entry["detail"].clone())
+        .collect();
+    assert_eq!(
+        moves,
+        vec![json!({"label": "production", "from": null, "to": 1})]
+    );
 }

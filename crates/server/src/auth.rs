@@ -5,8 +5,9 @@
 //! - JWTs are verified with the one configured algorithm (HS256 with a shared secret, or RS256
 //!   with a public key): the algorithm is pinned, so `alg: none` and algorithm confusion are
 //!   refused; `exp` is required; `sub` must name an existing user.
-//! - Failed attempts are counted per client address; past the configured number per minute the
-//!   answer is 429 without even looking at the credential.
+//! - Failed attempts are counted per client address; past the configured number per minute
+//!   further failures are answered 429 (a valid credential still passes, so a shared address
+//!   cannot lock its legitimate users out).
 
 use std::{
     collections::HashMap,
@@ -129,9 +130,6 @@ impl Authenticator {
         header: Option<&str>,
         source: &str,
     ) -> Result<Authenticated, AuthFailure> {
-        if self.is_rate_limited(source) {
-            return Err(AuthFailure::RateLimited);
-        }
         let result = match header {
             None => Err(AuthFailure::Missing),
             Some(header) => match header.strip_prefix("Bearer ").map(str::trim) {
@@ -142,10 +140,17 @@ impl Authenticator {
                 )),
             },
         };
-        if result.is_err() {
-            self.record_failure(source);
+        // A valid credential always passes, so failures from a shared address (a proxy, a NAT)
+        // never lock its legitimate users out; past the limit, failures are answered 429 and no
+        // longer counted (or audited) one by one.
+        match result {
+            Ok(authenticated) => Ok(authenticated),
+            Err(_) if self.is_rate_limited(source) => Err(AuthFailure::RateLimited),
+            Err(failure) => {
+                self.record_failure(source);
+                Err(failure)
+            }
         }
-        result
     }
 
     async fn opaque(&self, token: &str) -> Result<Authenticated, AuthFailure> {

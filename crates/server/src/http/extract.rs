@@ -153,7 +153,11 @@ impl FromRequestParts<AppState> for CurrentActor {
                         "rate limited".to_string(),
                     ),
                 };
-                if let Err(audit_error) = state
+                if matches!(failure, AuthFailure::RateLimited) {
+                    // Past the limit, failures are not audited one by one (that would let anyone
+                    // flood the log); the limit's own start was.
+                    tracing::warn!(%source, "failed authentication past the limit");
+                } else if let Err(audit_error) = state
                     .vault
                     .audit_failed_authentication(&source, request_id, &reason)
                     .await

@@ -72,6 +72,10 @@ pub struct BundlePrompt {
     /// keeps its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<PromptStatus>,
+    /// Per-prompt access rules (owner_only, allowed_roles, restricted_deployments, grants), so a
+    /// restored backup is exactly as closed as the original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<crate::PromptAccess>,
     /// Oldest first; at least one. Replayed in `version_number` order.
     pub versions: Vec<BundleVersion>,
     /// Label → `version_number` as numbered in this bundle (`latest` is ignored on import).

@@ -151,6 +151,7 @@ impl Vault {
             source: Some(prompt.source.as_str().to_string()),
             classification: Some(prompt.classification),
             status: Some(prompt.status),
+            access: (prompt.access != Default::default()).then(|| prompt.access.clone()),
             versions,
             labels: detail
                 .labels
@@ -698,7 +699,7 @@ fn plan_prompt(prompt: &BundlePrompt) -> Result<PlannedPrompt, Vec<(String, Stri
                 tags,
                 source,
                 classification: prompt.classification.unwrap_or(Classification::Internal),
-                access: Default::default(),
+                access: prompt.access.clone().unwrap_or_default(),
             },
             status: prompt.status,
             versions,

@@ -15,6 +15,7 @@ crate::on_both_backends!(
     importing_into_an_existing_prompt_points_labels_at_the_newest_version_with_that_text,
     a_bundle_is_checked_against_the_database_before_anything_is_written,
     import_enforces_the_prompt_type_contract,
+    access_rules_survive_export_and_import,
 );
 
 /// The type schema the tests use: every template of the type must declare a `ticket` parameter.
@@ -386,4 +387,28 @@ async fn import_enforces_the_prompt_type_contract(app: TestApp) {
     );
     let stored = expect_json(app.get("/api/prompts/typed%2Fa").await, StatusCode::OK).await;
     assert_eq!(stored["versions"].as_array().map(Vec::len), Some(2));
+}
+
+async fn access_rules_survive_export_and_import(app: TestApp) {
+    let access = json!({"owner_only": true, "allowed_roles": ["admin"], "restricted_deployments": ["electron_local"], "grants": [{"agent": "bot-1"}]});
+    let body = json!({"name": "closed/rules", "content": "x", "classification": "restricted", "access": access});
+    expect_json(app.post("/api/prompts", &body).await, StatusCode::CREATED).await;
+    let bundle = expect_json(app.get("/api/export").await, StatusCode::OK).await;
+    assert_eq!(
+        bundle["prompts"][0]["access"], access,
+        "exported with the prompt"
+    );
+
+    let restored = app.fresh().await;
+    expect_json(restored.post("/api/import", &bundle).await, StatusCode::OK).await;
+    let prompt = expect_json(
+        restored.get("/api/prompts/closed%2Frules").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        prompt["access"], access,
+        "a restored backup is as closed as the original"
+    );
+    assert_eq!(prompt["classification"], "restricted");
 }

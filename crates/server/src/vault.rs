@@ -596,7 +596,7 @@ impl Vault {
             .list_links(&LinkFilter {
                 agent_id: query.agent,
                 capability: query.capability,
-                prompt_id: None,
+                ..Default::default()
             })
             .await?;
         // A link names its prompt: list only links to prompts the actor may see.
@@ -614,13 +614,39 @@ impl Vault {
     }
 
     pub async fn delete_link(&self, actor: &Actor, id: Uuid) -> AppResult<()> {
-        self.authorize(actor, Action::Link, None).await?;
+        // Authorize on the link's own prompt: a link to a prompt the actor may not see (or link)
+        // is not theirs to remove.
+        let links = self
+            .store
+            .list_links(&LinkFilter {
+                link_id: Some(id),
+                ..Default::default()
+            })
+            .await?;
+        let Some(link) = links.first() else {
+            return Err(AppError::not_found(
+                "link_not_found",
+                format!("link {id} not found"),
+            ));
+        };
+        let prompt = self
+            .store
+            .find_prompt(&PromptKey::Id(link.prompt_id))
+            .await?;
+        self.authorize(actor, Action::Link, Some(&prompt))
+            .await
+            .map_err(|error| {
+                if error.code == "prompt_not_found" {
+                    AppError::not_found("link_not_found", format!("link {id} not found"))
+                } else {
+                    error
+                }
+            })?;
         self.store.delete_link(id).await?;
-        self.audit(
-            actor,
-            Audited::ok("link.delete", None).detail(serde_json::json!({"link_id": id})),
-        )
-        .await
+        let audited = Audited::ok("link.delete", Some(&prompt)).detail(serde_json::json!({
+            "link_id": id, "capability": link.capability, "agent_id": link.agent_id
+        }));
+        self.audit(actor, audited).await
     }
 
     /// Renders a version picked by number or label (default `production`, then `latest`).

@@ -1485,6 +1485,9 @@ impl Store for PgStore {
         if let Some(prompt_id) = filter.prompt_id {
             query.push(" AND l.prompt_id = ").push_bind(prompt_id);
         }
+        if let Some(link_id) = filter.link_id {
+            query.push(" AND l.id = ").push_bind(link_id);
+        }
         query.push(" ORDER BY l.agent_id IS NULL, l.priority DESC, l.created_at, l.id");
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(decode_link).collect()

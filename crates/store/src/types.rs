@@ -162,6 +162,8 @@ pub struct LinkFilter {
     pub agent_id: Option<String>,
     pub capability: Option<String>,
     pub prompt_id: Option<Uuid>,
+    /// Only the link with this id.
+    pub link_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone)]

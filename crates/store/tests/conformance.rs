@@ -1446,6 +1446,7 @@ async fn links_list_the_agents_own_first_then_global_ones_by_priority(store: Arc
         agent_id: Some("agent-1".into()),
         capability: Some("summarize".into()),
         prompt_id: None,
+        link_id: None,
     };
     assert_eq!(
         ids(store.list_links(&for_agent).await.expect("list")),
@@ -1484,10 +1485,27 @@ async fn links_list_the_agents_own_first_then_global_ones_by_priority(store: Arc
         agent_id: Some("agent-9".into()),
         capability: Some("summarize".into()),
         prompt_id: None,
+        link_id: None,
     };
     assert_eq!(
         ids(store.list_links(&unknown_agent).await.expect("list")),
         [global_high.id, global_low.id, global_tie.id]
+    );
+    let all = store
+        .list_links(&LinkFilter::default())
+        .await
+        .expect("all links");
+    let one = store
+        .list_links(&LinkFilter {
+            link_id: Some(all[0].id),
+            ..Default::default()
+        })
+        .await
+        .expect("one link");
+    assert_eq!(
+        one,
+        vec![all[0].clone()],
+        "the link_id filter picks exactly that link"
     );
 }
 

@@ -13,6 +13,7 @@ crate::on_both_backends!(
     tokens_are_listed_without_their_secrets,
     only_the_owner_or_an_admin_changes_who_sees_a_prompt,
     labels_moved_with_an_identical_version_are_audited,
+    a_link_to_a_hidden_prompt_cannot_be_deleted_by_id,
 );
 
 async fn a_request_without_a_credential_is_401_with_www_authenticate(app: TestApp) {
@@ -188,5 +189,50 @@ async fn labels_moved_with_an_identical_version_are_audited(app: TestApp) {
     assert_eq!(
         moves,
         vec![json!({"label": "production", "from": null, "to": 1})]
+    );
+}
+
+async fn a_link_to_a_hidden_prompt_cannot_be_deleted_by_id(app: TestApp) {
+    let owner = app.user(&["user"]).await;
+    let owner_token = app
+        .token(json!({"name": "owner", "role": "user", "user_id": owner}))
+        .await;
+    let created = app
+        .request_as(Some(&owner_token), Method::POST, "/api/prompts")
+        .json(&json!({"name": "private/notes", "content": "x", "scope": "user"}))
+        .send()
+        .await
+        .expect("request");
+    expect_json(created, StatusCode::CREATED).await;
+    let link = expect_json(
+        app.post(
+            "/api/prompts/private%2Fnotes/link",
+            &json!({"capability": "notes"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let linker = app.user(&["user"]).await;
+    app.put(
+        &format!("/api/users/{linker}"),
+        &json!({"permissions": ["link"]}),
+    )
+    .await;
+    let linker_token = app
+        .token(json!({"name": "linker", "role": "user", "user_id": linker}))
+        .await;
+    let path = format!("/api/links/{}", link["id"].as_str().expect("link id"));
+    let refused = app
+        .request_as(Some(&linker_token), Method::DELETE, &path)
+        .send()
+        .await
+        .expect("request");
+    expect_problem(refused, StatusCode::NOT_FOUND, "link_not_found").await;
+    let links = expect_json(app.get("/api/links?capability=notes").await, StatusCode::OK).await;
+    assert_eq!(
+        links.as_array().map(Vec::len),
+        Some(1),
+        "the link is still there"
     );
 }

@@ -39,12 +39,12 @@ use promptvault_store::{
     StoreError,
     types::{LinkFilter, NewLink, NewPrompt, NewPromptType, NewVersion, PromptKey, PromptPatch},
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    MAX_LONG_TEXT, MAX_PER_PAGE, MAX_TEXT, MAX_TITLE, Vault, checked_text, parse_tags,
-    type_contract_problems, validate_prompt_type,
+    MAX_LONG_TEXT, MAX_PER_PAGE, MAX_TEXT, MAX_TITLE, Vault, checked_text, guard::Audited,
+    parse_tags, type_contract_problems, validate_prompt_type,
 };
 use crate::{
     actor::Actor,
@@ -178,15 +178,21 @@ impl Vault {
         let plan = self.plan_import(&bundle).await?;
         let mut report = ImportReport::default();
         for prompt_type in plan.new_prompt_types {
-            self.store.create_prompt_type(prompt_type).await?;
+            let created = self.store.create_prompt_type(prompt_type).await?;
             report.prompt_types_created += 1;
+            self.audit(
+                actor,
+                Audited::ok("prompt_type.create", None)
+                    .detail(json!({"key": created.key, "via": "import"})),
+            )
+            .await?;
         }
         for prompt in plan.prompts {
             self.import_prompt(actor, prompt, &mut report).await?;
         }
         self.audit(
             actor,
-            super::guard::Audited::ok("bundle.import", None)
+            Audited::ok("bundle.import", None)
                 .detail(serde_json::to_value(&report).unwrap_or_default()),
         )
         .await?;
@@ -366,22 +372,32 @@ impl Vault {
                 detail.prompt.id
             }
         };
+        // Every mutation of the import is audited like its single-item use case.
+        let target = self.store.find_prompt(&PromptKey::Id(prompt_id)).await?;
         for (label, bundle_number) in labels {
             if let Some(local) = numbers.get(&bundle_number)
-                && self
+                && let Some(event) = self
                     .store
                     .set_label(prompt_id, &label, *local, actor.user_id())
                     .await?
-                    .is_some()
             {
                 report.labels_moved += 1;
+                let audited = Audited::ok("label.set", Some(&target)).detail(json!({
+                    "label": label.as_str(), "from": event.from_version, "to": event.to_version, "via": "import"
+                }));
+                self.audit(actor, audited).await?;
             }
         }
         for link in links {
-            self.store
+            let link = self
+                .store
                 .upsert_link(NewLink { prompt_id, ..link })
                 .await?;
             report.links_set += 1;
+            let audited = Audited::ok("link.set", Some(&target)).detail(json!({
+                "capability": link.capability, "agent_id": link.agent_id, "priority": link.priority, "via": "import"
+            }));
+            self.audit(actor, audited).await?;
         }
         Ok(())
     }
@@ -412,6 +428,17 @@ impl Vault {
         let prompt_id = detail.prompt.id;
         report.prompts_created += 1;
         report.versions_created += 1;
+        let mut latest_hash = detail
+            .versions
+            .first()
+            .map(|version| version.diff_hash.clone());
+        self.audit(
+            actor,
+            Audited::ok("prompt.create", Some(&detail.prompt))
+                .hashes(None, latest_hash.clone())
+                .detail(json!({"via": "import"})),
+        )
+        .await?;
         let created = detail
             .versions
             .first()
@@ -425,6 +452,11 @@ impl Vault {
                 .await?;
             if added.created {
                 report.versions_created += 1;
+                let after = Some(added.version.diff_hash.clone());
+                let audited = Audited::ok("version.create", Some(&detail.prompt))
+                    .hashes(latest_hash.replace(added.version.diff_hash.clone()), after)
+                    .detail(json!({"version": added.version.version_number, "via": "import"}));
+                self.audit(actor, audited).await?;
             } else {
                 // Identical to the version right before it: the store keeps one.
                 report.versions_unchanged += 1;
@@ -444,6 +476,12 @@ impl Vault {
                     None,
                 )
                 .await?;
+            self.audit(
+                actor,
+                Audited::ok("prompt.update", Some(&detail.prompt))
+                    .detail(json!({"status": status, "via": "import"})),
+            )
+            .await?;
         }
         Ok(prompt_id)
     }
@@ -474,6 +512,16 @@ impl Vault {
                 .await?;
             if added.created {
                 report.versions_created += 1;
+                let audited = Audited::ok("version.create", Some(&detail.prompt))
+                    .hashes(
+                        detail
+                            .versions
+                            .first()
+                            .map(|version| version.diff_hash.clone()),
+                        Some(added.version.diff_hash.clone()),
+                    )
+                    .detail(json!({"version": added.version.version_number, "via": "import"}));
+                self.audit(actor, audited).await?;
             } else {
                 report.versions_unchanged += 1;
             }

@@ -16,6 +16,7 @@ crate::on_both_backends!(
     a_bundle_is_checked_against_the_database_before_anything_is_written,
     import_enforces_the_prompt_type_contract,
     access_rules_survive_export_and_import,
+    an_import_audits_every_mutation_it_makes,
 );
 
 /// The type schema the tests use: every template of the type must declare a `ticket` parameter.
@@ -411,4 +412,44 @@ async fn access_rules_survive_export_and_import(app: TestApp) {
         "a restored backup is as closed as the original"
     );
     assert_eq!(prompt["classification"], "restricted");
+}
+
+async fn an_import_audits_every_mutation_it_makes(app: TestApp) {
+    app.create_prompt("audited/import", "one").await;
+    app.add_version(
+        "audited/import",
+        &json!({"content": "two", "labels": ["production"]}),
+    )
+    .await;
+    app.post(
+        "/api/prompts/audited%2Fimport/link",
+        &json!({"capability": "cap"}),
+    )
+    .await;
+    let bundle = expect_json(app.get("/api/export").await, StatusCode::OK).await;
+
+    let restored = app.fresh().await;
+    expect_json(restored.post("/api/import", &bundle).await, StatusCode::OK).await;
+    let audit = expect_json(restored.get("/api/audit?limit=100").await, StatusCode::OK).await;
+    let imported: Vec<(String, Option<String>)> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|entry| entry["detail"]["via"] == "import")
+        .map(|entry| {
+            (
+                entry["action"].as_str().unwrap_or_default().to_string(),
+                entry["after_hash"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    let actions: Vec<&str> = imported.iter().map(|(action, _)| action.as_str()).collect();
+    assert_eq!(
+        actions,
+        vec!["prompt.create", "version.create", "label.set", "link.set"]
+    );
+    assert!(
+        imported[0].1.is_some() && imported[1].1.is_some(),
+        "versions carry their diff_hash: {imported:?}"
+    );
 }

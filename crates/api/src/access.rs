@@ -212,6 +212,10 @@ pub struct AuditVerifyResponse {
     pub purged_before: i64,
     pub first_broken_seq: Option<i64>,
     pub reason: Option<String>,
+    /// The newest entry (`seq` and `hash`): the chain cannot show that entries were cut off its
+    /// end, so keep these outside the database and compare them at the next verification.
+    pub head_seq: Option<i64>,
+    pub head_hash: Option<String>,
 }
 
 /// `POST /api/keys/rotate`.

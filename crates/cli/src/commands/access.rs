@@ -187,8 +187,13 @@ pub async fn audit(backend: &dyn Backend, args: AuditArgs, json: bool) -> CliRes
         }
         if report.ok {
             return Ok(format!(
-                "audit log intact: {} entries verified ({} purged earlier behind a signed checkpoint)\n",
-                report.checked, report.purged_before
+                "audit log intact: {} entries verified ({} purged earlier behind a signed checkpoint); head {} {}\n",
+                report.checked,
+                report.purged_before,
+                report
+                    .head_seq
+                    .map_or_else(|| "-".to_string(), |seq| seq.to_string()),
+                report.head_hash.as_deref().unwrap_or("-")
             ));
         }
         return Err(CliError::invalid(

@@ -359,6 +359,7 @@ impl Vault {
         self.authorize(actor, Action::ReadAudit, None).await?;
         let checkpoint = self.store.latest_checkpoint().await?;
         let mut verifier = ChainVerifier::new(&self.audit_key, checkpoint.as_ref());
+        let mut head: Option<(i64, String)> = None;
         let mut after = checkpoint
             .as_ref()
             .map_or(0, |checkpoint| checkpoint.up_to_seq);
@@ -366,6 +367,9 @@ impl Vault {
             let page = self.store.audit_chain(after, VERIFY_PAGE).await?;
             for entry in &page {
                 verifier.push(entry);
+            }
+            if let Some(last) = page.last() {
+                head = Some((last.seq, last.hash.clone()));
             }
             match page.last() {
                 Some(last) if page.len() as i64 == VERIFY_PAGE && !verifier.is_broken() => {
@@ -381,6 +385,8 @@ impl Vault {
             purged_before: checkpoint.map_or(0, |checkpoint| checkpoint.up_to_seq),
             first_broken_seq: report.first_broken.as_ref().map(|broken| broken.seq),
             reason: report.first_broken.map(|broken| broken.reason),
+            head_seq: head.as_ref().map(|(seq, _)| *seq),
+            head_hash: head.map(|(_, hash)| hash),
         })
     }
 

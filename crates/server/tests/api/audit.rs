@@ -550,8 +550,13 @@ async fn an_untouched_log_verifies(app: TestApp) {
     let report = verify(&app).await;
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["first_broken_seq"], Value::Null);
-    assert_eq!(report["checked"], entries(&app, "").await.len());
+    let all = entries(&app, "").await;
+    assert_eq!(report["checked"], all.len());
     assert_eq!(report["purged_before"], 0);
+    // The head lets an operator notice later that entries were cut off the end.
+    let newest = all.last().expect("entries");
+    assert_eq!(report["head_seq"], newest["seq"], "{report}");
+    assert_eq!(report["head_hash"], newest["hash"], "{report}");
 }
 
 async fn an_edited_entry_is_named_by_verify(app: TestApp) {

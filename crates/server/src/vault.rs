@@ -656,41 +656,44 @@ impl Vault {
         key: &str,
         request: RenderRequest,
     ) -> AppResult<RenderResponse> {
-        // Authorize before resolving, so a missing label never reveals a hidden prompt.
-        let authorized = self.authorized_prompt(actor, key, Action::Serve).await?;
-        let key = PromptKey::Id(authorized.id);
-        let (prompt, version) = match (request.version, request.label.as_deref()) {
+        let raw_key = key;
+        let key = parse_key(raw_key)?;
+        let (selector, fall_back_to_latest) = match (request.version, request.label.as_deref()) {
             (Some(_), Some(_)) => {
                 return Err(AppError::unprocessable(
                     "invalid_field",
                     "give either version or label, not both",
                 ));
             }
-            (Some(number), None) => {
-                self.store
-                    .resolve_version(&key, &VersionSelector::Number(number))
-                    .await?
-            }
-            (None, Some(label)) => {
-                self.store
-                    .resolve_version(&key, &VersionSelector::Label(LabelName::parse(label)?))
-                    .await?
-            }
-            (None, None) => {
-                match self
-                    .store
-                    .resolve_version(&key, &VersionSelector::Label(LabelName::production()))
-                    .await
-                {
-                    Err(StoreError::NotFound { what }) if what.starts_with("label") => {
-                        self.store
-                            .resolve_version(&key, &VersionSelector::Label(LabelName::latest()))
-                            .await?
-                    }
-                    other => other?,
+            (Some(number), None) => (VersionSelector::Number(number), false),
+            (None, Some(label)) => (VersionSelector::Label(LabelName::parse(label)?), false),
+            (None, None) => (VersionSelector::Label(LabelName::production()), true),
+        };
+        // The hot path: one read for the prompt and its version, then the access decision on
+        // what was read. Only when something is missing is the prompt checked on its own, so
+        // that "label … not found" is never said about a prompt the caller may not see.
+        let (prompt, version) = match self.store.resolve_version(&key, &selector).await {
+            Ok(pair) => pair,
+            Err(StoreError::NotFound { what }) => {
+                let visible = self
+                    .authorized_prompt(actor, raw_key, Action::Serve)
+                    .await?;
+                if fall_back_to_latest && what.starts_with("label") {
+                    self.store
+                        .resolve_version(
+                            &PromptKey::Id(visible.id),
+                            &VersionSelector::Label(LabelName::latest()),
+                        )
+                        .await?
+                } else {
+                    return Err(StoreError::NotFound { what }.into());
                 }
             }
+            Err(other) => return Err(other.into()),
         };
+        self.authorize(actor, Action::Serve, Some(&prompt))
+            .await
+            .map_err(|error| guard::as_addressed(error, &key))?;
         self.audit_text_read(actor, &prompt, "render").await?;
         let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
         let slot = self

@@ -195,7 +195,7 @@ impl Vault {
 
 /// A hidden prompt answers exactly like a missing one, in the caller's own words: never its name
 /// when it was addressed by id (the store's message for a missing prompt is `<key> not found`).
-fn as_addressed(error: AppError, key: &PromptKey) -> AppError {
+pub(crate) fn as_addressed(error: AppError, key: &PromptKey) -> AppError {
     if error.code == "prompt_not_found" {
         AppError::from(promptvault_store::StoreError::not_found(key.to_string()))
     } else {

@@ -14,6 +14,7 @@ crate::on_both_backends!(
     only_the_owner_or_an_admin_changes_who_sees_a_prompt,
     labels_moved_with_an_identical_version_are_audited,
     a_link_to_a_hidden_prompt_cannot_be_deleted_by_id,
+    rendering_a_hidden_prompt_never_says_what_is_missing,
 );
 
 async fn a_request_without_a_credential_is_401_with_www_authenticate(app: TestApp) {
@@ -235,4 +236,55 @@ async fn a_link_to_a_hidden_prompt_cannot_be_deleted_by_id(app: TestApp) {
         Some(1),
         "the link is still there"
     );
+}
+
+async fn rendering_a_hidden_prompt_never_says_what_is_missing(app: TestApp) {
+    let owner = app.user(&["user"]).await;
+    let other = app.user(&["user"]).await;
+    let owner_token = app
+        .token(json!({"name": "owner", "role": "user", "user_id": owner}))
+        .await;
+    let other_token = app
+        .token(json!({"name": "other", "role": "user", "user_id": other}))
+        .await;
+    let created = app
+        .request_as(Some(&owner_token), Method::POST, "/api/prompts")
+        .json(&json!({"name": "hidden/render", "content": "x", "scope": "user"}))
+        .send()
+        .await
+        .expect("request");
+    expect_json(created, StatusCode::CREATED).await;
+    for body in [
+        json!({}),
+        json!({"label": "nope"}),
+        json!({"version": 9}),
+        json!({"version": 1}),
+    ] {
+        let response = app
+            .request_as(
+                Some(&other_token),
+                Method::POST,
+                "/api/prompts/hidden%2Frender/render",
+            )
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let problem = expect_problem(response, StatusCode::NOT_FOUND, "prompt_not_found").await;
+        assert_eq!(
+            problem["detail"], "prompt \"hidden/render\" not found",
+            "{body}: {problem}"
+        );
+    }
+    let own = app
+        .request_as(
+            Some(&owner_token),
+            Method::POST,
+            "/api/prompts/hidden%2Frender/render",
+        )
+        .json(&json!({"label": "nope"}))
+        .send()
+        .await
+        .expect("request");
+    expect_problem(own, StatusCode::NOT_FOUND, "label_not_found").await;
 }

@@ -394,15 +394,26 @@ impl Vault {
         key: &str,
         request: CreateVersionRequest,
     ) -> AppResult<(VersionResponse, bool)> {
-        let prompt = self.authorized_prompt(actor, key, Action::Write).await?;
-        let latest = self
+        // One read for the prompt and its newest version; access is decided on what was read.
+        let prompt_key = parse_key(key)?;
+        let (prompt, latest) = match self
             .store
-            .resolve_version(
-                &PromptKey::Id(prompt.id),
-                &VersionSelector::Label(LabelName::latest()),
-            )
-            .await?
-            .1;
+            .resolve_version(&prompt_key, &VersionSelector::Label(LabelName::latest()))
+            .await
+        {
+            Ok(pair) => pair,
+            Err(StoreError::NotFound { .. }) => {
+                // Missing, or hidden: answered alike.
+                self.authorized_prompt(actor, key, Action::Write).await?;
+                return Err(AppError::from(StoreError::not_found(
+                    prompt_key.to_string(),
+                )));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        self.authorize(actor, Action::Write, Some(&prompt))
+            .await
+            .map_err(|error| guard::as_addressed(error, &prompt_key))?;
         let content = Content::from_json(&request.content)?;
         content.check_kind(prompt.kind)?;
         let before_hash = latest.diff_hash.clone();

@@ -437,21 +437,21 @@ mod tests {
 
     #[test]
     fn errors_name_what_was_asked() {
-        let invalid = transition(Draft, Approved, Role::Admin, false).unwrap_err();
+        let invalid = transition(Draft, Approved, Role::Admin, false).expect_err("refused");
         assert_eq!(
             invalid.to_string(),
             "a version cannot go from draft to approved; from draft it may go to: review"
         );
-        let terminal = transition(Archived, Draft, Role::Admin, false).unwrap_err();
+        let terminal = transition(Archived, Draft, Role::Admin, false).expect_err("refused");
         assert!(terminal.to_string().ends_with("may go to: none"));
-        let own = transition(Review, Approved, Role::Admin, true).unwrap_err();
+        let own = transition(Review, Approved, Role::Admin, true).expect_err("refused");
         assert_eq!(own.code(), "forbidden_transition");
         assert_eq!(
             own.to_string(),
             "role admin (the version's author) may not move a version from review to approved: \
              approve needs admin, not the version's author"
         );
-        let agent = transition(Draft, Review, Role::Agent, false).unwrap_err();
+        let agent = transition(Draft, Review, Role::Agent, false).expect_err("refused");
         assert!(agent.to_string().starts_with("role agent may not"));
     }
 }

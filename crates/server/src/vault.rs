@@ -1116,6 +1116,18 @@ fn decode_cursor(cursor: &str) -> AppResult<String> {
     String::from_utf8(bytes).map_err(|_| invalid())
 }
 
+/// The longest comment a status change takes.
+const MAX_TRANSITION_COMMENT: usize = 2000;
+
+/// A refused status change: 422 when the move does not exist, 403 when it is not the actor's.
+fn lifecycle_error(error: &LifecycleError) -> AppError {
+    let status = match error {
+        LifecycleError::InvalidTransition { .. } => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        LifecycleError::ForbiddenTransition { .. } => axum::http::StatusCode::FORBIDDEN,
+    };
+    AppError::new(status, error.code(), error.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1182,16 +1194,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The longest comment a status change takes.
-const MAX_TRANSITION_COMMENT: usize = 2000;
-
-/// A refused status change: 422 when the move does not exist, 403 when it is not the actor's.
-fn lifecycle_error(error: &LifecycleError) -> AppError {
-    let status = match error {
-        LifecycleError::InvalidTransition { .. } => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        LifecycleError::ForbiddenTransition { .. } => axum::http::StatusCode::FORBIDDEN,
-    };
-    AppError::new(status, error.code(), error.to_string())
 }

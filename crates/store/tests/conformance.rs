@@ -1379,7 +1379,7 @@ async fn a_version_status_moves_only_from_the_expected_status_and_bumps_the_revi
         let revision = store
             .find_prompt(&PromptKey::Id(id))
             .await
-            .unwrap()
+            .expect("find")
             .revision;
 
         let moved = store
@@ -1401,7 +1401,7 @@ async fn a_version_status_moves_only_from_the_expected_status_and_bumps_the_revi
             VersionStatus::Draft,
             "other versions keep theirs"
         );
-        let after = store.find_prompt(&PromptKey::Id(id)).await.unwrap();
+        let after = store.find_prompt(&PromptKey::Id(id)).await.expect("find");
         assert_eq!(after.revision, revision + 1);
 
         // A stale expectation writes nothing and names the current status.
@@ -1423,7 +1423,7 @@ async fn a_version_status_moves_only_from_the_expected_status_and_bumps_the_revi
             store
                 .find_prompt(&PromptKey::Id(id))
                 .await
-                .unwrap()
+                .expect("find")
                 .revision,
             revision + 1
         );
@@ -1465,7 +1465,7 @@ async fn moving_the_status_of_a_missing_version_or_prompt_is_not_found(store: Ar
         store
             .find_prompt(&PromptKey::Id(id))
             .await
-            .unwrap()
+            .expect("find")
             .revision,
         1
     );
@@ -1501,7 +1501,7 @@ async fn concurrent_status_changes_of_one_version_let_exactly_one_win(store: Arc
         store
             .find_prompt(&PromptKey::Id(id))
             .await
-            .unwrap()
+            .expect("find")
             .revision,
         2
     );

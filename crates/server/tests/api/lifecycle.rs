@@ -118,7 +118,10 @@ async fn an_author_submits_an_admin_approves_deprecates_and_archives_and_every_s
     )
     .await;
     assert!(
-        refused["detail"].as_str().unwrap().contains("role user"),
+        refused["detail"]
+            .as_str()
+            .expect("present")
+            .contains("role user"),
         "{refused}"
     );
 
@@ -157,7 +160,10 @@ async fn an_author_submits_an_admin_approves_deprecates_and_archives_and_every_s
         "invalid_transition",
     )
     .await;
-    assert!(end["detail"].as_str().unwrap().contains("none"), "{end}");
+    assert!(
+        end["detail"].as_str().expect("present").contains("none"),
+        "{end}"
+    );
 
     // Each move bumped the prompt's revision.
     let prompt = expect_json(app.get("/api/prompts/life%2Fflow").await, StatusCode::OK).await;
@@ -170,10 +176,13 @@ async fn an_author_submits_an_admin_approves_deprecates_and_archives_and_every_s
         .iter()
         .map(|entry| {
             (
-                entry["outcome"].as_str().unwrap().to_string(),
+                entry["outcome"].as_str().expect("present").to_string(),
                 entry["actor_role"].as_str().unwrap_or("").to_string(),
-                entry["detail"]["from"].as_str().unwrap().to_string(),
-                entry["detail"]["to"].as_str().unwrap().to_string(),
+                entry["detail"]["from"]
+                    .as_str()
+                    .expect("present")
+                    .to_string(),
+                entry["detail"]["to"].as_str().expect("present").to_string(),
                 entry["detail"]["action"].as_str().unwrap_or("").to_string(),
             )
         })
@@ -262,7 +271,7 @@ async fn nobody_approves_their_own_version_and_agents_never_transition(app: Test
     assert!(
         own["detail"]
             .as_str()
-            .unwrap()
+            .expect("present")
             .contains("not the version's author"),
         "{own}"
     );
@@ -407,7 +416,7 @@ async fn concurrent_transitions_of_one_version_let_exactly_one_through(app: Test
     let audited: BTreeSet<String> = transitions(&app, "life/race")
         .await
         .iter()
-        .map(|entry| entry["outcome"].as_str().unwrap().to_string())
+        .map(|entry| entry["outcome"].as_str().expect("present").to_string())
         .collect();
     assert_eq!(audited, BTreeSet::from(["ok".to_string()]));
     assert_eq!(transitions(&app, "life/race").await.len(), 1);

@@ -315,6 +315,18 @@ pub struct PromptListResponse {
     pub next_cursor: Option<String>,
 }
 
+/// `POST /api/prompts/{id}/versions/{n}/transition`: move the version to another status
+/// (draft → review → approved → deprecated → archived; review → draft).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    /// The status to move to.
+    pub to: VersionStatus,
+    /// Why (recorded in the audit log; at most 2000 characters).
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
 /// `PUT /api/prompts/{id}/labels/{label}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

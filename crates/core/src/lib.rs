@@ -13,6 +13,7 @@ pub mod diff;
 pub mod error;
 pub mod hash;
 pub mod ident;
+pub mod lifecycle;
 pub mod model;
 pub mod render;
 pub mod secret;

@@ -137,6 +137,11 @@ impl From<StoreError> for AppError {
                     "the prompt changed since revision {expected} (now {current}); reload and retry"
                 ),
             ),
+            StoreError::StatusChanged { .. } => AppError::new(
+                StatusCode::CONFLICT,
+                "status_conflict",
+                format!("{error}; reload and retry"),
+            ),
             StoreError::Domain(domain) => domain.into(),
             // Misconfigured keys: a clear answer (never garbage, never key material).
             StoreError::Config(what) if what.starts_with("encryption key required") => {

@@ -14,7 +14,7 @@ use promptvault_api::{
         CreatePromptRequest, CreatePromptTypeRequest, CreateVersionRequest, DiffQuery,
         DiffResponse, LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery,
         ListPromptsQuery, PromptListResponse, PromptResponse, PromptSummary, PromptTypeResponse,
-        RenderRequest, RenderResponse, SetLabelRequest, UpdatePromptRequest,
+        RenderRequest, RenderResponse, SetLabelRequest, TransitionRequest, UpdatePromptRequest,
         UpdatePromptTypeRequest, VersionResponse,
     },
 };
@@ -24,6 +24,7 @@ use promptvault_core::{
     diff,
     error::DomainError,
     ident::{self, LabelName, PromptName},
+    lifecycle::{self, LifecycleError},
     model::{
         Classification, Content, DeploymentModel, Grantee, Prompt, PromptVersion, Role, Scope,
         Source,
@@ -482,6 +483,71 @@ impl Vault {
         let version = self.store.get_version(prompt.id, version_number).await?;
         self.audit_text_read(actor, &prompt, "version").await?;
         Ok(VersionResponse::from(&version))
+    }
+
+    /// Moves a version to another status (SPEC §6): the actor must be able to write the prompt
+    /// (hidden: 404), then `core::lifecycle` decides whether this move exists (422
+    /// `invalid_transition`) and is theirs to make (403 `forbidden_transition`, audited as
+    /// refused). The store moves it only from the status decided on (409 `status_conflict` if it
+    /// changed meanwhile). Audited as `version.transition` with from, to, action and comment.
+    pub async fn transition_version(
+        &self,
+        actor: &Actor,
+        key: &str,
+        version_number: i64,
+        request: TransitionRequest,
+    ) -> AppResult<VersionResponse> {
+        let prompt = self.authorized_prompt(actor, key, Action::Write).await?;
+        if let Some(comment) = &request.comment
+            && comment.chars().count() > MAX_TRANSITION_COMMENT
+        {
+            return Err(DomainError::InvalidField {
+                field: "comment",
+                reason: format!("at most {MAX_TRANSITION_COMMENT} characters"),
+            }
+            .into());
+        }
+        let version = self.store.get_version(prompt.id, version_number).await?;
+        let from = version.status;
+        let is_author = actor.user_id().is_some() && version.author_id == actor.user_id();
+        let action = match lifecycle::transition(from, request.to, actor.role(), is_author) {
+            Ok(action) => action,
+            Err(error) => {
+                if let LifecycleError::ForbiddenTransition { .. } = error {
+                    let refused = Audited {
+                        action: "version.transition",
+                        outcome: AuditOutcome::Denied,
+                        prompt: Some(&prompt),
+                        before_hash: None,
+                        after_hash: None,
+                        detail: serde_json::json!({
+                            "version": version_number,
+                            "from": from.as_str(),
+                            "to": request.to.as_str(),
+                            "reason": error.to_string(),
+                        }),
+                    };
+                    self.audit(actor, refused).await?;
+                }
+                return Err(lifecycle_error(&error));
+            }
+        };
+        let moved = self
+            .store
+            .set_version_status(prompt.id, version_number, from, request.to)
+            .await?;
+        let audited = Audited::ok("version.transition", Some(&prompt))
+            .hashes(Some(moved.diff_hash.clone()), Some(moved.diff_hash.clone()))
+            .detail(serde_json::json!({
+                "version": version_number,
+                "from": from.as_str(),
+                "to": moved.status.as_str(),
+                "action": action.as_str(),
+                "comment": request.comment,
+            }));
+        self.audit(actor, audited).await?;
+        self.audit_text_read(actor, &prompt, "version").await?;
+        Ok(VersionResponse::from(&moved))
     }
 
     pub async fn diff(
@@ -1062,6 +1128,18 @@ fn decode_cursor(cursor: &str) -> AppResult<String> {
         .collect::<Result<Vec<u8>, _>>()
         .map_err(|_| invalid())?;
     String::from_utf8(bytes).map_err(|_| invalid())
+}
+
+/// The longest comment a status change takes.
+const MAX_TRANSITION_COMMENT: usize = 2000;
+
+/// A refused status change: 422 when the move does not exist, 403 when it is not the actor's.
+fn lifecycle_error(error: &LifecycleError) -> AppError {
+    let status = match error {
+        LifecycleError::InvalidTransition { .. } => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        LifecycleError::ForbiddenTransition { .. } => axum::http::StatusCode::FORBIDDEN,
+    };
+    AppError::new(status, error.code(), error.to_string())
 }
 
 #[cfg(test)]

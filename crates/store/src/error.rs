@@ -1,7 +1,7 @@
 //! The storage boundary's error type: callers branch on what a failure means (not found,
 //! conflict, stale revision, a domain rule) without seeing SQL.
 
-use promptvault_core::error::DomainError;
+use promptvault_core::{error::DomainError, model::VersionStatus};
 use thiserror::Error;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -17,6 +17,14 @@ pub enum StoreError {
     /// `If-Match` named a revision that is no longer current.
     #[error("the prompt changed since revision {expected} (now {current})")]
     PreconditionFailed { expected: i64, current: i64 },
+    /// A version's status was no longer the one the caller expected (someone changed it
+    /// meanwhile); nothing was written.
+    #[error("version {version} is {current}, no longer {expected}")]
+    StatusChanged {
+        version: i64,
+        expected: VersionStatus,
+        current: VersionStatus,
+    },
     /// A domain rule refused the write (e.g. a bump smaller than required).
     #[error(transparent)]
     Domain(#[from] DomainError),

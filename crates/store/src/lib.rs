@@ -23,7 +23,10 @@ use promptvault_core::{
     audit::{AuditEntry, Checkpoint, NewAuditEntry},
     crypto::KeyRing,
     ident::LabelName,
-    model::{ApiToken, LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion, User},
+    model::{
+        ApiToken, LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion, User,
+        VersionStatus,
+    },
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -85,6 +88,18 @@ pub trait Store: Send + Sync + 'static {
     /// One version by number.
     async fn get_version(&self, prompt_id: Uuid, version_number: i64)
     -> StoreResult<PromptVersion>;
+
+    /// Moves a version from status `expected_from` to `to`, atomically: only if its status is
+    /// still `expected_from` (`StatusChanged` naming the current one otherwise; nothing is
+    /// written). Bumps the prompt's revision. Whether the move is allowed is the caller's
+    /// business (`promptvault_core::lifecycle`). A missing prompt or version is `NotFound`.
+    async fn set_version_status(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        expected_from: VersionStatus,
+        to: VersionStatus,
+    ) -> StoreResult<PromptVersion>;
 
     /// The serve path: the prompt and the version a selector picks, in one round trip where the
     /// dialect allows. A missing label is `NotFound` naming the label.

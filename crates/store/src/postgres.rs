@@ -28,7 +28,7 @@ use promptvault_core::{
     ident::{LabelName, PromptName},
     model::{
         ApiToken, Classification, LabelEvent, Link, Prompt, PromptDetail, PromptType,
-        PromptVersion, Role, User,
+        PromptVersion, Role, User, VersionStatus,
     },
     version::{VersionPlan, plan_version},
 };
@@ -1276,6 +1276,69 @@ impl Store for PgStore {
         let name: String = row.try_get(0)?;
         decode_version(&row, 1, self.keys())?
             .ok_or_else(|| StoreError::not_found(version_of(version_number, &name)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_version_status(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        expected_from: VersionStatus,
+        to: VersionStatus,
+    ) -> StoreResult<PromptVersion> {
+        let _queue = self.writers.enter(prompt_id).await;
+        let mut tx = self.begin_locked(prompt_id).await?;
+        let row = sqlx::query(
+            "SELECT p.name, v.status FROM prompts p LEFT JOIN prompt_versions v \
+             ON v.prompt_id = p.id AND v.version_number = $2 WHERE p.id = $1",
+        )
+        .bind(prompt_id)
+        .bind(version_number)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
+        let name: String = row.try_get(0)?;
+        let Some(current) = row.try_get::<Option<String>, _>(1)? else {
+            return Err(StoreError::not_found(version_of(version_number, &name)));
+        };
+        let current: VersionStatus = common::parse_word("prompt_versions.status", &current)?;
+        // Conditional on the status read, so a change that slipped in is never overwritten.
+        let updated = sqlx::query(
+            "UPDATE prompt_versions SET status = $3 \
+             WHERE prompt_id = $1 AND version_number = $2 AND status = $4",
+        )
+        .bind(prompt_id)
+        .bind(version_number)
+        .bind(to.as_str())
+        .bind(expected_from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if current != expected_from || updated.rows_affected() != 1 {
+            return Err(StoreError::StatusChanged {
+                version: version_number,
+                expected: expected_from,
+                current,
+            });
+        }
+        let at = now();
+        sqlx::query("UPDATE prompts SET revision = revision + 1, updated_at = $2 WHERE id = $1")
+            .bind(prompt_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            version_columns!(),
+            " FROM prompt_versions v WHERE v.prompt_id = $1 AND v.version_number = $2"
+        ))
+        .bind(prompt_id)
+        .bind(version_number)
+        .fetch_one(&mut *tx)
+        .await?;
+        let version = decode_version(&row, 0, self.keys())?
+            .ok_or_else(|| StoreError::not_found(version_of(version_number, &name)))?;
+        tx.commit().await?;
+        Ok(version)
     }
 
     #[tracing::instrument(skip_all)]

@@ -20,7 +20,7 @@ use promptvault_core::{
     ident::{LabelName, PromptName},
     model::{
         ApiToken, Classification, Content, DeploymentModel, Grantee, Kind, Prompt, PromptAccess,
-        PromptStatus, Role, Scope, Source,
+        PromptStatus, PromptVersion, Role, Scope, Source, VersionStatus,
     },
     version::{Bump, VersionDraft},
 };
@@ -134,6 +134,9 @@ conformance! {
         resolving_by_number_and_by_label_returns_the_prompt_and_that_version,
         resolving_a_missing_label_names_the_label_and_the_prompt,
         resolving_a_missing_version_number_or_prompt_is_not_found,
+        a_version_status_moves_only_from_the_expected_status_and_bumps_the_revision,
+        moving_the_status_of_a_missing_version_or_prompt_is_not_found,
+        concurrent_status_changes_of_one_version_let_exactly_one_win,
         linking_again_updates_the_priority_of_the_same_link,
         links_list_the_agents_own_first_then_global_ones_by_priority,
         deleting_a_link_removes_it_and_deleting_it_again_is_not_found,
@@ -1353,6 +1356,156 @@ async fn resolving_a_missing_version_number_or_prompt_is_not_found(store: Arc<dy
 
 // ---------------------------------------------------------------------------------------------
 // Links.
+
+// ---------------------------------------------------------------------------------------------
+// Version status.
+
+async fn a_version_status_moves_only_from_the_expected_status_and_bumps_the_revision(
+    store: Arc<dyn Store>,
+) {
+    // A sealed prompt too: the returned version is opened like any read.
+    for (prompt_name, classification) in [
+        ("status/internal", Classification::Internal),
+        ("status/confidential", Classification::Confidential),
+    ] {
+        let created = store
+            .create_prompt(classified(prompt_name, classification), text("v1 text"))
+            .await
+            .expect("create");
+        let id = created.prompt.id;
+        store.add_version(id, text("v2 text")).await.expect("add");
+        let before = store.get_version(id, 1).await.expect("v1");
+        assert_eq!(before.status, VersionStatus::Draft);
+        let revision = store
+            .find_prompt(&PromptKey::Id(id))
+            .await
+            .expect("find")
+            .revision;
+
+        let moved = store
+            .set_version_status(id, 1, VersionStatus::Draft, VersionStatus::Review)
+            .await
+            .expect("draft → review");
+        assert_eq!(moved.status, VersionStatus::Review);
+        assert_eq!(
+            moved,
+            PromptVersion {
+                status: VersionStatus::Review,
+                ..before.clone()
+            },
+            "only the status changes"
+        );
+        assert_eq!(store.get_version(id, 1).await.expect("v1"), moved);
+        assert_eq!(
+            store.get_version(id, 2).await.expect("v2").status,
+            VersionStatus::Draft,
+            "other versions keep theirs"
+        );
+        let after = store.find_prompt(&PromptKey::Id(id)).await.expect("find");
+        assert_eq!(after.revision, revision + 1);
+
+        // A stale expectation writes nothing and names the current status.
+        match store
+            .set_version_status(id, 1, VersionStatus::Draft, VersionStatus::Review)
+            .await
+        {
+            Err(StoreError::StatusChanged {
+                version,
+                expected,
+                current,
+            }) => assert_eq!(
+                (version, expected, current),
+                (1, VersionStatus::Draft, VersionStatus::Review)
+            ),
+            other => panic!("expected StatusChanged, got {other:?}"),
+        }
+        assert_eq!(
+            store
+                .find_prompt(&PromptKey::Id(id))
+                .await
+                .expect("find")
+                .revision,
+            revision + 1
+        );
+        // The store does not judge the move itself (the core's lifecycle does): any word goes.
+        for (from, to) in [
+            (VersionStatus::Review, VersionStatus::Approved),
+            (VersionStatus::Approved, VersionStatus::Deprecated),
+            (VersionStatus::Deprecated, VersionStatus::Archived),
+        ] {
+            let moved = store
+                .set_version_status(id, 1, from, to)
+                .await
+                .expect("move");
+            assert_eq!(moved.status, to);
+        }
+        let detail = store.get_prompt(&PromptKey::Id(id)).await.expect("get");
+        assert_eq!(detail.versions[1].status, VersionStatus::Archived);
+        assert_eq!(detail.versions[1].content, Content::Text("v1 text".into()));
+        assert_eq!(detail.prompt.revision, revision + 4);
+    }
+}
+
+async fn moving_the_status_of_a_missing_version_or_prompt_is_not_found(store: Arc<dyn Store>) {
+    let id = create(&store, "status/p").await;
+    assert_not_found(
+        store
+            .set_version_status(id, 9, VersionStatus::Draft, VersionStatus::Review)
+            .await,
+        "version 9 of prompt \"status/p\"",
+    );
+    let missing = Uuid::now_v7();
+    assert_not_found(
+        store
+            .set_version_status(missing, 1, VersionStatus::Draft, VersionStatus::Review)
+            .await,
+        &format!("prompt {missing}"),
+    );
+    assert_eq!(
+        store
+            .find_prompt(&PromptKey::Id(id))
+            .await
+            .expect("find")
+            .revision,
+        1
+    );
+}
+
+async fn concurrent_status_changes_of_one_version_let_exactly_one_win(store: Arc<dyn Store>) {
+    let id = create(&store, "status/race").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .set_version_status(id, 1, VersionStatus::Draft, VersionStatus::Review)
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(version) => {
+                assert_eq!(version.status, VersionStatus::Review);
+                won += 1;
+            }
+            Err(StoreError::StatusChanged { current, .. }) => {
+                assert_eq!(current, VersionStatus::Review)
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one writer moves the status");
+    assert_eq!(
+        store
+            .find_prompt(&PromptKey::Id(id))
+            .await
+            .expect("find")
+            .revision,
+        2
+    );
+}
 
 fn link(prompt_id: Uuid, capability: &str, agent_id: Option<&str>, priority: i32) -> NewLink {
     NewLink {

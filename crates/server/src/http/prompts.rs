@@ -12,7 +12,7 @@ use promptvault_api::{
     prompts::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, LabelEventResponse,
         LabelResponse, ListPromptsQuery, PromptListResponse, PromptResponse, RenderRequest,
-        RenderResponse, SetLabelRequest, UpdatePromptRequest, VersionResponse,
+        RenderResponse, SetLabelRequest, TransitionRequest, UpdatePromptRequest, VersionResponse,
     },
 };
 
@@ -194,6 +194,35 @@ pub async fn get_version(
     ApiPath((id, number)): ApiPath<(String, i64)>,
 ) -> AppResult<Json<VersionResponse>> {
     Ok(Json(state.vault.get_version(&actor, &id, number).await?))
+}
+
+#[utoipa::path(
+    post, path = "/api/prompts/{id}/versions/{n}/transition", tag = "versions",
+    params(
+        ("id" = String, Path, description = "The prompt's UUID or URL-encoded name"),
+        ("n" = i64, Path, description = "The version number"),
+    ),
+    request_body = TransitionRequest,
+    responses(
+        (status = 200, description = "the version, in its new status", body = VersionResponse),
+        (status = 403, description = "`forbidden_transition`: not this actor's to make (role, or approving one's own version)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`status_conflict`: the status changed meanwhile", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_transition`: no such move from the current status", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn transition_version(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+    ApiPath((id, number)): ApiPath<(String, i64)>,
+    ApiJson(request): ApiJson<TransitionRequest>,
+) -> AppResult<Json<VersionResponse>> {
+    Ok(Json(
+        state
+            .vault
+            .transition_version(&actor, &id, number, request)
+            .await?,
+    ))
 }
 
 #[utoipa::path(

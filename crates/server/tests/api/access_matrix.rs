@@ -165,6 +165,11 @@ const ROUTES: &[Route] = &[
     on_prompt("PUT", "/api/prompts/{id}", "AOU..."),
     on_prompt("POST", "/api/prompts/{id}/version", "AOU..."),
     on_prompt("GET", "/api/prompts/{id}/versions/{n}", "AOUGX."),
+    on_prompt(
+        "POST",
+        "/api/prompts/{id}/versions/{n}/transition",
+        "AOU...",
+    ),
     on_prompt("GET", "/api/prompts/{id}/diff", "AOUGX."),
     on_prompt("PUT", "/api/prompts/{id}/labels/{label}", "AOU..."),
     on_prompt("DELETE", "/api/prompts/{id}/labels/{label}", "AOU..."),
@@ -343,6 +348,21 @@ async fn prepare(
             Some(json!({"content": format!("Hello, version {serial}")})),
         ),
         ("GET", "/api/prompts/{id}/versions/{n}") => (path.replace("{n}", "1"), None),
+        ("POST", "/api/prompts/{id}/versions/{n}/transition") => {
+            // A fresh draft per cell, so every allowed cell can submit it for review.
+            let response = cast
+                .admin
+                .post(app.url(&format!("/api/prompts/{prompt}/version")))
+                .json(&json!({"content": format!("Hello, draft {serial}")}))
+                .send()
+                .await
+                .expect("set-up version");
+            let version = expect_json(response, StatusCode::CREATED).await;
+            (
+                path.replace("{n}", &version["version_number"].to_string()),
+                Some(json!({"to": "review"})),
+            )
+        }
         ("GET", "/api/prompts/{id}/diff") => (format!("{path}?from=1&to=1"), None),
         ("PUT", "/api/prompts/{id}/labels/{label}") => (
             path.replace("{label}", "staging"),

@@ -10,5 +10,6 @@ mod bad_input;
 mod bundle;
 mod concurrency;
 mod helpers;
+mod lifecycle;
 mod openapi;
 mod prompts;

@@ -51,6 +51,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     POST /api/prompts/{id}/link
     POST /api/prompts/{id}/render
     POST /api/prompts/{id}/version
+    POST /api/prompts/{id}/versions/{n}/transition
     POST /api/tokens
     POST /api/users
     PUT /api/prompt-types/{key}

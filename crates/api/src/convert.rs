@@ -25,6 +25,8 @@ impl From<&model::PromptVersion> for VersionResponse {
             variables: template::analyze(&version.content)
                 .map(|info| info.variables.into_iter().collect())
                 .unwrap_or_default(),
+            findings: version.findings.clone(),
+            token_count: version.token_count,
         }
     }
 }

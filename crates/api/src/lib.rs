@@ -13,6 +13,7 @@ pub mod problem;
 pub mod prompts;
 
 pub use promptvault_core::{
+    compliance::{Finding, Severity},
     diff::WordOp,
     model::{
         Classification, DeploymentModel, Grantee, Kind, PromptAccess, PromptStatus, Role, Scope,

@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    Bump, Classification, Kind, PromptAccess, PromptStatus, Scope, UndefinedMode, VersionStatus,
-    WordOp,
+    Bump, Classification, Finding, Kind, PromptAccess, PromptStatus, Scope, UndefinedMode,
+    VersionStatus, WordOp,
 };
 
 /// The schema of a template's `content` (documentation only): a string for a text prompt, or a
@@ -218,6 +218,25 @@ pub struct VersionResponse {
     pub created_at: OffsetDateTime,
     /// The top-level variables the template reads.
     pub variables: Vec<String>,
+    /// What the compliance checks found when the version was created (SPEC §9).
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    /// Tokens of the template (`o200k_base`), counted when the version was created.
+    #[serde(default)]
+    pub token_count: i64,
+}
+
+/// The compliance findings of one version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FindingsResponse {
+    pub prompt_id: Uuid,
+    pub prompt_name: String,
+    pub version_number: i64,
+    pub status: VersionStatus,
+    pub token_count: i64,
+    /// Whether an error finding blocks draft → review.
+    pub blocking: bool,
+    pub findings: Vec<Finding>,
 }
 
 /// A prompt with its versions (newest first) and labels.

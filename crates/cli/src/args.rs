@@ -81,6 +81,8 @@ pub enum Command {
     Link(LinkArgs),
     /// Show what changed between two versions
     Diff(DiffArgs),
+    /// Show a version's compliance findings; exits 4 when one is an error
+    Check(CheckArgs),
     /// Export prompts with all versions, labels and links as a bundle
     Export(ExportArgs),
     /// Import bundles from a file or every .json/.yaml/.yml file of a directory
@@ -439,6 +441,15 @@ pub struct LinkArgs {
     /// List links (with --agent: in that agent's resolution order)
     #[arg(long)]
     pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The prompt's name (or id)
+    pub name: String,
+    /// The version to check (default: the newest)
+    #[arg(long)]
+    pub version: Option<i64>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod compliance;
 pub mod contract;
 pub mod crypto;
 pub mod diff;

@@ -384,6 +384,10 @@ pub struct PromptVersion {
     pub author_id: Option<Uuid>,
     pub status: VersionStatus,
     pub created_at: OffsetDateTime,
+    /// What the compliance checks found when the version was created (SPEC §9).
+    pub findings: Vec<crate::compliance::Finding>,
+    /// Tokens of the template, counted when the version was created.
+    pub token_count: i64,
 }
 
 /// A prompt with everything a reader wants at once: versions (newest first) and labels.

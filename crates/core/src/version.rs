@@ -273,6 +273,8 @@ mod tests {
             author_id: None,
             status: VersionStatus::Draft,
             created_at: OffsetDateTime::UNIX_EPOCH,
+            findings: Vec::new(),
+            token_count: 0,
         }
     }
 

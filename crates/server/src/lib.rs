@@ -56,7 +56,8 @@ pub fn state_with_store(
     let auth = Authenticator::new(store.clone(), &settings.auth)?;
     let vault = Vault::new(store, settings.render_limits())
         .with_deployment(settings.deployment_model)
-        .with_audit_key(audit_key);
+        .with_audit_key(audit_key)
+        .with_compliance(settings.compliance.clone());
     Ok(AppState {
         vault: Arc::new(vault),
         auth: Arc::new(auth),

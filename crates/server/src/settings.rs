@@ -39,7 +39,14 @@ pub struct Settings {
     /// A file holding the same (`PROMPTVAULT_ENCRYPTION_KEY_FILE`). With neither, the embedded
     /// SQLite database gets a key generated in `<data_dir>/encryption.key` on first start.
     pub encryption_key_file: Option<PathBuf>,
+    /// The static compliance checks on every new version (SPEC §9): each rule's level (`off`,
+    /// `info`, `warning`, `error`), the injection phrases, the size and token budgets —
+    /// `[compliance]` in TOML, `PROMPTVAULT_COMPLIANCE__<FIELD>`. Only the fields given change.
+    #[serde(default)]
+    pub compliance: ComplianceRules,
 }
+
+pub use promptvault_core::compliance::{ComplianceRules, Level as ComplianceLevel};
 
 /// A secret setting: never printed (`Debug` shows `***`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +136,7 @@ const ENV_KEYS: &[&str] = &[
     "bootstrap_token",
     "encryption_key",
     "encryption_key_file",
+    "compliance",
 ];
 
 impl Default for Settings {
@@ -162,6 +170,7 @@ impl Default for Settings {
             bootstrap_token: None,
             encryption_key: None,
             encryption_key_file: None,
+            compliance: ComplianceRules::default(),
         }
     }
 }

@@ -12,19 +12,20 @@ use promptvault_api::{
     problem::ProblemItem,
     prompts::{
         CreatePromptRequest, CreatePromptTypeRequest, CreateVersionRequest, DiffQuery,
-        DiffResponse, LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery,
-        ListPromptsQuery, PromptListResponse, PromptResponse, PromptSummary, PromptTypeResponse,
-        RenderRequest, RenderResponse, SetLabelRequest, TransitionRequest, UpdatePromptRequest,
-        UpdatePromptTypeRequest, VersionResponse,
+        DiffResponse, FindingsResponse, LabelEventResponse, LabelResponse, LinkRequest,
+        LinkResponse, LinksQuery, ListPromptsQuery, PromptListResponse, PromptResponse,
+        PromptSummary, PromptTypeResponse, RenderRequest, RenderResponse, SetLabelRequest,
+        TransitionRequest, UpdatePromptRequest, UpdatePromptTypeRequest, VersionResponse,
     },
 };
 use promptvault_core::{
     access::{Action, credential_reaches, visibility_filter},
     audit::AuditOutcome,
+    compliance::{self, ComplianceRules, Finding, Severity},
     diff,
     error::DomainError,
     ident::{self, LabelName, PromptName},
-    lifecycle::{self, LifecycleError},
+    lifecycle::{self, LifecycleAction, LifecycleError},
     model::{
         Classification, Content, DeploymentModel, Grantee, Prompt, PromptVersion, Role, Scope,
         Source,
@@ -73,6 +74,8 @@ pub struct Vault {
     deployment: DeploymentModel,
     /// Signs and checks the audit log's retention checkpoints.
     audit_key: Arc<[u8]>,
+    /// The compliance rules every new version is checked against (SPEC §9).
+    compliance: ComplianceRules,
 }
 
 impl Vault {
@@ -87,7 +90,13 @@ impl Vault {
             render_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
             deployment: DeploymentModel::WebApplication,
             audit_key: Arc::from(Vec::new()),
+            compliance: ComplianceRules::default(),
         }
+    }
+
+    pub fn with_compliance(mut self, rules: ComplianceRules) -> Self {
+        self.compliance = rules;
+        self
     }
 
     pub fn with_deployment(mut self, deployment: DeploymentModel) -> Self {
@@ -473,6 +482,26 @@ impl Vault {
         Ok((VersionResponse::from(&added.version), added.created))
     }
 
+    /// The compliance findings of one version (read like the version itself).
+    pub async fn version_findings(
+        &self,
+        actor: &Actor,
+        key: &str,
+        version_number: i64,
+    ) -> AppResult<FindingsResponse> {
+        let prompt = self.authorized_prompt(actor, key, Action::Read).await?;
+        let version = self.store.get_version(prompt.id, version_number).await?;
+        Ok(FindingsResponse {
+            prompt_id: prompt.id,
+            prompt_name: prompt.name.to_string(),
+            version_number,
+            status: version.status,
+            token_count: version.token_count,
+            blocking: compliance::has_errors(&version.findings),
+            findings: version.findings,
+        })
+    }
+
     pub async fn get_version(
         &self,
         actor: &Actor,
@@ -532,6 +561,31 @@ impl Vault {
                 return Err(lifecycle_error(&error));
             }
         };
+        // Submitting for review runs the compliance gate: the findings stored with the version
+        // (computed when it was created); any error finding blocks it.
+        if action == LifecycleAction::Submit && compliance::has_errors(&version.findings) {
+            let blocking: Vec<&Finding> = version
+                .findings
+                .iter()
+                .filter(|finding| finding.severity == Severity::Error)
+                .collect();
+            let refused = Audited {
+                action: "version.transition",
+                outcome: AuditOutcome::Denied,
+                prompt: Some(&prompt),
+                before_hash: None,
+                after_hash: None,
+                detail: serde_json::json!({
+                    "version": version_number,
+                    "from": from.as_str(),
+                    "to": request.to.as_str(),
+                    "reason": "compliance_failed",
+                    "rules": blocking.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(),
+                }),
+            };
+            self.audit(actor, refused).await?;
+            return Err(compliance_failed(version_number, &version.findings));
+        }
         let moved = self
             .store
             .set_version_status(prompt.id, version_number, from, request.to)
@@ -926,6 +980,7 @@ impl Vault {
             author_id: actor.user_id(),
             labels,
             carry_over: Default::default(),
+            compliance: self.compliance.clone(),
         })
     }
 }
@@ -1134,6 +1189,31 @@ fn decode_cursor(cursor: &str) -> AppResult<String> {
 const MAX_TRANSITION_COMMENT: usize = 2000;
 
 /// A refused status change: 422 when the move does not exist, 403 when it is not the actor's.
+/// 422 `compliance_failed`: the version's error findings, one problem item each.
+fn compliance_failed(version_number: i64, findings: &[Finding]) -> AppError {
+    let errors: Vec<ProblemItem> = findings
+        .iter()
+        .enumerate()
+        .filter(|(_, finding)| finding.severity == Severity::Error)
+        .map(|(index, finding)| ProblemItem {
+            pointer: format!("/findings/{index}"),
+            message: match &finding.location {
+                Some(location) => format!("{}: {} ({location})", finding.rule, finding.message),
+                None => format!("{}: {}", finding.rule, finding.message),
+            },
+        })
+        .collect();
+    AppError::unprocessable(
+        "compliance_failed",
+        format!(
+            "version {version_number} has {} error finding(s) from the compliance checks; fix \
+             them in a new version before submitting it for review",
+            errors.len()
+        ),
+    )
+    .with_errors(errors)
+}
+
 fn lifecycle_error(error: &LifecycleError) -> AppError {
     let status = match error {
         LifecycleError::InvalidTransition { .. } => axum::http::StatusCode::UNPROCESSABLE_ENTITY,

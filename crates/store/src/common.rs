@@ -135,6 +135,8 @@ pub(crate) struct VersionRecord {
     pub key_id: Option<String>,
     pub nonce: Option<Vec<u8>>,
     pub ciphertext: Option<Vec<u8>>,
+    pub findings: Vec<promptvault_core::compliance::Finding>,
+    pub token_count: i64,
 }
 
 impl VersionRecord {
@@ -158,6 +160,8 @@ impl VersionRecord {
             notes: self.notes,
             author_id: self.author_id,
             status: parse_word("prompt_versions.status", &self.status)?,
+            findings: self.findings,
+            token_count: self.token_count,
             created_at: self.created_at,
         })
     }
@@ -364,11 +368,17 @@ pub(crate) fn new_version(
     version: &NewVersion,
     at: OffsetDateTime,
 ) -> PromptVersion {
+    let report = promptvault_core::compliance::check(
+        version.draft.content(),
+        version.draft.parameter_schema(),
+        &version.compliance,
+    );
     PromptVersion {
         id: Uuid::now_v7(),
         prompt_id,
         version_number,
         semver,
+        // The draft after carry-over: the schema compared is the one the version will have.
         content: version.draft.content().clone(),
         config: version.draft.config().clone(),
         parameter_schema: version.draft.parameter_schema().cloned(),
@@ -377,6 +387,8 @@ pub(crate) fn new_version(
         author_id: version.author_id,
         status: VersionStatus::Draft,
         created_at: at,
+        findings: report.findings,
+        token_count: report.token_count,
     }
 }
 

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use promptvault_core::{
     access::VisibilityFilter,
     audit::{AuditEntry, Checkpoint, NewAuditEntry},
+    compliance::Finding,
     crypto::KeyRing,
     ident::{LabelName, PromptName},
     model::{
@@ -73,6 +74,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "encryption",
         include_str!("../migrations/postgres/0003_encryption.sql"),
+    ),
+    (
+        4,
+        "compliance",
+        include_str!("../migrations/postgres/0004_compliance.sql"),
     ),
 ];
 /// The advisory lock that serializes audit appends and purges ("pvaudit" in ASCII). Advisory
@@ -238,10 +244,10 @@ macro_rules! version_columns {
     () => {
         "v.id, v.prompt_id, v.version_number, v.semver, v.content, v.config, v.parameter_schema, \
          v.diff_hash, v.notes, v.author_id, v.status, v.created_at, v.key_id, v.nonce, \
-         v.ciphertext"
+         v.ciphertext, v.findings, v.token_count"
     };
 }
-const VERSION_COLUMNS: usize = 15;
+const VERSION_COLUMNS: usize = 17;
 
 macro_rules! label_event_columns {
     () => {
@@ -342,6 +348,8 @@ fn decode_version(
         key_id: row.try_get(at + 12)?,
         nonce: row.try_get(at + 13)?,
         ciphertext: row.try_get(at + 14)?,
+        findings: row.try_get::<Json<Vec<Finding>>, _>(at + 15)?.0,
+        token_count: row.try_get(at + 16)?,
     }
     .into_version(keys)
     .map(Some)
@@ -874,9 +882,9 @@ impl Store for PgStore {
              ), v AS (
                  INSERT INTO prompt_versions (id, prompt_id, version_number, semver, content,
                      config, parameter_schema, diff_hash, notes, author_id, status, created_at,
-                     key_id, nonce, ciphertext)
+                     key_id, nonce, ciphertext, findings, token_count)
                  VALUES ($18, $1, $19, $20, $21, $22, $23, $24, $25, $26, $27, $17, $30, $31,
-                     $32)
+                     $32, $33, $34)
              ), l AS (
                  INSERT INTO labels (prompt_id, name, version_number, updated_at)
                  SELECT $1, name, $19, $17 FROM unnest(array_append($28::text[], 'latest')) AS name
@@ -919,6 +927,8 @@ impl Store for PgStore {
         .bind(stored.key_id)
         .bind(stored.nonce)
         .bind(stored.ciphertext)
+        .bind(Json(&version.findings))
+        .bind(version.token_count)
         .execute(&self.pool)
         .await;
         match inserted {
@@ -1206,9 +1216,10 @@ impl Store for PgStore {
                     "WITH v AS (
                          INSERT INTO prompt_versions (id, prompt_id, version_number, semver,
                              content, config, parameter_schema, diff_hash, notes, author_id,
-                             status, created_at, key_id, nonce, ciphertext)
+                             status, created_at, key_id, nonce, ciphertext, findings,
+                             token_count)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $15,
-                             $16)
+                             $16, $17, $18)
                      ), old AS (
                          SELECT name, version_number FROM labels
                          WHERE prompt_id = $2 AND name = ANY($13::text[])
@@ -1245,6 +1256,8 @@ impl Store for PgStore {
                 .bind(stored.key_id)
                 .bind(stored.nonce)
                 .bind(stored.ciphertext)
+                .bind(Json(&created.findings))
+                .bind(created.token_count)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;

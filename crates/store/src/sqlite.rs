@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use promptvault_core::{
     access::VisibilityFilter,
     audit::{AuditEntry, Checkpoint, NewAuditEntry},
+    compliance::Finding,
     crypto::KeyRing,
     ident::LabelName,
     model::{
@@ -67,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "encryption",
         include_str!("../migrations/sqlite/0003_encryption.sql"),
+    ),
+    (
+        4,
+        "compliance",
+        include_str!("../migrations/sqlite/0004_compliance.sql"),
     ),
 ];
 /// How long a connection waits for another process's lock on the file.
@@ -177,7 +183,7 @@ macro_rules! version_columns {
     () => {
         "v.id, v.prompt_id, v.version_number, v.semver, v.content, v.config, v.parameter_schema, \
          v.diff_hash, v.notes, v.author_id, v.status, v.created_at, v.key_id, v.nonce, \
-         v.ciphertext"
+         v.ciphertext, v.findings, v.token_count"
     };
 }
 
@@ -309,6 +315,8 @@ fn decode_version(
         key_id: row.try_get(at + 12)?,
         nonce: row.try_get(at + 13)?,
         ciphertext: row.try_get(at + 14)?,
+        findings: row.try_get::<Json<Vec<Finding>>, _>(at + 15)?.0,
+        token_count: row.try_get(at + 16)?,
     }
     .into_version(keys)
     .map(Some)
@@ -483,8 +491,8 @@ async fn insert_version(
     sqlx::query(
         "INSERT INTO prompt_versions (id, prompt_id, version_number, semver, content, config, \
          parameter_schema, diff_hash, notes, author_id, status, created_at, key_id, nonce, \
-         ciphertext) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         ciphertext, findings, token_count) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(version.id)
     .bind(version.prompt_id)
@@ -501,6 +509,8 @@ async fn insert_version(
     .bind(stored.key_id)
     .bind(stored.nonce)
     .bind(stored.ciphertext)
+    .bind(Json(&version.findings))
+    .bind(version.token_count)
     .execute(&mut *conn)
     .await?;
     Ok(())

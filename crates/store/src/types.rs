@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use promptvault_core::{
     access::VisibilityFilter,
     audit::AuditOutcome,
+    compliance::ComplianceRules,
     ident::{LabelName, PromptName},
     model::{
         Classification, Kind, Prompt, PromptAccess, PromptStatus, PromptVersion, Role, Scope,
@@ -63,6 +64,9 @@ pub struct NewVersion {
     /// transaction that holds the prompt's lock, so a concurrent writer's config or schema is
     /// never silently reverted.
     pub carry_over: CarryOver,
+    /// The compliance rules the new version is checked against (inside the transaction, after
+    /// carry-over, so the findings compare the schema the version actually gets).
+    pub compliance: ComplianceRules,
 }
 
 /// Fields a new version takes from the newest version, when the caller did not give them.

@@ -15,6 +15,7 @@ use promptvault_core::{
         AuditEntry, AuditOutcome, Checkpoint, GENESIS_HASH, NewAuditEntry, VerifyReport,
         entry_hash, sign_checkpoint, verify_chain,
     },
+    compliance::{ComplianceRules, Level, Severity},
     crypto::KeyRing,
     error::DomainError,
     ident::{LabelName, PromptName},
@@ -99,6 +100,8 @@ macro_rules! conformance {
 
 conformance! {
     store: [
+        findings_and_the_token_count_are_stored_with_the_version,
+        findings_compare_the_carried_over_schema,
         the_store_answers_a_ping,
         carried_over_fields_come_from_the_newest_version_at_write_time,
         a_created_prompt_can_be_read_by_id_and_by_name,
@@ -220,6 +223,7 @@ fn version(draft: VersionDraft, labels: &[&str]) -> NewVersion {
         author_id: None,
         labels: labels.iter().map(|l| label(l)).collect(),
         carry_over: Default::default(),
+        compliance: Default::default(),
     }
 }
 
@@ -304,6 +308,7 @@ async fn a_created_prompt_can_be_read_by_id_and_by_name(store: Arc<dyn Store>) {
         author_id: Some(owner),
         labels: vec![label("production")],
         carry_over: Default::default(),
+        compliance: Default::default(),
     };
     let created = store.create_prompt(prompt, first).await.expect("create");
 
@@ -3694,4 +3699,85 @@ async fn reencrypt_seals_versions_stored_in_clear_before_encryption(database: &T
     }
     assert_eq!(read_all(&store, &["legacy/p"]).await, before);
     assert_eq!(store.reencrypt().await.expect("again"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compliance findings.
+
+async fn findings_and_the_token_count_are_stored_with_the_version(store: Arc<dyn Store>) {
+    let created = store
+        .create_prompt(new_prompt("comply/one"), text("Hello {{ name }}, world"))
+        .await
+        .expect("create");
+    let v1 = &created.versions[0];
+    assert!(v1.findings.is_empty());
+    assert!(v1.token_count > 0);
+    let id = created.prompt.id;
+    let leaky = NewVersion {
+        compliance: ComplianceRules {
+            pii_email: Level::Info,
+            ..ComplianceRules::default()
+        },
+        ..text("Mail jane@example.com with key AKIAIOSFODNN7EXAMPLE")
+    };
+    let added = store.add_version(id, leaky).await.expect("v2");
+    let got: Vec<(&str, Severity)> = added
+        .version
+        .findings
+        .iter()
+        .map(|f| (f.rule.as_str(), f.severity))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("secret", Severity::Error), ("pii_email", Severity::Info)],
+        "checked with the rules given"
+    );
+    // Read back exactly as written, by every read path.
+    assert_eq!(store.get_version(id, 2).await.expect("v2"), added.version);
+    let detail = store.get_prompt(&PromptKey::Id(id)).await.expect("detail");
+    assert_eq!(detail.versions[0], added.version);
+    let (_, resolved) = store
+        .resolve_version(&PromptKey::Id(id), &VersionSelector::Number(2))
+        .await
+        .expect("resolve");
+    assert_eq!(resolved, added.version);
+    // A status change keeps them.
+    let moved = store
+        .set_version_status(id, 2, VersionStatus::Draft, VersionStatus::Review)
+        .await
+        .expect("to review");
+    assert_eq!(moved.findings, added.version.findings);
+    assert_eq!(moved.token_count, added.version.token_count);
+}
+
+async fn findings_compare_the_carried_over_schema(store: Arc<dyn Store>) {
+    let id = create(&store, "comply/schema").await;
+    let with_schema = VersionDraft::new(
+        Content::Text("Hello {{ name }}".into()),
+        json!({}),
+        Some(json!({"type": "object", "properties": {"name": {"type": "string"}}})),
+        None,
+    )
+    .expect("draft");
+    let v2 = store
+        .add_version(id, version(with_schema, &[]))
+        .await
+        .expect("v2");
+    assert!(v2.version.findings.is_empty(), "{:?}", v2.version.findings);
+    // A later draft without a schema takes the newest one, and is compared against it.
+    let carried = NewVersion {
+        carry_over: CarryOver {
+            config: true,
+            parameter_schema: true,
+        },
+        ..text("Hello {{ name }} about {{ topic }}")
+    };
+    let v3 = store.add_version(id, carried).await.expect("v3");
+    let got: Vec<&str> = v3
+        .version
+        .findings
+        .iter()
+        .map(|f| f.rule.as_str())
+        .collect();
+    assert_eq!(got, vec!["undeclared_variable"]);
 }

@@ -15,9 +15,10 @@ use promptvault_api::{
     bundle::{Bundle, ImportReport},
     problem::Problem,
     prompts::{
-        CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, LabelEventResponse,
-        LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery, PromptListResponse,
-        PromptResponse, RenderRequest, RenderResponse, SetLabelRequest, VersionResponse,
+        CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
+        LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
+        PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
+        VersionResponse,
     },
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -205,6 +206,14 @@ impl Backend for HttpBackend {
             .await?;
         let created = response.status() == StatusCode::CREATED;
         Ok((decode(response).await?, created))
+    }
+
+    async fn findings(&self, prompt: &str, version: i64) -> CliResult<FindingsResponse> {
+        self.send_json(self.request(
+            Method::GET,
+            &Self::prompt_path(prompt, &format!("/versions/{version}/findings")),
+        ))
+        .await
     }
 
     async fn render(&self, prompt: &str, request: RenderRequest) -> CliResult<RenderResponse> {

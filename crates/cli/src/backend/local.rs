@@ -11,9 +11,10 @@ use promptvault_api::{
     },
     bundle::{Bundle, ImportReport},
     prompts::{
-        CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, LabelEventResponse,
-        LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery, PromptListResponse,
-        PromptResponse, RenderRequest, RenderResponse, SetLabelRequest, VersionResponse,
+        CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
+        LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
+        PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
+        VersionResponse,
     },
 };
 use promptvault_server::{
@@ -103,6 +104,13 @@ impl Backend for LocalBackend {
 
     async fn list_links(&self, query: LinksQuery) -> CliResult<Vec<LinkResponse>> {
         Ok(self.vault.list_links(&self.actor, query).await?)
+    }
+
+    async fn findings(&self, prompt: &str, version: i64) -> CliResult<FindingsResponse> {
+        Ok(self
+            .vault
+            .version_findings(&self.actor, prompt, version)
+            .await?)
     }
 
     async fn diff(&self, prompt: &str, query: DiffQuery) -> CliResult<DiffResponse> {

@@ -15,9 +15,10 @@ use promptvault_api::{
     },
     bundle::{Bundle, ImportReport},
     prompts::{
-        CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, LabelEventResponse,
-        LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery, PromptListResponse,
-        PromptResponse, RenderRequest, RenderResponse, SetLabelRequest, VersionResponse,
+        CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
+        LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
+        PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
+        VersionResponse,
     },
 };
 
@@ -42,6 +43,9 @@ pub trait Backend: Send + Sync {
     ) -> CliResult<(VersionResponse, bool)>;
 
     async fn render(&self, prompt: &str, request: RenderRequest) -> CliResult<RenderResponse>;
+
+    /// The compliance findings of one version.
+    async fn findings(&self, prompt: &str, version: i64) -> CliResult<FindingsResponse>;
 
     async fn set_label(
         &self,

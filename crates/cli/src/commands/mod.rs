@@ -4,6 +4,7 @@
 
 mod access;
 pub mod bundle;
+pub mod check;
 pub mod diff;
 pub mod labels;
 pub mod prompts;
@@ -55,6 +56,15 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Label(args) => labels::label(backend, args, json).await?,
         Command::Link(args) => labels::link(backend, args, json).await?,
         Command::Diff(args) => diff::diff(backend, args, json).await?,
+        Command::Check(args) => {
+            // The findings are printed either way; an error finding then fails the command.
+            let (text, failure) = check::check(backend, args, json).await?;
+            output::emit(&text)?;
+            return match failure {
+                Some(error) => Err(error),
+                None => Ok(()),
+            };
+        }
         Command::Export(args) => bundle::export(backend, args, json).await?,
         Command::Import(args) => bundle::import(backend, args, json).await?,
     };

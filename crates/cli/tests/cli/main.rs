@@ -4,6 +4,7 @@
 
 mod access;
 mod bundle;
+mod check;
 mod errors;
 mod parity;
 mod postgres;

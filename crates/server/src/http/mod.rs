@@ -142,6 +142,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(prompts::add_version))
         .routes(routes!(prompts::get_version))
+        .routes(routes!(prompts::version_findings))
         .routes(routes!(prompts::transition_version))
         .routes(routes!(prompts::diff))
         .routes(routes!(prompts::set_label, prompts::remove_label))

@@ -10,9 +10,10 @@ use axum::{
 use promptvault_api::{
     problem::Problem,
     prompts::{
-        CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, LabelEventResponse,
-        LabelResponse, ListPromptsQuery, PromptListResponse, PromptResponse, RenderRequest,
-        RenderResponse, SetLabelRequest, TransitionRequest, UpdatePromptRequest, VersionResponse,
+        CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
+        LabelEventResponse, LabelResponse, ListPromptsQuery, PromptListResponse, PromptResponse,
+        RenderRequest, RenderResponse, SetLabelRequest, TransitionRequest, UpdatePromptRequest,
+        VersionResponse,
     },
 };
 
@@ -197,6 +198,27 @@ pub async fn get_version(
 }
 
 #[utoipa::path(
+    get, path = "/api/prompts/{id}/versions/{n}/findings", tag = "versions",
+    params(
+        ("id" = String, Path, description = "The prompt's UUID or URL-encoded name"),
+        ("n" = i64, Path, description = "The version number"),
+    ),
+    responses(
+        (status = 200, description = "what the compliance checks found when the version was created", body = FindingsResponse),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn version_findings(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+    ApiPath((id, number)): ApiPath<(String, i64)>,
+) -> AppResult<Json<FindingsResponse>> {
+    Ok(Json(
+        state.vault.version_findings(&actor, &id, number).await?,
+    ))
+}
+
+#[utoipa::path(
     post, path = "/api/prompts/{id}/versions/{n}/transition", tag = "versions",
     params(
         ("id" = String, Path, description = "The prompt's UUID or URL-encoded name"),
@@ -208,7 +230,7 @@ pub async fn get_version(
         (status = 403, description = "`forbidden_transition`: not this actor's to make (role, or approving one's own version)", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`status_conflict`: the status changed meanwhile", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_transition`: no such move from the current status", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_transition`: no such move from the current status; `compliance_failed`: an error finding blocks draft → review (one item per finding)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn transition_version(

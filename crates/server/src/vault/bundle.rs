@@ -30,6 +30,7 @@ use promptvault_api::{
 };
 use promptvault_core::{
     access::Action,
+    compliance::ComplianceRules,
     error::DomainError,
     ident::{self, LabelName, PromptName},
     model::{Classification, Content, Kind, PromptDetail, PromptStatus, Scope, Source},
@@ -423,7 +424,7 @@ impl Vault {
         let first_number = first.number;
         let detail = self
             .store
-            .create_prompt(prompt, first.into_new_version(actor))
+            .create_prompt(prompt, first.into_new_version(actor, &self.compliance))
             .await?;
         let prompt_id = detail.prompt.id;
         report.prompts_created += 1;
@@ -448,7 +449,7 @@ impl Vault {
             let number = version.number;
             let added = self
                 .store
-                .add_version(prompt_id, version.into_new_version(actor))
+                .add_version(prompt_id, version.into_new_version(actor, &self.compliance))
                 .await?;
             if added.created {
                 report.versions_created += 1;
@@ -508,7 +509,10 @@ impl Vault {
             let number = version.number;
             let added = self
                 .store
-                .add_version(detail.prompt.id, version.into_new_version(actor))
+                .add_version(
+                    detail.prompt.id,
+                    version.into_new_version(actor, &self.compliance),
+                )
                 .await?;
             if added.created {
                 report.versions_created += 1;
@@ -608,7 +612,7 @@ struct PlannedVersion {
 }
 
 impl PlannedVersion {
-    fn into_new_version(self, actor: &Actor) -> NewVersion {
+    fn into_new_version(self, actor: &Actor, compliance: &ComplianceRules) -> NewVersion {
         NewVersion {
             draft: self.draft,
             notes: self.notes,
@@ -616,6 +620,7 @@ impl PlannedVersion {
             labels: Vec::new(),
             // A bundle version is a full snapshot: nothing is carried over.
             carry_over: Default::default(),
+            compliance: compliance.clone(),
         }
     }
 }

@@ -165,6 +165,7 @@ const ROUTES: &[Route] = &[
     on_prompt("PUT", "/api/prompts/{id}", "AOU..."),
     on_prompt("POST", "/api/prompts/{id}/version", "AOU..."),
     on_prompt("GET", "/api/prompts/{id}/versions/{n}", "AOUGX."),
+    on_prompt("GET", "/api/prompts/{id}/versions/{n}/findings", "AOUGX."),
     on_prompt(
         "POST",
         "/api/prompts/{id}/versions/{n}/transition",
@@ -348,6 +349,7 @@ async fn prepare(
             Some(json!({"content": format!("Hello, version {serial}")})),
         ),
         ("GET", "/api/prompts/{id}/versions/{n}") => (path.replace("{n}", "1"), None),
+        ("GET", "/api/prompts/{id}/versions/{n}/findings") => (path.replace("{n}", "1"), None),
         ("POST", "/api/prompts/{id}/versions/{n}/transition") => {
             // A fresh draft per cell, so every allowed cell can submit it for review.
             let response = cast

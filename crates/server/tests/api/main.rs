@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod bundle;
+mod compliance;
 mod concurrency;
 mod helpers;
 mod lifecycle;

@@ -39,6 +39,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     GET /api/prompts/{id}/diff
     GET /api/prompts/{id}/labels/{label}/history
     GET /api/prompts/{id}/versions/{n}
+    GET /api/prompts/{id}/versions/{n}/findings
     GET /api/tokens
     GET /api/users
     GET /api/users/{user_id}

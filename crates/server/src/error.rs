@@ -144,13 +144,11 @@ impl From<StoreError> for AppError {
             ),
             StoreError::Domain(domain) => domain.into(),
             // Misconfigured keys: a clear answer (never garbage, never key material).
-            StoreError::Config(what) if what.starts_with("encryption key required") => {
-                AppError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "encryption_key_required",
-                    what,
-                )
-            }
+            StoreError::EncryptionKeyRequired => AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "encryption_key_required",
+                StoreError::EncryptionKeyRequired.to_string(),
+            ),
             StoreError::Encryption(what) => {
                 tracing::error!(error = %what, "cannot open encrypted content");
                 AppError::new(

@@ -177,11 +177,7 @@ pub(crate) fn content_aad(version_id: Uuid) -> Vec<u8> {
 
 /// The error for a write that must seal but has no keys (nothing is written).
 pub(crate) fn encryption_key_required() -> StoreError {
-    StoreError::Config(
-        "encryption key required: the content of confidential and restricted prompts is \
-         encrypted at rest, and no encryption keys are configured"
-            .into(),
-    )
+    StoreError::EncryptionKeyRequired
 }
 
 /// A crypto failure as a store error; names the version, never content or key material.

@@ -45,6 +45,12 @@ pub enum StoreError {
     /// code; the data is intact and readable again once the key is configured.
     #[error("encryption: {0}")]
     Encryption(String),
+    /// Confidential or restricted content must be sealed or opened, and no keys are
+    /// configured; nothing was written.
+    #[error(
+        "encryption key required: the content of confidential and restricted prompts is encrypted at rest, and no encryption keys are configured"
+    )]
+    EncryptionKeyRequired,
 }
 
 impl StoreError {

@@ -3156,10 +3156,13 @@ fn assert_encryption_error<T: std::fmt::Debug>(result: Result<T, StoreError>, na
 
 fn assert_key_required<T: std::fmt::Debug>(result: Result<T, StoreError>) {
     match result {
-        Err(StoreError::Config(message)) => {
-            assert!(message.contains("encryption key required"), "{message}");
+        Err(error @ StoreError::EncryptionKeyRequired) => {
+            assert!(
+                error.to_string().contains("encryption key required"),
+                "{error}"
+            );
         }
-        other => panic!("expected a Config error (encryption key required), got {other:?}"),
+        other => panic!("expected EncryptionKeyRequired, got {other:?}"),
     }
 }
 

@@ -288,3 +288,28 @@ async fn rendering_a_hidden_prompt_never_says_what_is_missing(app: TestApp) {
         .expect("request");
     expect_problem(own, StatusCode::NOT_FOUND, "label_not_found").await;
 }
+
+#[tokio::test]
+async fn without_encryption_keys_restricted_content_is_refused_clearly_and_nothing_is_written() {
+    let app = TestApp::sqlite_without_keys().await;
+    let body =
+        json!({"name": "sealed/none", "content": "secret text", "classification": "restricted"});
+    expect_problem(
+        app.post("/api/prompts", &body).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "encryption_key_required",
+    )
+    .await;
+    expect_problem(
+        app.get("/api/prompts/sealed%2Fnone").await,
+        StatusCode::NOT_FOUND,
+        "prompt_not_found",
+    )
+    .await;
+    let internal = json!({"name": "plain/ok", "content": "x"});
+    expect_json(
+        app.post("/api/prompts", &internal).await,
+        StatusCode::CREATED,
+    )
+    .await;
+}

@@ -60,6 +60,11 @@ pub fn keyed() -> promptvault_store::ConnectOptions {
 }
 
 impl TestApp {
+    /// A SQLite server whose store has no encryption keys.
+    pub async fn sqlite_without_keys() -> TestApp {
+        Self::start(TestDatabase::sqlite().await, false, test_settings()).await
+    }
+
     pub async fn sqlite() -> TestApp {
         Self::start(
             TestDatabase::sqlite_with(keyed()).await,

@@ -12,7 +12,7 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{ChatEntry, Content};
+use crate::model::{ChatEntry, Classification, Content};
 
 /// How serious a finding is. An `error` blocks draft → review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -111,6 +111,9 @@ pub struct ComplianceRules {
     /// Token budget of the template, and the level past it.
     pub max_tokens: u64,
     pub token_budget: Level,
+    /// Output filtering: the classifications whose rendered output has every secret and PII
+    /// match replaced by `[REDACTED:<rule>]` ([`redact`]) before it leaves the server.
+    pub redact: Vec<Classification>,
 }
 
 impl Default for ComplianceRules {
@@ -141,6 +144,7 @@ impl Default for ComplianceRules {
             size: Level::Error,
             max_tokens: 32_000,
             token_budget: Level::Warning,
+            redact: vec![Classification::Confidential, Classification::Restricted],
         }
     }
 }

@@ -439,6 +439,15 @@ fn parse_json(output: &str) -> Result<Value, String> {
     serde_json::from_str(output).map_err(|error| format!("the output is not valid JSON: {error}"))
 }
 
+/// The SHA-256 (lowercase hex) of a set of cases' canonical JSON: what the audit log records
+/// about a change of tests, instead of their content.
+pub fn cases_hash(cases: &[TestCase]) -> String {
+    use sha2::{Digest, Sha256};
+    let value = serde_json::to_value(cases).unwrap_or(Value::Null);
+    let digest = Sha256::digest(crate::hash::canonical_json(&value).as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// Whether every case passed.
 pub fn all_passed(results: &[CaseResult]) -> bool {
     results.iter().all(|result| result.passed)

@@ -13,6 +13,7 @@ crate::on_both_backends!(
     running_the_tests_answers_per_case_results_without_storing_them,
     invalid_tests_are_refused_naming_the_case_and_the_assertion,
     a_confidential_render_is_redacted_and_an_internal_one_is_not,
+    tests_travel_in_export_and_import_bundles,
 );
 
 fn tests_path(name: &str) -> String {
@@ -365,4 +366,65 @@ async fn render(app: &TestApp, name: &str) -> reqwest::Response {
         &json!({"params": {"email": "jane.doe@example.com"}}),
     )
     .await
+}
+
+async fn tests_travel_in_export_and_import_bundles(app: TestApp) {
+    let name = "tests/bundled";
+    app.create_prompt(name, "Hello, {{ name }}.").await;
+    expect_json(
+        app.put(&tests_path(name), &greeting_tests()).await,
+        StatusCode::OK,
+    )
+    .await;
+    let bundle = expect_json(app.get("/api/export").await, StatusCode::OK).await;
+    let exported = bundle["prompts"]
+        .as_array()
+        .expect("prompts")
+        .iter()
+        .find(|prompt| prompt["name"] == name)
+        .expect("exported")
+        .clone();
+    assert_eq!(exported["tests"], greeting_tests()["cases"]);
+
+    let other = app.fresh().await;
+    let report = expect_json(other.post("/api/import", &bundle).await, StatusCode::OK).await;
+    assert_eq!(report["prompts_created"], 1);
+    let read = expect_json(other.get(&tests_path(name)).await, StatusCode::OK).await;
+    assert_eq!(read["cases"], greeting_tests()["cases"]);
+    // Importing again changes nothing (no second tests.set).
+    expect_json(other.post("/api/import", &bundle).await, StatusCode::OK).await;
+    assert_eq!(audit_entries(&other, "tests.set", name).await.len(), 1);
+
+    // A bundle without tests (older ones) imports and leaves tests alone; invalid tests in a
+    // bundle are reported with their pointer and nothing is written.
+    let mut without = bundle.clone();
+    without["prompts"][0]
+        .as_object_mut()
+        .expect("prompt")
+        .remove("tests");
+    expect_json(other.post("/api/import", &without).await, StatusCode::OK).await;
+    let read = expect_json(other.get(&tests_path(name)).await, StatusCode::OK).await;
+    assert_eq!(read["cases"], greeting_tests()["cases"]);
+    let bad = json!({"format": "promptvault.bundle/v1", "prompts": [{
+        "name": "tests/bad-bundle",
+        "versions": [{"version_number": 1, "content": "Hi"}],
+        "tests": [{"name": "x", "assertions": [{"type": "regex", "pattern": "("}]}]
+    }]});
+    let refused = expect_problem(
+        other.post("/api/import", &bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_bundle",
+    )
+    .await;
+    assert!(
+        refused["errors"][0]["pointer"]
+            .as_str()
+            .expect("pointer")
+            .ends_with("/tests/0/assertions/0/pattern"),
+        "{refused}"
+    );
+    let missing = other
+        .get(&format!("/api/prompts/{}", encode("tests/bad-bundle")))
+        .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }

@@ -83,6 +83,11 @@ pub struct BundlePrompt {
     pub labels: BTreeMap<String, i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<BundleLink>,
+    /// The prompt's template test cases (absent in bundles from before tests, and when it has
+    /// none). On import they replace the local set when they differ, after the versions are
+    /// written (so imported versions are not re-tested).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<Vec<promptvault_core::testcase::TestCase>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

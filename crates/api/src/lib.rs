@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod convert;
 pub mod problem;
 pub mod prompts;
+pub mod testcases;
 
 pub use promptvault_core::{
     compliance::{Finding, Severity},

@@ -440,6 +440,10 @@ pub struct RenderResponse {
     pub rendered: Value,
     #[schema(value_type = Object)]
     pub config: Value,
+    /// How many secrets and PII matches were replaced by `[REDACTED:<rule>]` in `rendered`
+    /// (output filtering for the classifications in `compliance.redact`).
+    #[serde(default)]
+    pub redactions: u64,
 }
 
 /// Query of `GET /api/prompts/{id}/diff`.

@@ -83,6 +83,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Show a version's compliance findings; exits 4 when one is an error
     Check(CheckArgs),
+    /// Run a prompt's template tests (exits 4 when one fails), or set them from a file
+    Test(TestArgs),
     /// Export prompts with all versions, labels and links as a bundle
     Export(ExportArgs),
     /// Import bundles from a file or every .json/.yaml/.yml file of a directory
@@ -450,6 +452,22 @@ pub struct CheckArgs {
     /// The version to check (default: the newest)
     #[arg(long)]
     pub version: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The prompt's name (or id)
+    pub name: String,
+    /// The version to test (default: latest)
+    #[arg(long, conflicts_with_all = ["label", "set"])]
+    pub version: Option<i64>,
+    /// The label whose version to test
+    #[arg(long, conflicts_with = "set")]
+    pub label: Option<String>,
+    /// Replace the prompt's tests with the cases of a YAML or JSON file (`-` for stdin): a
+    /// list of cases, or `{cases: [...]}`
+    #[arg(long, value_name = "FILE")]
+    pub set: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{ChatEntry, Content};
+use crate::model::{ChatEntry, Classification, Content};
 
 /// How serious a finding is. An `error` blocks draft → review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -111,6 +111,9 @@ pub struct ComplianceRules {
     /// Token budget of the template, and the level past it.
     pub max_tokens: u64,
     pub token_budget: Level,
+    /// Output filtering: the classifications whose rendered output has every secret and PII
+    /// match replaced by `[REDACTED:<rule>]` ([`redact`]) before it leaves the server.
+    pub redact: Vec<Classification>,
 }
 
 impl Default for ComplianceRules {
@@ -141,6 +144,7 @@ impl Default for ComplianceRules {
             size: Level::Error,
             max_tokens: 32_000,
             token_budget: Level::Warning,
+            redact: vec![Classification::Confidential, Classification::Restricted],
         }
     }
 }
@@ -287,47 +291,58 @@ fn location(text: &str, offset: usize, message: Option<usize>) -> String {
     }
 }
 
-fn scan_text(text: &str, message: Option<usize>, rules: &ComplianceRules, out: &mut Vec<Finding>) {
-    let mut push = |rule: &str, severity: Severity, message_text: String, offset: usize| {
-        out.push(Finding {
-            rule: rule.into(),
-            severity,
-            message: message_text,
-            location: Some(location(text, offset, message)),
+/// One secret or PII match in a text: the rule that detected it, where (byte range), and a
+/// message that masks what was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection {
+    /// `secret`, `pii_email`, `pii_card`, `pii_phone` or `pii_iban`.
+    pub rule: &'static str,
+    pub range: std::ops::Range<usize>,
+    pub message: String,
+}
+
+/// Every secret and PII match in `text`, from the rules `enabled` accepts, in the order of the
+/// scan (secrets, emails, cards, phones, IBANs). The one set of detectors behind both the
+/// findings ([`check`]) and output redaction ([`redact`]).
+pub fn detect(text: &str, enabled: impl Fn(&str) -> bool) -> Vec<Detection> {
+    let mut out = Vec::new();
+    let mut push = |rule: &'static str, range: std::ops::Range<usize>, message: String| {
+        out.push(Detection {
+            rule,
+            range,
+            message,
         })
     };
-    if let Some(severity) = rules.secrets.severity() {
+    if enabled("secret") {
         for (what, pattern, shown) in SECRETS.iter() {
             for found in pattern.find_iter(text) {
                 push(
                     "secret",
-                    severity,
+                    found.range(),
                     format!(
                         "possible {what} ({shown}…, {} characters, masked)",
                         found.as_str().chars().count()
                     ),
-                    found.start(),
                 );
             }
         }
     }
-    if let Some(severity) = rules.pii_email.severity() {
+    if enabled("pii_email") {
         for found in EMAIL.captures_iter(text) {
             let (Some(whole), Some(domain)) = (found.get(0), found.get(1)) else {
                 continue;
             };
             push(
                 "pii_email",
-                severity,
+                whole.range(),
                 format!("email address (***@{})", domain.as_str()),
-                whole.start(),
             );
         }
     }
     // Digit runs inside an IBAN-shaped word are the IBAN's business, not a card's.
     let iban_spans: Vec<_> = IBAN.find_iter(text).map(|found| found.range()).collect();
     let mut card_spans = Vec::new();
-    if let Some(severity) = rules.pii_card.severity() {
+    if enabled("pii_card") {
         for found in CARD.find_iter(text) {
             if iban_spans
                 .iter()
@@ -348,14 +363,13 @@ fn scan_text(text: &str, message: Option<usize>, rules: &ComplianceRules, out: &
                     .collect();
                 push(
                     "pii_card",
-                    severity,
+                    found.range(),
                     format!("card number ending in {last} (passes the Luhn check)"),
-                    found.start(),
                 );
             }
         }
     }
-    if let Some(severity) = rules.pii_phone.severity() {
+    if enabled("pii_phone") {
         for found in PHONE.find_iter(text) {
             let digits = found.as_str().chars().filter(char::is_ascii_digit).count();
             let overlaps_card = card_spans
@@ -364,26 +378,87 @@ fn scan_text(text: &str, message: Option<usize>, rules: &ComplianceRules, out: &
             if (8..=15).contains(&digits) && !overlaps_card {
                 push(
                     "pii_phone",
-                    severity,
+                    found.range(),
                     format!("phone number ({digits} digits, masked)"),
-                    found.start(),
                 );
             }
         }
     }
-    if let Some(severity) = rules.pii_iban.severity() {
+    if enabled("pii_iban") {
         for found in IBAN.find_iter(text) {
             let compact: String = found.as_str().chars().filter(|c| *c != ' ').collect();
             if (15..=34).contains(&compact.len()) && iban_valid(&compact) {
                 push(
                     "pii_iban",
-                    severity,
+                    found.range(),
                     format!("IBAN ({}…, passes the mod-97 check)", &compact[..2]),
-                    found.start(),
                 );
             }
         }
     }
+    out
+}
+
+/// Output filtering (SPEC §9): replaces every secret and PII match [`detect`] finds — whatever
+/// the rules' levels, which only grade findings on templates — with `[REDACTED:<rule>]`.
+/// Overlapping matches are replaced once, as one span named after the first rule that matched
+/// it. Returns the filtered text and how many spans were replaced.
+pub fn redact(text: &str) -> (String, usize) {
+    let mut spans: Vec<(std::ops::Range<usize>, &'static str)> = detect(text, |_| true)
+        .into_iter()
+        .map(|detection| (detection.range, detection.rule))
+        .collect();
+    if spans.is_empty() {
+        return (text.to_string(), 0);
+    }
+    spans.sort_by_key(|(range, _)| (range.start, std::cmp::Reverse(range.end)));
+    let mut merged: Vec<(std::ops::Range<usize>, &'static str)> = Vec::new();
+    for (range, rule) in spans {
+        match merged.last_mut() {
+            Some((last, _)) if range.start < last.end => last.end = last.end.max(range.end),
+            _ => merged.push((range, rule)),
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (range, rule) in &merged {
+        out.push_str(&text[at..range.start]);
+        out.push_str("[REDACTED:");
+        out.push_str(rule);
+        out.push(']');
+        at = range.end;
+    }
+    out.push_str(&text[at..]);
+    (out, merged.len())
+}
+
+fn scan_text(text: &str, message: Option<usize>, rules: &ComplianceRules, out: &mut Vec<Finding>) {
+    let level = |rule: &str| match rule {
+        "secret" => rules.secrets,
+        "pii_email" => rules.pii_email,
+        "pii_card" => rules.pii_card,
+        "pii_phone" => rules.pii_phone,
+        "pii_iban" => rules.pii_iban,
+        _ => Level::Off,
+    };
+    for detection in detect(text, |rule| level(rule).severity().is_some()) {
+        if let Some(severity) = level(detection.rule).severity() {
+            out.push(Finding {
+                rule: detection.rule.into(),
+                severity,
+                message: detection.message,
+                location: Some(location(text, detection.range.start, message)),
+            });
+        }
+    }
+    let mut push = |rule: &str, severity: Severity, message_text: String, offset: usize| {
+        out.push(Finding {
+            rule: rule.into(),
+            severity,
+            message: message_text,
+            location: Some(location(text, offset, message)),
+        })
+    };
     if let Some(severity) = rules.prompt_injection.severity() {
         for phrase in &rules.injection_phrases {
             let words: Vec<String> = phrase.split_whitespace().map(regex::escape).collect();
@@ -741,5 +816,70 @@ mod tests {
             check(&chat, None, &ComplianceRules::default()).token_count,
             4
         );
+    }
+
+    #[test]
+    fn redaction_replaces_every_detected_secret_and_pii() {
+        // (text, redacted text, how many)
+        let cases: &[(&str, &str, usize)] = &[
+            ("nothing to hide here", "nothing to hide here", 0),
+            (
+                "mail jane.doe@example.com now",
+                "mail [REDACTED:pii_email] now",
+                1,
+            ),
+            (
+                "key sk-proj-abcdefghijklmnopqrstuvwxyz0123 and AKIAIOSFODNN7EXAMPLE",
+                "key [REDACTED:secret] and [REDACTED:secret]",
+                2,
+            ),
+            (
+                "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U.",
+                "jwt [REDACTED:secret].",
+                1,
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIE",
+                "[REDACTED:secret]\nMIIE",
+                1,
+            ),
+            ("card 4111 1111 1111 1111!", "card [REDACTED:pii_card]!", 1),
+            ("card 4111 1111 1111 1112", "card 4111 1111 1111 1112", 0),
+            ("call +49 30 1234 5678", "call [REDACTED:pii_phone]", 1),
+            (
+                "iban DE89 3704 0044 0532 0130 00",
+                "iban [REDACTED:pii_iban]",
+                1,
+            ),
+            (
+                "iban GB00WEST12345698765432",
+                "iban GB00WEST12345698765432",
+                0,
+            ),
+            (
+                "a@b.io, c@d.io",
+                "[REDACTED:pii_email], [REDACTED:pii_email]",
+                2,
+            ),
+            ("ünïcödé a@b.io ✓", "ünïcödé [REDACTED:pii_email] ✓", 1),
+        ];
+        for (text, expected, count) in cases {
+            assert_eq!(redact(text), (expected.to_string(), *count), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn redaction_ignores_rule_levels() {
+        // A rule turned off for findings still redacts output.
+        let rules = ComplianceRules {
+            pii_email: Level::Off,
+            ..ComplianceRules::default()
+        };
+        assert!(
+            check(&Content::Text("a@b.io".into()), None, &rules)
+                .findings
+                .is_empty()
+        );
+        assert_eq!(redact("a@b.io").1, 1);
     }
 }

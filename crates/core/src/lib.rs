@@ -19,4 +19,5 @@ pub mod model;
 pub mod render;
 pub mod secret;
 pub mod template;
+pub mod testcase;
 pub mod version;

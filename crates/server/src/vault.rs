@@ -52,6 +52,7 @@ use crate::{
 mod access;
 mod bundle;
 mod guard;
+mod testcases;
 
 pub use access::parse_time_or_age;
 
@@ -840,7 +841,14 @@ impl Vault {
         })
         .await
         .map_err(|error| AppError::internal(&error))??;
-        Ok(render_response(&prompt, &version, rendered))
+        let (rendered, redactions) = if self.compliance.redact.contains(&prompt.classification) {
+            redact_rendered(rendered)
+        } else {
+            (rendered, 0)
+        };
+        let mut response = render_response(&prompt, &version, rendered);
+        response.redactions = redactions;
+        Ok(response)
     }
 
     fn compiled(
@@ -1092,7 +1100,32 @@ fn render_response(prompt: &Prompt, version: &PromptVersion, rendered: Rendered)
         semver: version.semver.to_string(),
         rendered: serde_json::to_value(rendered).unwrap_or(Value::Null),
         config: version.config.clone(),
+        redactions: 0,
     }
+}
+
+/// Output filtering (SPEC §9): every secret and PII match in the rendered text (each chat
+/// message) replaced by `[REDACTED:<rule>]`; returns how many were.
+fn redact_rendered(rendered: Rendered) -> (Rendered, u64) {
+    let mut count = 0u64;
+    let mut redact = |text: String| {
+        let (text, found) = compliance::redact(&text);
+        count += found as u64;
+        text
+    };
+    let rendered = match rendered {
+        Rendered::Text(text) => Rendered::Text(redact(text)),
+        Rendered::Chat(messages) => Rendered::Chat(
+            messages
+                .into_iter()
+                .map(|mut message| {
+                    message.content = redact(message.content);
+                    message
+                })
+                .collect(),
+        ),
+    };
+    (rendered, count)
 }
 
 fn forbidden(reason: &str) -> AppError {

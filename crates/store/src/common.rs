@@ -13,6 +13,8 @@ use promptvault_core::{
         ApiToken, Classification, Content, Prompt, PromptAccess, PromptStatus, PromptVersion, Role,
         Scope, Source, User, VersionStatus,
     },
+    render::RenderLimits,
+    testcase::TestCase,
     version::{Semver, VersionDraft},
 };
 use serde_json::Value;
@@ -287,6 +289,89 @@ impl StoredContent {
     }
 }
 
+/// The associated data of a prompt's sealed test cases: the prompt id, under its own prefix (a
+/// sealed test document never opens as version content, nor under another prompt).
+pub(crate) fn tests_aad(prompt_id: Uuid) -> Vec<u8> {
+    let mut aad = b"promptvault/prompt_tests.cases/".to_vec();
+    aad.extend_from_slice(prompt_id.as_bytes());
+    aad
+}
+
+/// A prompt's test cases as their row stores them: sealed when the prompt's classification asks
+/// for it (needs keys), clear otherwise.
+pub(crate) fn stored_tests(
+    keys: Option<&KeyRing>,
+    classification: Classification,
+    prompt_id: Uuid,
+    cases: &[TestCase],
+) -> StoreResult<StoredContent> {
+    let value = serde_json::to_value(cases)
+        .map_err(|error| StoreError::Corrupt(format!("test cases do not serialize: {error}")))?;
+    if classification.is_sealed_at_rest() {
+        Ok(StoredContent::sealed(seal_tests(keys, prompt_id, &value)?))
+    } else {
+        Ok(StoredContent::clear(value))
+    }
+}
+
+/// Seals a prompt's test cases JSON under the current key (`EncryptionKeyRequired` without keys).
+pub(crate) fn seal_tests(
+    keys: Option<&KeyRing>,
+    prompt_id: Uuid,
+    cases: &Value,
+) -> StoreResult<Sealed> {
+    let keys = keys.ok_or_else(encryption_key_required)?;
+    let plaintext = serde_json::to_vec(cases)
+        .map_err(|error| StoreError::Corrupt(format!("test cases do not serialize: {error}")))?;
+    keys.seal(&plaintext, &tests_aad(prompt_id))
+        .map_err(|error| tests_crypto_error(prompt_id, error))
+}
+
+/// Opens a prompt's sealed test cases back into their JSON.
+pub(crate) fn open_tests(
+    keys: Option<&KeyRing>,
+    prompt_id: Uuid,
+    sealed: &Sealed,
+) -> StoreResult<Value> {
+    let keys = keys.ok_or_else(|| {
+        StoreError::Encryption(format!(
+            "the test cases of prompt {prompt_id} are encrypted with key {:?}, but no encryption \
+             keys are configured",
+            sealed.key_id
+        ))
+    })?;
+    let plaintext = keys
+        .open(sealed, &tests_aad(prompt_id))
+        .map_err(|error| tests_crypto_error(prompt_id, error))?;
+    serde_json::from_slice(&plaintext).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "prompt_tests: sealed cases of prompt {prompt_id} are not JSON: {error}"
+        ))
+    })
+}
+
+fn tests_crypto_error(prompt_id: Uuid, error: CryptoError) -> StoreError {
+    match error {
+        CryptoError::InvalidKeyRing(message) => StoreError::Config(message),
+        other => StoreError::Encryption(format!("test cases of prompt {prompt_id}: {other}")),
+    }
+}
+
+/// Decodes a `prompt_tests` row (clear JSON, or sealed) into the cases.
+pub(crate) fn decode_tests(
+    keys: Option<&KeyRing>,
+    prompt_id: Uuid,
+    cases: Value,
+    seal: Option<Sealed>,
+) -> StoreResult<Vec<TestCase>> {
+    let value = match seal {
+        Some(sealed) => open_tests(keys, prompt_id, &sealed)?,
+        None => cases,
+    };
+    serde_json::from_value(value)
+        .map_err(|error| StoreError::Corrupt(format!("prompt_tests.cases: {error}")))
+}
+
 /// How many versions one `reencrypt` transaction handles.
 pub(crate) const REENCRYPT_BATCH: i64 = 100;
 
@@ -356,19 +441,34 @@ pub(crate) fn new_prompt(prompt: NewPrompt, at: OffsetDateTime) -> Prompt {
     }
 }
 
-/// A new version's record as it is stored: a draft, created now.
+/// A new version's record as it is stored: a draft, created now, with the findings of the
+/// compliance checks and of the prompt's template `tests` (rendered under
+/// `RenderLimits::STANDARD`).
 pub(crate) fn new_version(
     prompt_id: Uuid,
     version_number: i64,
     semver: Semver,
     version: &NewVersion,
+    tests: &[TestCase],
     at: OffsetDateTime,
 ) -> PromptVersion {
-    let report = promptvault_core::compliance::check(
+    let mut report = promptvault_core::compliance::check(
         version.draft.content(),
         version.draft.parameter_schema(),
         &version.compliance,
     );
+    // The prompt's template tests run on every new version; failures are error findings.
+    if !tests.is_empty() {
+        let results = promptvault_core::testcase::run(
+            version.draft.content(),
+            version.draft.parameter_schema(),
+            tests,
+            RenderLimits::STANDARD,
+        );
+        report
+            .findings
+            .extend(promptvault_core::testcase::findings(&results));
+    }
     PromptVersion {
         id: Uuid::now_v7(),
         prompt_id,

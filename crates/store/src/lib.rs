@@ -27,6 +27,7 @@ use promptvault_core::{
         ApiToken, LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion, User,
         VersionStatus,
     },
+    testcase::TestCase,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -209,6 +210,17 @@ pub trait Store: Send + Sync + 'static {
     /// error; a version sealed under a key the ring lacks is an `Encryption` error (earlier
     /// batches stay done).
     async fn reencrypt(&self) -> StoreResult<u64>;
+
+    /// The prompt's template test cases, in order (empty when it has none). Sealed cases (of a
+    /// confidential or restricted prompt) are opened. A missing prompt is `NotFound`.
+    async fn get_tests(&self, prompt_id: Uuid) -> StoreResult<Vec<TestCase>>;
+
+    /// Replaces the prompt's test cases with `cases` (empty removes them), under the prompt's
+    /// lock, sealed like version content when the classification asks for it, and bumps the
+    /// prompt's revision. Returns the prompt as updated. The cases are not validated here (the
+    /// caller runs `promptvault_core::testcase::validate`). From then on `add_version` runs them
+    /// on every new version and adds their failures to its findings.
+    async fn replace_tests(&self, prompt_id: Uuid, cases: Vec<TestCase>) -> StoreResult<Prompt>;
 }
 
 /// How to open a store, beyond its URL.

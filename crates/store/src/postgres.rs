@@ -31,6 +31,7 @@ use promptvault_core::{
         ApiToken, Classification, LabelEvent, Link, Prompt, PromptDetail, PromptType,
         PromptVersion, Role, User, VersionStatus,
     },
+    testcase::TestCase,
     version::{VersionPlan, plan_version},
 };
 use serde_json::json;
@@ -79,6 +80,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "compliance",
         include_str!("../migrations/postgres/0004_compliance.sql"),
+    ),
+    (
+        7,
+        "prompt tests",
+        include_str!("../migrations/postgres/0007_prompt_tests.sql"),
     ),
 ];
 /// The advisory lock that serializes audit appends and purges ("pvaudit" in ASCII). Advisory
@@ -610,7 +616,94 @@ async fn reseal_versions(
             changed += 1;
         }
     }
+    reseal_tests(conn, prompt_id, classification, keys).await?;
     Ok(changed)
+}
+
+/// A prompt's template test cases (none without a row), opened if sealed.
+async fn load_tests(
+    conn: &mut PgConnection,
+    prompt_id: Uuid,
+    keys: Option<&KeyRing>,
+) -> StoreResult<Vec<TestCase>> {
+    let row = sqlx::query(
+        "SELECT cases, key_id, nonce, ciphertext FROM prompt_tests WHERE prompt_id = $1",
+    )
+    .bind(prompt_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        None => Ok(Vec::new()),
+        Some(row) => common::decode_tests(
+            keys,
+            prompt_id,
+            row.try_get(0)?,
+            common::stored_seal(row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)?,
+        ),
+    }
+}
+
+/// Replaces a prompt's test cases (no cases: no row), sealed when the classification asks.
+async fn write_tests(
+    conn: &mut PgConnection,
+    prompt_id: Uuid,
+    classification: Classification,
+    keys: Option<&KeyRing>,
+    cases: &[TestCase],
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    if cases.is_empty() {
+        sqlx::query("DELETE FROM prompt_tests WHERE prompt_id = $1")
+            .bind(prompt_id)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(());
+    }
+    let stored = common::stored_tests(keys, classification, prompt_id, cases)?;
+    sqlx::query(
+        "INSERT INTO prompt_tests (prompt_id, cases, key_id, nonce, ciphertext, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (prompt_id) DO UPDATE SET cases = excluded.cases, key_id = excluded.key_id, \
+         nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+    )
+    .bind(prompt_id)
+    .bind(stored.content)
+    .bind(stored.key_id)
+    .bind(stored.nonce)
+    .bind(stored.ciphertext)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Brings the stored form of a prompt's test cases in line with its classification and the
+/// ring's current key (sealed under it, or in clear); returns whether the row changed.
+async fn reseal_tests(
+    conn: &mut PgConnection,
+    prompt_id: Uuid,
+    classification: Classification,
+    keys: Option<&KeyRing>,
+) -> StoreResult<bool> {
+    let key_id: Option<Option<String>> =
+        sqlx::query_scalar("SELECT key_id FROM prompt_tests WHERE prompt_id = $1 FOR UPDATE")
+            .bind(prompt_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(key_id) = key_id else {
+        return Ok(false);
+    };
+    let stale = if classification.is_sealed_at_rest() {
+        key_id.is_none() || key_id.as_deref() != keys.map(KeyRing::current_key_id)
+    } else {
+        key_id.is_some()
+    };
+    if !stale {
+        return Ok(false);
+    }
+    let cases = load_tests(conn, prompt_id, keys).await?;
+    write_tests(conn, prompt_id, classification, keys, &cases, now()).await?;
+    Ok(true)
 }
 
 /// Rewrites the stored form of one version's content.
@@ -865,7 +958,7 @@ impl Store for PgStore {
         };
         let at = now();
         let prompt = common::new_prompt(prompt, at);
-        let version = common::new_version(prompt.id, 1, semver, &first, at);
+        let version = common::new_version(prompt.id, 1, semver, &first, &[], at);
         let labels = requested_labels(&first.labels);
         // Sealed before anything is written: without keys, nothing is.
         let stored = StoredContent::of(self.keys(), prompt.classification, &version)?;
@@ -1210,7 +1303,9 @@ impl Store for PgStore {
             VersionPlan::Create { semver, .. } => {
                 let number = latest.map_or(1, |latest| latest.version_number + 1);
                 let at = now();
-                let created = common::new_version(prompt_id, number, semver, &version, at);
+                // The prompt's tests run on the version as it will be stored (carry-over applied).
+                let tests = load_tests(&mut tx, prompt_id, self.keys()).await?;
+                let created = common::new_version(prompt_id, number, semver, &version, &tests, at);
                 let stored = StoredContent::of(self.keys(), classification, &created)?;
                 sqlx::query(
                     "WITH v AS (
@@ -2071,6 +2166,29 @@ impl Store for PgStore {
                 tx.commit().await?;
             }
         }
+        // Test cases sealed under another key, or left in clear on a confidential/restricted
+        // prompt: one prompt per transaction (not counted: the total counts versions).
+        let prompt_ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT t.prompt_id FROM prompt_tests t JOIN prompts p ON p.id = t.prompt_id \
+             WHERE (t.key_id IS NOT NULL AND t.key_id <> $1) \
+             OR (t.key_id IS NULL AND p.classification IN ('confidential', 'restricted'))",
+        )
+        .bind(keys.current_key_id())
+        .fetch_all(&self.pool)
+        .await?;
+        for prompt_id in prompt_ids {
+            let mut tx = self.pool.begin().await?;
+            let classification: Option<String> =
+                sqlx::query_scalar("SELECT classification FROM prompts WHERE id = $1 FOR UPDATE")
+                    .bind(prompt_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(classification) = classification {
+                let classification = common::parse_word("prompts.classification", &classification)?;
+                reseal_tests(&mut tx, prompt_id, classification, Some(keys)).await?;
+            }
+            tx.commit().await?;
+        }
         Ok(total)
     }
 
@@ -2100,6 +2218,44 @@ impl Store for PgStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_tests(&self, prompt_id: Uuid) -> StoreResult<Vec<TestCase>> {
+        let mut tx = self.pool.begin().await?;
+        fetch_prompt(&mut *tx, &PromptKey::Id(prompt_id)).await?;
+        let cases = load_tests(&mut tx, prompt_id, self.keys()).await?;
+        tx.commit().await?;
+        Ok(cases)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn replace_tests(&self, prompt_id: Uuid, cases: Vec<TestCase>) -> StoreResult<Prompt> {
+        let _queue = self.writers.enter(prompt_id).await;
+        let mut tx = self.begin_locked(prompt_id).await?;
+        let prompt = fetch_prompt(&mut *tx, &PromptKey::Id(prompt_id)).await?;
+        let at = now();
+        write_tests(
+            &mut tx,
+            prompt_id,
+            prompt.classification,
+            self.keys(),
+            &cases,
+            at,
+        )
+        .await?;
+        let row = sqlx::query(concat!(
+            "UPDATE prompts p SET revision = revision + 1, updated_at = $2 WHERE p.id = $1 \
+             RETURNING ",
+            prompt_columns!()
+        ))
+        .bind(prompt_id)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let prompt = decode_prompt(&row, 0)?;
+        tx.commit().await?;
+        Ok(prompt)
     }
 }
 

@@ -23,6 +23,7 @@ use promptvault_core::{
         ApiToken, Classification, Content, DeploymentModel, Grantee, Kind, Prompt, PromptAccess,
         PromptStatus, PromptVersion, Role, Scope, Source, VersionStatus,
     },
+    testcase::TestCase,
     version::{Bump, VersionDraft},
 };
 use promptvault_store::{
@@ -161,6 +162,9 @@ conformance! {
         purging_with_a_hash_that_is_not_the_entrys_is_a_conflict,
         the_last_entry_before_a_cutoff_has_only_older_entries_before_it,
         prompt_access_rules_round_trip_and_are_replaced_by_a_patch,
+        test_cases_round_trip_and_replacing_them_bumps_the_revision,
+        test_cases_run_on_every_new_version_and_failures_are_error_findings,
+        test_cases_of_a_missing_prompt_are_not_found,
     ],
     database: [
         a_second_store_opened_from_the_url_sees_the_same_data,
@@ -175,6 +179,7 @@ conformance! {
         changing_the_classification_seals_or_opens_existing_versions,
         without_keys_public_and_internal_prompts_work_and_sealed_writes_are_refused,
         reencrypt_seals_versions_stored_in_clear_before_encryption,
+        sealed_test_cases_are_not_in_the_database_and_follow_the_classification,
     ],
 }
 
@@ -3783,4 +3788,221 @@ async fn findings_compare_the_carried_over_schema(store: Arc<dyn Store>) {
         .map(|f| f.rule.as_str())
         .collect();
     assert_eq!(got, vec!["undeclared_variable"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Template test cases.
+
+fn cases(value: Value) -> Vec<TestCase> {
+    serde_json::from_value(value).expect("valid test cases")
+}
+
+async fn test_cases_round_trip_and_replacing_them_bumps_the_revision(store: Arc<dyn Store>) {
+    let id = create(&store, "tests/roundtrip").await;
+    assert!(store.get_tests(id).await.expect("none yet").is_empty());
+    let set = cases(json!([
+        {"name": "greets", "params": {"name": "Ada"},
+         "assertions": [{"type": "contains", "value": "Ada"}, {"type": "max_tokens", "max": 10}]},
+        {"name": "lenient", "undefined": "lenient",
+         "assertions": [{"type": "json_schema", "schema": {"type": "string"}}]}
+    ]));
+    let before = store.find_prompt(&PromptKey::Id(id)).await.expect("prompt");
+    let updated = store.replace_tests(id, set.clone()).await.expect("replace");
+    assert_eq!(updated.revision, before.revision + 1);
+    assert_eq!(store.get_tests(id).await.expect("read back"), set);
+    // Replacing replaces; an empty set removes them (and still bumps the revision).
+    let one = cases(json!([{"name": "only", "assertions": [{"type": "valid_json"}]}]));
+    store.replace_tests(id, one.clone()).await.expect("again");
+    assert_eq!(store.get_tests(id).await.expect("read back"), one);
+    let cleared = store.replace_tests(id, Vec::new()).await.expect("clear");
+    assert_eq!(cleared.revision, before.revision + 3);
+    assert!(store.get_tests(id).await.expect("cleared").is_empty());
+    // Deleting the prompt deletes its tests.
+    store.replace_tests(id, one).await.expect("set");
+    store.delete_prompt(id).await.expect("delete");
+    assert_not_found(store.get_tests(id).await, &format!("prompt {id}"));
+}
+
+async fn test_cases_run_on_every_new_version_and_failures_are_error_findings(
+    store: Arc<dyn Store>,
+) {
+    let id = create(&store, "tests/run").await;
+    store
+        .replace_tests(
+            id,
+            cases(json!([
+                {"name": "greets Ada", "params": {"name": "Ada"},
+                 "assertions": [{"type": "contains", "value": "Hello Ada"}]},
+                {"name": "no secrets", "params": {"name": "Ada"},
+                 "assertions": [{"type": "not_contains", "value": "password"}]}
+            ])),
+        )
+        .await
+        .expect("set tests");
+    // Passing: no findings from the tests.
+    let v2 = store
+        .add_version(id, text("Hello {{ name }}!"))
+        .await
+        .expect("v2");
+    assert!(v2.version.findings.is_empty(), "{:?}", v2.version.findings);
+    // Failing: one error finding per failed assertion, located at the case.
+    let v3 = store
+        .add_version(id, text("Hi {{ name }}, your password is safe"))
+        .await
+        .expect("v3");
+    let got: Vec<(&str, Severity, Option<&str>)> = v3
+        .version
+        .findings
+        .iter()
+        .map(|f| (f.rule.as_str(), f.severity, f.location.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "test_failed",
+                Severity::Error,
+                Some("test \"greets Ada\", assertion 0 (contains)")
+            ),
+            (
+                "test_failed",
+                Severity::Error,
+                Some("test \"no secrets\", assertion 0 (not_contains)")
+            ),
+        ]
+    );
+    assert_eq!(store.get_version(id, 3).await.expect("v3"), v3.version);
+    // A render error fails the case: the carried-over schema is the one the version gets.
+    let schema = VersionDraft::new(
+        Content::Text("Hello {{ name }}!".into()),
+        json!({}),
+        Some(json!({"type": "object", "properties": {"name": {"type": "integer"}}})),
+        None,
+    )
+    .expect("draft");
+    let v4 = store
+        .add_version(id, version(schema, &[]))
+        .await
+        .expect("v4");
+    let carried = NewVersion {
+        carry_over: CarryOver {
+            config: true,
+            parameter_schema: true,
+        },
+        ..text("Hello {{ name }}!!")
+    };
+    let v5 = store.add_version(id, carried).await.expect("v5");
+    for added in [&v4, &v5] {
+        let failed: Vec<&str> = added
+            .version
+            .findings
+            .iter()
+            .filter(|f| f.rule == "test_failed")
+            .filter_map(|f| f.location.as_deref())
+            .collect();
+        assert_eq!(failed, vec!["test \"greets Ada\"", "test \"no secrets\""]);
+    }
+    // An identical draft creates nothing and runs nothing.
+    let again = store
+        .add_version(
+            id,
+            NewVersion {
+                carry_over: CarryOver {
+                    config: true,
+                    parameter_schema: true,
+                },
+                ..text("Hello {{ name }}!!")
+            },
+        )
+        .await
+        .expect("identical");
+    assert!(!again.created);
+}
+
+async fn test_cases_of_a_missing_prompt_are_not_found(store: Arc<dyn Store>) {
+    let id = Uuid::now_v7();
+    assert_not_found(store.get_tests(id).await, &format!("prompt {id}"));
+    assert_not_found(
+        store.replace_tests(id, Vec::new()).await,
+        &format!("prompt {id}"),
+    );
+}
+
+async fn sealed_test_cases_are_not_in_the_database_and_follow_the_classification(
+    database: &TestDatabase,
+) {
+    let store = database.store();
+    let created = store
+        .create_prompt(
+            classified("sec/tests", Classification::Confidential),
+            text("Hello {{ name }}"),
+        )
+        .await
+        .expect("create confidential");
+    let id = created.prompt.id;
+    let set = cases(json!([{"name": "secret param", "params": {"name": MARKER},
+        "assertions": [{"type": "contains", "value": MARKER}]}]));
+    store.replace_tests(id, set.clone()).await.expect("set");
+    assert_eq!(store.get_tests(id).await.expect("opened"), set);
+    let raw = "SELECT cases || coalesce(key_id, '') FROM prompt_tests";
+    let raw_pg = "SELECT cases::text || coalesce(key_id, '') FROM prompt_tests";
+    let stored = |rows: Vec<Option<String>>| rows.into_iter().flatten().collect::<Vec<_>>();
+    let sql = if database.file_bytes().is_some() {
+        raw
+    } else {
+        raw_pg
+    };
+    assert_eq!(
+        stored(database.query_text(sql).await),
+        vec!["nullk1".to_string()]
+    );
+    if let Some(bytes) = database.file_bytes() {
+        let marker = MARKER.as_bytes();
+        assert!(!bytes.windows(marker.len()).any(|w| w == marker));
+    }
+    // The tests still run on a new version (opened inside the transaction).
+    let v2 = store
+        .add_version(id, text("Hello {{ name }}!"))
+        .await
+        .expect("v2");
+    assert!(v2.version.findings.is_empty(), "{:?}", v2.version.findings);
+    // Without keys they cannot be read, and the error names the key, not the content.
+    let keyless = database.open_store(ConnectOptions::default()).await;
+    match keyless.get_tests(id).await {
+        Err(StoreError::Encryption(message)) => {
+            assert!(
+                message.contains("k1") && !message.contains(MARKER),
+                "{message}"
+            )
+        }
+        other => panic!("expected an encryption error, got {other:?}"),
+    }
+    // Lowering the classification opens them; raising it seals them again.
+    let lower = PromptPatch {
+        classification: Some(Classification::Internal),
+        ..PromptPatch::default()
+    };
+    store.update_prompt(id, lower, None).await.expect("lower");
+    let clear = stored(database.query_text(sql).await);
+    assert!(clear[0].contains(MARKER), "{clear:?}");
+    assert_eq!(keyless.get_tests(id).await.expect("clear now"), set);
+    let raise = PromptPatch {
+        classification: Some(Classification::Restricted),
+        ..PromptPatch::default()
+    };
+    store.update_prompt(id, raise, None).await.expect("raise");
+    assert_eq!(
+        stored(database.query_text(sql).await),
+        vec!["nullk1".to_string()]
+    );
+    // Key rotation re-seals them under the new current key.
+    let rotated = database
+        .open_store(ring(&[("k2", KEY_2), ("k1", KEY_1)]))
+        .await;
+    rotated.reencrypt().await.expect("rotate");
+    assert_eq!(
+        stored(database.query_text(sql).await),
+        vec!["nullk2".to_string()]
+    );
+    assert_eq!(rotated.get_tests(id).await.expect("opened with k2"), set);
 }

@@ -20,6 +20,7 @@ use promptvault_api::{
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
         VersionResponse,
     },
+    testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -321,6 +322,26 @@ impl Backend for HttpBackend {
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse> {
         self.send_json(self.request(Method::POST, "/api/keys/rotate"))
             .await
+    }
+
+    async fn set_tests(&self, prompt: &str, request: SetTestsRequest) -> CliResult<TestsResponse> {
+        self.send_json(
+            self.request(Method::PUT, &Self::prompt_path(prompt, "/tests"))
+                .json(&request),
+        )
+        .await
+    }
+
+    async fn run_tests(
+        &self,
+        prompt: &str,
+        request: RunTestsRequest,
+    ) -> CliResult<RunTestsResponse> {
+        self.send_json(
+            self.request(Method::POST, &Self::prompt_path(prompt, "/tests/run"))
+                .json(&request),
+        )
+        .await
     }
 }
 

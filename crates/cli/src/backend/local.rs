@@ -16,6 +16,7 @@ use promptvault_api::{
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
         VersionResponse,
     },
+    testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
 use promptvault_server::{
     actor::Actor,
@@ -159,5 +160,17 @@ impl Backend for LocalBackend {
 
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse> {
         Ok(self.vault.rotate_keys(&self.actor).await?)
+    }
+
+    async fn set_tests(&self, prompt: &str, request: SetTestsRequest) -> CliResult<TestsResponse> {
+        Ok(self.vault.set_tests(&self.actor, prompt, request).await?)
+    }
+
+    async fn run_tests(
+        &self,
+        prompt: &str,
+        request: RunTestsRequest,
+    ) -> CliResult<RunTestsResponse> {
+        Ok(self.vault.run_tests(&self.actor, prompt, request).await?)
     }
 }

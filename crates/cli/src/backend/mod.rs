@@ -20,6 +20,7 @@ use promptvault_api::{
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
         VersionResponse,
     },
+    testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
 
 use crate::error::CliResult;
@@ -81,4 +82,12 @@ pub trait Backend: Send + Sync {
     async fn verify_audit(&self) -> CliResult<AuditVerifyResponse>;
     /// Re-encrypts every sealed version under the current key.
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse>;
+    /// Replaces a prompt's template test cases.
+    async fn set_tests(&self, prompt: &str, request: SetTestsRequest) -> CliResult<TestsResponse>;
+    /// Runs a prompt's test cases on one version, storing nothing.
+    async fn run_tests(
+        &self,
+        prompt: &str,
+        request: RunTestsRequest,
+    ) -> CliResult<RunTestsResponse>;
 }

@@ -10,6 +10,7 @@ pub mod labels;
 pub mod prompts;
 pub mod render;
 pub mod serve;
+pub mod test;
 
 use promptvault_server::settings::Overrides;
 
@@ -59,6 +60,15 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Check(args) => {
             // The findings are printed either way; an error finding then fails the command.
             let (text, failure) = check::check(backend, args, json).await?;
+            output::emit(&text)?;
+            return match failure {
+                Some(error) => Err(error),
+                None => Ok(()),
+            };
+        }
+        Command::Test(args) => {
+            // The results are printed either way; a failed case then fails the command.
+            let (text, failure) = test::test(backend, args, json).await?;
             output::emit(&text)?;
             return match failure {
                 Some(error) => Err(error),

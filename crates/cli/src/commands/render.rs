@@ -61,6 +61,7 @@ mod tests {
             semver: "1.0.0".into(),
             rendered,
             config: json!({}),
+            redactions: 0,
         }
     }
 

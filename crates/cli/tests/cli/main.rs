@@ -10,4 +10,5 @@ mod parity;
 mod postgres;
 mod serve;
 mod support;
+mod test;
 mod workflow;

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod links;
 pub mod prompts;
 pub mod system;
+pub mod testcases;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -53,6 +54,7 @@ pub struct AppState {
         (name = "bundle", description = "Import and export"),
         (name = "system", description = "Health"),
         (name = "access", description = "Users, API tokens and the audit log (admins)"),
+        (name = "tests", description = "Template test cases stored with a prompt"),
     ),
     modifiers(&SecuritySchemes),
     security(("bearer" = []))
@@ -172,6 +174,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(access::rotate_keys))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
+        .routes(routes!(testcases::get_tests, testcases::set_tests))
+        .routes(routes!(testcases::run_tests))
 }
 
 /// A request still running after the configured time is answered with 503 `timeout`.

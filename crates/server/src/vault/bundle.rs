@@ -34,6 +34,7 @@ use promptvault_core::{
     error::DomainError,
     ident::{self, LabelName, PromptName},
     model::{Classification, Content, Kind, PromptDetail, PromptStatus, Scope, Source},
+    testcase::{self, TestCase},
     version::VersionDraft,
 };
 use promptvault_store::{
@@ -122,6 +123,7 @@ impl Vault {
                 ..Default::default()
             })
             .await?;
+        let tests = self.store.get_tests(id).await?;
         let prompt = &detail.prompt;
         let mut versions: Vec<BundleVersion> = detail
             .versions
@@ -168,6 +170,7 @@ impl Vault {
                     priority: link.priority,
                 })
                 .collect(),
+            tests: (!tests.is_empty()).then_some(tests),
         })
     }
 
@@ -359,6 +362,7 @@ impl Vault {
             versions,
             labels,
             links,
+            tests,
         } = planned;
         // Bundle version number → local version number.
         let mut numbers: BTreeMap<i64, i64> = BTreeMap::new();
@@ -399,6 +403,19 @@ impl Vault {
                 "capability": link.capability, "agent_id": link.agent_id, "priority": link.priority, "via": "import"
             }));
             self.audit(actor, audited).await?;
+        }
+        if let Some(tests) = tests {
+            let before = self.store.get_tests(prompt_id).await?;
+            if before != tests {
+                let updated = self.store.replace_tests(prompt_id, tests.clone()).await?;
+                let audited = Audited::ok("tests.set", Some(&updated))
+                    .hashes(
+                        Some(testcase::cases_hash(&before)),
+                        Some(testcase::cases_hash(&tests)),
+                    )
+                    .detail(json!({"cases": tests.len(), "via": "import"}));
+                self.audit(actor, audited).await?;
+            }
         }
         Ok(())
     }
@@ -600,6 +617,8 @@ struct PlannedPrompt {
     /// Label → bundle version number (`latest` left out: the store keeps it).
     labels: Vec<(LabelName, i64)>,
     links: Vec<NewLink>,
+    /// The test cases to set (validated), if the bundle carries them.
+    tests: Option<Vec<TestCase>>,
 }
 
 struct PlannedVersion {
@@ -736,6 +755,14 @@ fn plan_prompt(prompt: &BundlePrompt) -> Result<PlannedPrompt, Vec<(String, Stri
             }
         }
     }
+    if let Some(tests) = &prompt.tests
+        && let Err(problems) = testcase::validate(tests)
+    {
+        for problem in problems {
+            let pointer = problem.pointer.replacen("/cases", "/tests", 1);
+            errors.push((pointer, problem.message));
+        }
+    }
     match (name, source, tags) {
         (Ok(name), Ok(source), Ok(tags)) if errors.is_empty() => Ok(PlannedPrompt {
             prompt: NewPrompt {
@@ -758,6 +785,7 @@ fn plan_prompt(prompt: &BundlePrompt) -> Result<PlannedPrompt, Vec<(String, Stri
             versions,
             labels,
             links,
+            tests: prompt.tests.clone(),
         }),
         _ => Err(errors),
     }

@@ -202,6 +202,9 @@ const ROUTES: &[Route] = &[
     route("POST", "/api/keys/rotate", "A....."),
     route("GET", "/healthz", "AOUGXN"),
     route("GET", "/readyz", "AOUGXN"),
+    on_prompt("GET", "/api/prompts/{id}/tests", "AOUGX."),
+    on_prompt("PUT", "/api/prompts/{id}/tests", "AOU..."),
+    on_prompt("POST", "/api/prompts/{id}/tests/run", "AOUGX."),
     // Deleting comes last so that no other cell loses its prompt (each delete cell deletes a
     // fresh copy of its fixture anyway).
     on_prompt("DELETE", "/api/prompts/{id}", "AO...."),
@@ -383,6 +386,12 @@ async fn prepare(
             (path.replace("{label}", "latest"), None)
         }
         ("POST", "/api/prompts/{id}/render") => (path, Some(json!({}))),
+        ("PUT", "/api/prompts/{id}/tests") => (
+            path,
+            Some(json!({"cases": [{"name": format!("case {serial}"),
+                "assertions": [{"type": "max_tokens", "max": 1000}]}]})),
+        ),
+        ("POST", "/api/prompts/{id}/tests/run") => (path, Some(json!({}))),
         ("POST", "/api/prompts/{id}/link") => (
             path,
             Some(json!({"capability": "summarize", "agent_id": "bot"})),

@@ -38,6 +38,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     GET /api/prompts/{id}
     GET /api/prompts/{id}/diff
     GET /api/prompts/{id}/labels/{label}/history
+    GET /api/prompts/{id}/tests
     GET /api/prompts/{id}/versions/{n}
     GET /api/prompts/{id}/versions/{n}/findings
     GET /api/tokens
@@ -51,6 +52,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     POST /api/prompts
     POST /api/prompts/{id}/link
     POST /api/prompts/{id}/render
+    POST /api/prompts/{id}/tests/run
     POST /api/prompts/{id}/version
     POST /api/prompts/{id}/versions/{n}/transition
     POST /api/tokens
@@ -58,6 +60,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     PUT /api/prompt-types/{key}
     PUT /api/prompts/{id}
     PUT /api/prompts/{id}/labels/{label}
+    PUT /api/prompts/{id}/tests
     PUT /api/users/{user_id}
     ");
 }

@@ -122,7 +122,9 @@ pub enum Retired {
         sunset_at: OffsetDateTime,
         replacement: Option<Replacement>,
     },
-    Archived { version: i64 },
+    Archived {
+        version: i64,
+    },
 }
 
 impl Retired {
@@ -202,7 +204,10 @@ pub fn notice_headers(
     if let Some(replacement) = &deprecation.replacement {
         headers.push((
             "link",
-            format!("<{}>; rel=\"successor-version\"", successor_url(replacement)),
+            format!(
+                "<{}>; rel=\"successor-version\"",
+                successor_url(replacement)
+            ),
         ));
     }
     headers
@@ -363,11 +368,7 @@ mod tests {
             ),
         ];
         for (spec, want) in cases {
-            assert_eq!(
-                sunset_at(*spec, default, now).ok(),
-                *want,
-                "{spec:?}"
-            );
+            assert_eq!(sunset_at(*spec, default, now).ok(), *want, "{spec:?}");
         }
     }
 
@@ -394,7 +395,12 @@ mod tests {
             (Deprecated, &dated, t(1_000), Want::Notice),
             (Deprecated, &dated, before, Want::Notice),
             (Deprecated, &dated, at_sunset, Want::Gone("version_sunset")),
-            (Deprecated, &dated, t(100 * DAY), Want::Gone("version_sunset")),
+            (
+                Deprecated,
+                &dated,
+                t(100 * DAY),
+                Want::Gone("version_sunset"),
+            ),
             (Deprecated, &undated, t(100 * DAY), Want::Plain),
             (Archived, &undated, before, Want::Gone("version_archived")),
             (Archived, &dated, before, Want::Gone("version_archived")),
@@ -486,7 +492,12 @@ mod tests {
     #[test]
     fn a_review_is_due_when_the_interval_since_the_last_one_has_passed() {
         let created = t(0);
-        let cases: &[(Option<u32>, Option<OffsetDateTime>, OffsetDateTime, Option<(i64, i64)>)] = &[
+        let cases: &[(
+            Option<u32>,
+            Option<OffsetDateTime>,
+            OffsetDateTime,
+            Option<(i64, i64)>,
+        )] = &[
             // (interval, last reviewed, now) → (due since in days, days overdue)
             (None, None, t(1_000 * DAY), None),
             (Some(0), None, t(1_000 * DAY), None),

@@ -202,6 +202,8 @@ const ROUTES: &[Route] = &[
     route("POST", "/api/keys/rotate", "A....."),
     route("GET", "/healthz", "AOUGXN"),
     route("GET", "/readyz", "AOUGXN"),
+    on_prompt("POST", "/api/prompts/{id}/reviewed", "AOU..."),
+    route("GET", "/api/reviews/due", "AOUGX."),
     // Deleting comes last so that no other cell loses its prompt (each delete cell deletes a
     // fresh copy of its fixture anyway).
     on_prompt("DELETE", "/api/prompts/{id}", "AO...."),
@@ -383,6 +385,10 @@ async fn prepare(
             (path.replace("{label}", "latest"), None)
         }
         ("POST", "/api/prompts/{id}/render") => (path, Some(json!({}))),
+        ("POST", "/api/prompts/{id}/reviewed") => (
+            path,
+            Some(json!({"comment": format!("looked at it {serial}")})),
+        ),
         ("POST", "/api/prompts/{id}/link") => (
             path,
             Some(json!({"capability": "summarize", "agent_id": "bot"})),

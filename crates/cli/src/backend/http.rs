@@ -18,7 +18,7 @@ use promptvault_api::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
         LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        VersionResponse,
+        TransitionRequest, VersionResponse,
     },
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -321,6 +321,22 @@ impl Backend for HttpBackend {
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse> {
         self.send_json(self.request(Method::POST, "/api/keys/rotate"))
             .await
+    }
+
+    async fn transition(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: TransitionRequest,
+    ) -> CliResult<VersionResponse> {
+        self.send_json(
+            self.request(
+                Method::POST,
+                &Self::prompt_path(prompt, &format!("/versions/{version}/transition")),
+            )
+            .json(&request),
+        )
+        .await
     }
 }
 

@@ -14,7 +14,7 @@ use promptvault_api::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
         LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        VersionResponse,
+        TransitionRequest, VersionResponse,
     },
 };
 use promptvault_server::{
@@ -159,5 +159,17 @@ impl Backend for LocalBackend {
 
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse> {
         Ok(self.vault.rotate_keys(&self.actor).await?)
+    }
+
+    async fn transition(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: TransitionRequest,
+    ) -> CliResult<VersionResponse> {
+        Ok(self
+            .vault
+            .transition_version(&self.actor, prompt, version, request)
+            .await?)
     }
 }

@@ -18,7 +18,7 @@ use promptvault_api::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
         LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        VersionResponse,
+        TransitionRequest, VersionResponse,
     },
 };
 
@@ -81,4 +81,11 @@ pub trait Backend: Send + Sync {
     async fn verify_audit(&self) -> CliResult<AuditVerifyResponse>;
     /// Re-encrypts every sealed version under the current key.
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse>;
+    /// Moves a version to another status (deprecate, archive …).
+    async fn transition(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: TransitionRequest,
+    ) -> CliResult<VersionResponse>;
 }

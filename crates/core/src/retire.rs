@@ -492,12 +492,13 @@ mod tests {
     #[test]
     fn a_review_is_due_when_the_interval_since_the_last_one_has_passed() {
         let created = t(0);
-        let cases: &[(
+        type Case = (
             Option<u32>,
             Option<OffsetDateTime>,
             OffsetDateTime,
             Option<(i64, i64)>,
-        )] = &[
+        );
+        let cases: &[Case] = &[
             // (interval, last reviewed, now) → (due since in days, days overdue)
             (None, None, t(1_000 * DAY), None),
             (Some(0), None, t(1_000 * DAY), None),

@@ -1,10 +1,10 @@
 //! Explicit conversions from domain records to wire types.
 
-use promptvault_core::{diff, model, template};
+use promptvault_core::{diff, model, retire, template};
 
 use crate::prompts::{
-    DiffResponse, FieldDiff, LabelEventResponse, LinkResponse, PromptResponse, PromptTypeResponse,
-    VersionResponse, WordChange,
+    DeprecationResponse, DiffResponse, FieldDiff, LabelEventResponse, LinkResponse, PromptResponse,
+    PromptTypeResponse, ReplacementResponse, VersionResponse, WordChange,
 };
 
 impl From<&model::PromptVersion> for VersionResponse {
@@ -14,7 +14,11 @@ impl From<&model::PromptVersion> for VersionResponse {
             prompt_id: version.prompt_id,
             version_number: version.version_number,
             semver: version.semver.to_string(),
-            content: version.content.to_json(),
+            content: if version.lifecycle.purged_at.is_some() {
+                serde_json::Value::Null
+            } else {
+                version.content.to_json()
+            },
             config: version.config.clone(),
             parameter_schema: version.parameter_schema.clone(),
             diff_hash: version.diff_hash.clone(),
@@ -27,6 +31,30 @@ impl From<&model::PromptVersion> for VersionResponse {
                 .unwrap_or_default(),
             findings: version.findings.clone(),
             token_count: version.token_count,
+            approved_at: version.lifecycle.approved_at,
+            deprecation: version
+                .lifecycle
+                .deprecation
+                .as_ref()
+                .map(DeprecationResponse::from),
+            archived_at: version.lifecycle.archived_at,
+            purged_at: version.lifecycle.purged_at,
+        }
+    }
+}
+
+impl From<&retire::Deprecation> for DeprecationResponse {
+    fn from(deprecation: &retire::Deprecation) -> Self {
+        DeprecationResponse {
+            deprecated_at: deprecation.deprecated_at,
+            sunset_at: deprecation.sunset_at,
+            replacement: deprecation
+                .replacement
+                .as_ref()
+                .map(|replacement| ReplacementResponse {
+                    prompt_id: replacement.prompt_id,
+                    name: replacement.name.clone(),
+                }),
         }
     }
 }
@@ -96,6 +124,7 @@ impl From<&model::PromptType> for PromptTypeResponse {
             requires_approval: prompt_type.requires_approval,
             created_at: prompt_type.created_at,
             updated_at: prompt_type.updated_at,
+            review_every_days: prompt_type.review_every_days,
         }
     }
 }

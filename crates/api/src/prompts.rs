@@ -224,6 +224,42 @@ pub struct VersionResponse {
     /// Tokens of the template (`o200k_base`), counted when the version was created.
     #[serde(default)]
     pub token_count: i64,
+    /// When the version last became approved.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub approved_at: Option<OffsetDateTime>,
+    /// Its deprecation, while deprecated or archived after one (`null` otherwise).
+    #[serde(default)]
+    pub deprecation: Option<DeprecationResponse>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub archived_at: Option<OffsetDateTime>,
+    /// When retention dropped this archived version's content, config and schema (`content` is
+    /// then `null`); its number, semver, diff_hash, author, status and times stay.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub purged_at: Option<OffsetDateTime>,
+}
+
+/// A deprecation: served until `sunset_at` (with `Deprecation`, `Sunset` and `Link` headers),
+/// gone (410 `version_sunset`) after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeprecationResponse {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub deprecated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub sunset_at: OffsetDateTime,
+    /// The prompt to use instead, if one was named.
+    pub replacement: Option<ReplacementResponse>,
+}
+
+/// The prompt that replaces a deprecated one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReplacementResponse {
+    pub prompt_id: Uuid,
+    pub name: String,
 }
 
 /// The compliance findings of one version.
@@ -344,6 +380,62 @@ pub struct TransitionRequest {
     /// Why (recorded in the audit log; at most 2000 characters).
     #[serde(default)]
     pub comment: Option<String>,
+    /// With `"to": "deprecated"` only: the prompt (name or id) that replaces this one; optional
+    /// (deprecating an old version in favour of a newer one of the same prompt names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// With `"to": "deprecated"` only: how long it is still served, `30d`, `2w` or `12h`
+    /// (default: `lifecycle.deprecation_period_days`). Not with `sunset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    /// With `"to": "deprecated"` only: served until this RFC 3339 time. Not with `period`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sunset: Option<String>,
+}
+
+/// `POST /api/prompts/{id}/reviewed`: attest that the prompt was reviewed now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewedRequest {
+    /// Recorded in the audit log (at most 2000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReviewedResponse {
+    pub prompt_id: Uuid,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_reviewed_at: OffsetDateTime,
+}
+
+/// One prompt overdue for its periodic review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReviewDueItem {
+    pub prompt_id: Uuid,
+    pub name: String,
+    pub classification: Classification,
+    #[serde(rename = "type")]
+    pub prompt_type: Option<String>,
+    /// The interval: the prompt type's, else the classification's (`lifecycle.review_every_days`).
+    pub review_every_days: u32,
+    /// The last approval of one of its versions or attestation (`null`: never reviewed; the
+    /// interval then counts from the prompt's creation).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_reviewed_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub due_since: OffsetDateTime,
+    pub days_overdue: i64,
+}
+
+/// `GET /api/reviews/due`: overdue prompts the caller may see, oldest due first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReviewsDueResponse {
+    pub items: Vec<ReviewDueItem>,
 }
 
 /// `PUT /api/prompts/{id}/labels/{label}`.
@@ -444,6 +536,9 @@ pub struct RenderResponse {
     /// (output filtering for the classifications in `compliance.redact`).
     #[serde(default)]
     pub redactions: u64,
+    /// Present when the version served is deprecated (and still before its sunset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecation: Option<DeprecationResponse>,
 }
 
 /// Query of `GET /api/prompts/{id}/diff`.
@@ -494,6 +589,10 @@ pub struct CreatePromptTypeRequest {
     pub restricted_creation: bool,
     #[serde(default)]
     pub requires_approval: bool,
+    /// Prompts of this type need a review every this many days (overrides the
+    /// classification's `lifecycle.review_every_days`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_every_days: Option<u32>,
 }
 
 /// `PUT /api/prompt-types/{key}`.
@@ -513,6 +612,14 @@ pub struct UpdatePromptTypeRequest {
     pub restricted_creation: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires_approval: Option<bool>,
+    /// `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<u32>, nullable)]
+    pub review_every_days: Option<Option<u32>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -529,6 +636,7 @@ pub struct PromptTypeResponse {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    pub review_every_days: Option<u32>,
 }
 
 /// `GET /healthz` and `GET /readyz`.

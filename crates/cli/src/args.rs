@@ -12,7 +12,7 @@ use clap::{
     Args, Parser, Subcommand, ValueEnum,
     builder::{PossibleValuesParser, TypedValueParser},
 };
-use promptvault_api::{Bump, Classification, Kind, Scope};
+use promptvault_api::{Bump, Classification, Kind, PromptStatus, Scope};
 use promptvault_server::settings::{DeploymentModel, LogFormat};
 
 /// promptvault: versioned, labelled, rendered prompt templates.
@@ -97,6 +97,41 @@ pub enum Command {
     Audit(AuditArgs),
     /// Encryption keys: `prompt keys rotate` re-encrypts under the current key
     Keys(KeysArgs),
+    /// Deprecate an approved version: still served (with a notice) until its sunset, then gone
+    Deprecate(DeprecateArgs),
+    /// Archive a deprecated version: no longer served; its history stays
+    Archive(ArchiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeprecateArgs {
+    /// The prompt's name (or id)
+    pub name: String,
+    /// The version number
+    pub version: i64,
+    /// The prompt (name or id) that replaces it
+    #[arg(long)]
+    pub replacement: Option<String>,
+    /// How long it is still served: 30d, 2w, 12h (default: lifecycle.deprecation_period_days)
+    #[arg(long, conflicts_with = "sunset")]
+    pub period: Option<String>,
+    /// Served until this RFC 3339 time
+    #[arg(long)]
+    pub sunset: Option<String>,
+    /// Why (recorded in the audit log)
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// The prompt's name (or id)
+    pub name: String,
+    /// The version number
+    pub version: i64,
+    /// Why (recorded in the audit log)
+    #[arg(long)]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +321,10 @@ pub struct ListArgs {
     pub q: Option<String>,
     #[arg(long, value_name = "PREFIX")]
     pub name_prefix: Option<String>,
+    /// Only prompts with this status: active, deprecated or archived (archived prompts are
+    /// listed only when asked for)
+    #[arg(long, value_parser = status_parser())]
+    pub status: Option<PromptStatus>,
     /// 1-based page
     #[arg(long)]
     pub page: Option<i64>,
@@ -519,6 +558,10 @@ where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
     PossibleValuesParser::new(values).try_map(|value| value.parse::<T>())
+}
+
+fn status_parser() -> impl TypedValueParser<Value = PromptStatus> {
+    vocabulary(&["active", "deprecated", "archived"])
 }
 
 fn scope_parser() -> impl TypedValueParser<Value = Scope> {

@@ -17,6 +17,7 @@ pub mod ident;
 pub mod lifecycle;
 pub mod model;
 pub mod render;
+pub mod retire;
 pub mod secret;
 pub mod template;
 pub mod testcase;

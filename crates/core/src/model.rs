@@ -388,6 +388,8 @@ pub struct PromptVersion {
     pub findings: Vec<crate::compliance::Finding>,
     /// Tokens of the template, counted when the version was created.
     pub token_count: i64,
+    /// Approval, deprecation, archive and purge dates (`retire.rs`).
+    pub lifecycle: crate::retire::VersionLifecycle,
 }
 
 /// A prompt with everything a reader wants at once: versions (newest first) and labels.
@@ -433,6 +435,9 @@ pub struct PromptType {
     pub requires_approval: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Prompts of this type need a review every this many days (overrides the
+    /// classification's interval).
+    pub review_every_days: Option<u32>,
 }
 
 #[cfg(test)]

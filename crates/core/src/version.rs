@@ -275,6 +275,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             findings: Vec::new(),
             token_count: 0,
+            lifecycle: Default::default(),
         }
     }
 

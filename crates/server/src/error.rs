@@ -142,6 +142,9 @@ impl From<StoreError> for AppError {
                 "status_conflict",
                 format!("{error}; reload and retry"),
             ),
+            StoreError::VersionLabelled { version, labels } => {
+                crate::vault::version_labelled(version, &labels)
+            }
             StoreError::Domain(domain) => domain.into(),
             // Misconfigured keys: a clear answer (never garbage, never key material).
             StoreError::EncryptionKeyRequired => AppError::new(

@@ -57,7 +57,8 @@ pub fn state_with_store(
     let vault = Vault::new(store, settings.render_limits())
         .with_deployment(settings.deployment_model)
         .with_audit_key(audit_key)
-        .with_compliance(settings.compliance.clone());
+        .with_compliance(settings.compliance.clone())
+        .with_lifecycle(settings.lifecycle.clone());
     Ok(AppState {
         vault: Arc::new(vault),
         auth: Arc::new(auth),
@@ -166,6 +167,27 @@ pub fn spawn_audit_retention(state: &AppState) -> Option<tokio::task::JoinHandle
                     "audit retention purged old entries behind a checkpoint"
                 ),
                 Err(error) => tracing::warn!(error = %error, "audit retention failed; will retry"),
+            }
+        }
+    }))
+}
+
+/// Runs retention of archived versions (`lifecycle.archived_retention_days`) once an hour for as
+/// long as the server runs: versions archived longer ago lose their content, config and schema
+/// (audited as `version.purge` by the system); their history stays.
+pub fn spawn_version_retention(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let days = state.settings.lifecycle.archived_retention_days?;
+    let vault = state.vault.clone();
+    Some(tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            match vault.apply_version_retention(days).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "retention purged archived versions"),
+                Err(error) => {
+                    tracing::warn!(error = %error, "archived-version retention failed; will retry")
+                }
             }
         }
     }))

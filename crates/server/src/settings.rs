@@ -3,6 +3,7 @@
 //! whatever needs it. Nothing reads configuration from a global.
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
 };
@@ -44,7 +45,38 @@ pub struct Settings {
     /// `[compliance]` in TOML, `PROMPTVAULT_COMPLIANCE__<FIELD>`. Only the fields given change.
     #[serde(default)]
     pub compliance: ComplianceRules,
+    /// Deprecation, retention of archived versions and periodic review — `[lifecycle]` in TOML,
+    /// `PROMPTVAULT_LIFECYCLE__<FIELD>`.
+    #[serde(default)]
+    pub lifecycle: LifecycleSettings,
 }
+
+/// Deprecation, archive retention and periodic review (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleSettings {
+    /// How long a deprecated version is still served when the deprecation gives no period or
+    /// sunset.
+    pub deprecation_period_days: u32,
+    /// Archived versions archived longer ago than this lose their content, config and schema
+    /// (history stays); none: keep them forever.
+    pub archived_retention_days: Option<u32>,
+    /// Prompts of a classification need a review every this many days
+    /// (`review_every_days = { confidential = 90 }`); a prompt type's own interval wins.
+    pub review_every_days: BTreeMap<Classification, u32>,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        LifecycleSettings {
+            deprecation_period_days: 30,
+            archived_retention_days: None,
+            review_every_days: BTreeMap::new(),
+        }
+    }
+}
+
+pub use promptvault_core::model::Classification;
 
 pub use promptvault_core::compliance::{ComplianceRules, Level as ComplianceLevel};
 
@@ -137,6 +169,7 @@ const ENV_KEYS: &[&str] = &[
     "encryption_key",
     "encryption_key_file",
     "compliance",
+    "lifecycle",
 ];
 
 impl Default for Settings {
@@ -171,6 +204,7 @@ impl Default for Settings {
             encryption_key: None,
             encryption_key_file: None,
             compliance: ComplianceRules::default(),
+            lifecycle: LifecycleSettings::default(),
         }
     }
 }
@@ -237,6 +271,25 @@ impl Settings {
             return Err(SettingsError(
                 "http.request_timeout_secs (PROMPTVAULT_HTTP__REQUEST_TIMEOUT_SECS) must be > 0"
                     .into(),
+            ));
+        }
+        if self.lifecycle.deprecation_period_days == 0
+            || i64::from(self.lifecycle.deprecation_period_days)
+                > promptvault_core::retire::MAX_PERIOD_DAYS
+        {
+            return Err(SettingsError(format!(
+                "lifecycle.deprecation_period_days must be between 1 and {}",
+                promptvault_core::retire::MAX_PERIOD_DAYS
+            )));
+        }
+        if self
+            .lifecycle
+            .review_every_days
+            .values()
+            .any(|days| *days == 0)
+        {
+            return Err(SettingsError(
+                "lifecycle.review_every_days: every interval must be > 0".into(),
             ));
         }
         if self.render.fuel == 0 || self.render.max_output_bytes == 0 || self.render.recursion == 0

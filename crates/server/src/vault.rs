@@ -52,9 +52,11 @@ use crate::{
 mod access;
 mod bundle;
 mod guard;
+mod retire;
 mod testcases;
 
 pub use access::parse_time_or_age;
+pub(crate) use retire::version_labelled;
 
 const MAX_TITLE: usize = 255;
 const MAX_TEXT: usize = 10_000;
@@ -77,6 +79,8 @@ pub struct Vault {
     audit_key: Arc<[u8]>,
     /// The compliance rules every new version is checked against (SPEC §9).
     compliance: ComplianceRules,
+    /// Deprecation period, archive retention and review intervals.
+    lifecycle: crate::settings::LifecycleSettings,
 }
 
 impl Vault {
@@ -92,7 +96,13 @@ impl Vault {
             deployment: DeploymentModel::WebApplication,
             audit_key: Arc::from(Vec::new()),
             compliance: ComplianceRules::default(),
+            lifecycle: Default::default(),
         }
+    }
+
+    pub fn with_lifecycle(mut self, lifecycle: crate::settings::LifecycleSettings) -> Self {
+        self.lifecycle = lifecycle;
+        self
     }
 
     pub fn with_compliance(mut self, rules: ComplianceRules) -> Self {
@@ -537,6 +547,16 @@ impl Vault {
             }
             .into());
         }
+        if request.to != promptvault_core::model::VersionStatus::Deprecated
+            && (request.replacement.is_some()
+                || request.period.is_some()
+                || request.sunset.is_some())
+        {
+            return Err(AppError::unprocessable(
+                "invalid_field",
+                "replacement, period and sunset go only with \"to\": \"deprecated\"",
+            ));
+        }
         let version = self.store.get_version(prompt.id, version_number).await?;
         let from = version.status;
         let is_author = actor.user_id().is_some() && version.author_id == actor.user_id();
@@ -587,19 +607,66 @@ impl Vault {
             self.audit(actor, refused).await?;
             return Err(compliance_failed(version_number, &version.findings));
         }
-        let moved = self
-            .store
-            .set_version_status(prompt.id, version_number, from, request.to)
-            .await?;
+        let deprecation = if action == LifecycleAction::Deprecate {
+            let now = time::OffsetDateTime::now_utc().truncate_to_microsecond();
+            Some(self.plan_deprecation(actor, &prompt, &request, now).await?)
+        } else {
+            None
+        };
+        let moved = match &deprecation {
+            Some(deprecation) => {
+                self.store
+                    .deprecate_version(prompt.id, version_number, from, deprecation.clone())
+                    .await
+            }
+            None => {
+                self.store
+                    .set_version_status(prompt.id, version_number, from, request.to)
+                    .await
+            }
+        };
+        let moved = match moved {
+            Ok(moved) => moved,
+            Err(StoreError::VersionLabelled { version, labels }) => {
+                let refused = Audited {
+                    action: "version.transition",
+                    outcome: AuditOutcome::Denied,
+                    prompt: Some(&prompt),
+                    before_hash: None,
+                    after_hash: None,
+                    detail: serde_json::json!({
+                        "version": version_number,
+                        "from": from.as_str(),
+                        "to": request.to.as_str(),
+                        "reason": "version_labelled",
+                        "labels": labels,
+                    }),
+                };
+                self.audit(actor, refused).await?;
+                return Err(retire::version_labelled(version, &labels));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let mut detail = serde_json::json!({
+            "version": version_number,
+            "from": from.as_str(),
+            "to": moved.status.as_str(),
+            "action": action.as_str(),
+            "comment": request.comment,
+        });
+        if let Some(deprecation) = &deprecation {
+            detail["sunset_at"] = serde_json::json!(
+                promptvault_api::prompts::DeprecationResponse::from(deprecation)
+                    .sunset_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            );
+            detail["replacement"] =
+                serde_json::json!(deprecation.replacement.as_ref().map(|r| r.name.as_str()));
+        }
         let audited = Audited::ok("version.transition", Some(&prompt))
             .hashes(Some(moved.diff_hash.clone()), Some(moved.diff_hash.clone()))
-            .detail(serde_json::json!({
-                "version": version_number,
-                "from": from.as_str(),
-                "to": moved.status.as_str(),
-                "action": action.as_str(),
-                "comment": request.comment,
-            }));
+            .detail(detail);
         self.audit(actor, audited).await?;
         self.audit_text_read(actor, &prompt, "version").await?;
         Ok(VersionResponse::from(&moved))
@@ -826,6 +893,7 @@ impl Vault {
         self.authorize(actor, Action::Serve, Some(&prompt))
             .await
             .map_err(|error| guard::as_addressed(error, &key))?;
+        let deprecation = self.serving_notice(&version)?;
         self.audit_text_read(actor, &prompt, "render").await?;
         let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
         let slot = self
@@ -848,6 +916,7 @@ impl Vault {
         };
         let mut response = render_response(&prompt, &version, rendered);
         response.redactions = redactions;
+        response.deprecation = deprecation;
         Ok(response)
     }
 
@@ -924,11 +993,15 @@ impl Vault {
         if let Some(Some(schema)) = &request.schema {
             promptvault_core::render::check_schema(schema)?;
         }
+        if let Some(days) = request.review_every_days {
+            checked_review_days(days)?;
+        }
         let patch = PromptTypePatch {
             name: request.name,
             schema: request.schema,
             restricted_creation: request.restricted_creation,
             requires_approval: request.requires_approval,
+            review_every_days: request.review_every_days,
         };
         let updated = self.store.update_prompt_type(key, patch).await?;
         self.audit(
@@ -1005,7 +1078,19 @@ fn validate_prompt_type(request: CreatePromptTypeRequest) -> AppResult<NewPrompt
         schema: request.schema,
         restricted_creation: request.restricted_creation,
         requires_approval: request.requires_approval,
+        review_every_days: checked_review_days(request.review_every_days)?,
     })
+}
+
+/// A review interval is a positive number of days.
+fn checked_review_days(days: Option<u32>) -> Result<Option<u32>, DomainError> {
+    if days == Some(0) {
+        return Err(DomainError::InvalidField {
+            field: "review_every_days",
+            reason: "must be at least 1 (leave it out for no periodic review)".into(),
+        });
+    }
+    Ok(days)
 }
 
 fn check_name_text(name: &str) -> AppResult<()> {
@@ -1101,6 +1186,7 @@ fn render_response(prompt: &Prompt, version: &PromptVersion, rendered: Rendered)
         rendered: serde_json::to_value(rendered).unwrap_or(Value::Null),
         config: version.config.clone(),
         redactions: 0,
+        deprecation: None,
     }
 }
 

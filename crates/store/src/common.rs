@@ -14,6 +14,7 @@ use promptvault_core::{
         Scope, Source, User, VersionStatus,
     },
     render::RenderLimits,
+    retire::{Deprecation, Replacement, VersionLifecycle},
     testcase::TestCase,
     version::{Semver, VersionDraft},
 };
@@ -34,6 +35,16 @@ use crate::{
 /// from a write equals the same value read back later.
 pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc().truncate_to_microsecond()
+}
+
+/// A stored review interval in days (positive by a CHECK constraint).
+pub(crate) fn review_days(stored: Option<i64>) -> StoreResult<Option<u32>> {
+    stored
+        .map(|days| {
+            u32::try_from(days)
+                .map_err(|_| StoreError::Corrupt(format!("review_every_days {days}")))
+        })
+        .transpose()
 }
 
 /// A migrator over one dialect's embedded migrations, given as (version, description, SQL) in
@@ -139,6 +150,13 @@ pub(crate) struct VersionRecord {
     pub ciphertext: Option<Vec<u8>>,
     pub findings: Vec<promptvault_core::compliance::Finding>,
     pub token_count: i64,
+    pub approved_at: Option<OffsetDateTime>,
+    pub deprecated_at: Option<OffsetDateTime>,
+    pub sunset_at: Option<OffsetDateTime>,
+    pub replacement_prompt_id: Option<Uuid>,
+    pub replacement_name: Option<String>,
+    pub archived_at: Option<OffsetDateTime>,
+    pub purged_at: Option<OffsetDateTime>,
 }
 
 impl VersionRecord {
@@ -146,7 +164,20 @@ impl VersionRecord {
     pub(crate) fn into_version(self, keys: Option<&KeyRing>) -> StoreResult<PromptVersion> {
         let content = match stored_seal(self.key_id, self.nonce, self.ciphertext)? {
             Some(sealed) => open_content(keys, self.id, &sealed)?,
+            // Retention dropped the text: an empty text stands in (`lifecycle.purged_at` says).
+            None if self.purged_at.is_some() => Value::String(String::new()),
             None => self.content,
+        };
+        let deprecation = match (self.deprecated_at, self.sunset_at) {
+            (Some(deprecated_at), Some(sunset_at)) => Some(Deprecation {
+                deprecated_at,
+                sunset_at,
+                replacement: match (self.replacement_prompt_id, self.replacement_name) {
+                    (Some(prompt_id), Some(name)) => Some(Replacement { prompt_id, name }),
+                    _ => None,
+                },
+            }),
+            _ => None,
         };
         Ok(PromptVersion {
             id: self.id,
@@ -165,6 +196,12 @@ impl VersionRecord {
             findings: self.findings,
             token_count: self.token_count,
             created_at: self.created_at,
+            lifecycle: VersionLifecycle {
+                approved_at: self.approved_at,
+                deprecation,
+                archived_at: self.archived_at,
+                purged_at: self.purged_at,
+            },
         })
     }
 }
@@ -485,6 +522,7 @@ pub(crate) fn new_version(
         created_at: at,
         findings: report.findings,
         token_count: report.token_count,
+        lifecycle: Default::default(),
     }
 }
 

@@ -51,6 +51,10 @@ pub enum StoreError {
         "encryption key required: the content of confidential and restricted prompts is encrypted at rest, and no encryption keys are configured"
     )]
     EncryptionKeyRequired,
+    /// A version cannot be archived while labels set by users (not `latest`) point at it;
+    /// nothing was written.
+    #[error("version {version} still carries the label(s) {}; move them first", labels.join(", "))]
+    VersionLabelled { version: i64, labels: Vec<String> },
 }
 
 impl StoreError {

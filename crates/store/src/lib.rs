@@ -27,6 +27,7 @@ use promptvault_core::{
         ApiToken, LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion, User,
         VersionStatus,
     },
+    retire::Deprecation,
     testcase::TestCase,
 };
 use time::OffsetDateTime;
@@ -35,8 +36,8 @@ use uuid::Uuid;
 pub use crate::error::{StoreError, StoreResult};
 use crate::types::{
     AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType, NewUser,
-    NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery, PromptTypePatch, UserPatch,
-    VersionSelector,
+    NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery, PromptTypePatch, PurgedVersion,
+    ReviewState, UserPatch, VersionSelector,
 };
 
 /// Everything promptvault keeps, behind use-case-shaped methods. Implementations: SQLite and
@@ -92,7 +93,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Moves a version from status `expected_from` to `to`, atomically: only if its status is
     /// still `expected_from` (`StatusChanged` naming the current one otherwise; nothing is
-    /// written). Bumps the prompt's revision. Whether the move is allowed is the caller's
+    /// written). Bumps the prompt's revision and re-derives the prompt's status from its
+    /// versions' (`promptvault_core::retire::prompt_status`). Becoming approved records
+    /// `approved_at`; becoming archived records `archived_at` and is refused with
+    /// `VersionLabelled` while a label other than `latest` points at the version. Whether the move is allowed is the caller's
     /// business (`promptvault_core::lifecycle`). A missing prompt or version is `NotFound`.
     async fn set_version_status(
         &self,
@@ -221,6 +225,29 @@ pub trait Store: Send + Sync + 'static {
     /// caller runs `promptvault_core::testcase::validate`). From then on `add_version` runs them
     /// on every new version and adds their failures to its findings.
     async fn replace_tests(&self, prompt_id: Uuid, cases: Vec<TestCase>) -> StoreResult<Prompt>;
+    /// Moves a version from `expected_from` to `deprecated` (as `set_version_status` does) and
+    /// records the deprecation (time, sunset, replacement) on it, in one transaction.
+    async fn deprecate_version(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        expected_from: VersionStatus,
+        deprecation: Deprecation,
+    ) -> StoreResult<PromptVersion>;
+
+    /// Retention: drops the content, config, parameter schema, notes and findings of every
+    /// archived version archived before `archived_before` and not purged yet, marking it purged
+    /// (number, semver, diff_hash, author, status and times stay). Returns what it purged.
+    async fn purge_archived_versions(
+        &self,
+        archived_before: OffsetDateTime,
+    ) -> StoreResult<Vec<PurgedVersion>>;
+
+    /// Records an explicit review attestation of a prompt at `at`.
+    async fn mark_reviewed(&self, prompt_id: Uuid, at: OffsetDateTime) -> StoreResult<()>;
+
+    /// Every prompt that is not archived, with what the periodic-review rule needs, by name.
+    async fn review_states(&self) -> StoreResult<Vec<ReviewState>>;
 }
 
 /// How to open a store, beyond its URL.

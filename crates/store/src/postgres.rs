@@ -31,6 +31,7 @@ use promptvault_core::{
         ApiToken, Classification, LabelEvent, Link, Prompt, PromptDetail, PromptType,
         PromptVersion, Role, User, VersionStatus,
     },
+    retire::{self, Deprecation},
     testcase::TestCase,
     version::{VersionPlan, plan_version},
 };
@@ -56,7 +57,7 @@ use crate::{
     types::{
         AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
         NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch, PromptQuery,
-        PromptTypePatch, UserPatch, VersionSelector,
+        PromptTypePatch, PurgedVersion, ReviewState, UserPatch, VersionSelector,
     },
 };
 
@@ -85,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "prompt tests",
         include_str!("../migrations/postgres/0007_prompt_tests.sql"),
+    ),
+    (
+        8,
+        "deprecation",
+        include_str!("../migrations/postgres/0008_deprecation.sql"),
     ),
 ];
 /// The advisory lock that serializes audit appends and purges ("pvaudit" in ASCII). Advisory
@@ -250,10 +256,11 @@ macro_rules! version_columns {
     () => {
         "v.id, v.prompt_id, v.version_number, v.semver, v.content, v.config, v.parameter_schema, \
          v.diff_hash, v.notes, v.author_id, v.status, v.created_at, v.key_id, v.nonce, \
-         v.ciphertext, v.findings, v.token_count"
+         v.ciphertext, v.findings, v.token_count, v.approved_at, v.deprecated_at, v.sunset_at, \
+         v.replacement_prompt_id, v.replacement_name, v.archived_at, v.purged_at"
     };
 }
-const VERSION_COLUMNS: usize = 17;
+const VERSION_COLUMNS: usize = 24;
 
 macro_rules! label_event_columns {
     () => {
@@ -263,7 +270,8 @@ macro_rules! label_event_columns {
 
 macro_rules! prompt_type_columns {
     () => {
-        "key, name, schema, restricted_creation, requires_approval, created_at, updated_at"
+        "key, name, schema, restricted_creation, requires_approval, created_at, updated_at, \
+         review_every_days"
     };
 }
 
@@ -356,6 +364,13 @@ fn decode_version(
         ciphertext: row.try_get(at + 14)?,
         findings: row.try_get::<Json<Vec<Finding>>, _>(at + 15)?.0,
         token_count: row.try_get(at + 16)?,
+        approved_at: row.try_get(at + 17)?,
+        deprecated_at: row.try_get(at + 18)?,
+        sunset_at: row.try_get(at + 19)?,
+        replacement_prompt_id: row.try_get(at + 20)?,
+        replacement_name: row.try_get(at + 21)?,
+        archived_at: row.try_get(at + 22)?,
+        purged_at: row.try_get(at + 23)?,
     }
     .into_version(keys)
     .map(Some)
@@ -385,6 +400,7 @@ fn decode_prompt_type(row: &PgRow) -> StoreResult<PromptType> {
         requires_approval: row.try_get(4)?,
         created_at: row.try_get(5)?,
         updated_at: row.try_get(6)?,
+        review_every_days: common::review_days(row.try_get::<Option<i32>, _>(7)?.map(i64::from))?,
     })
 }
 
@@ -584,7 +600,7 @@ async fn reseal_versions(
     if classification.is_sealed_at_rest() {
         let rows = sqlx::query(
             "SELECT id, content FROM prompt_versions WHERE prompt_id = $1 AND ciphertext IS NULL \
-             FOR UPDATE",
+             AND purged_at IS NULL FOR UPDATE",
         )
         .bind(prompt_id)
         .fetch_all(&mut *conn)
@@ -1333,7 +1349,9 @@ impl Store for PgStore {
                          LEFT JOIN old ON old.name = r.name
                          ORDER BY r.ord
                      )
-                     UPDATE prompts SET revision = revision + 1, updated_at = $12 WHERE id = $2",
+                     UPDATE prompts SET revision = revision + 1, updated_at = $12,
+                         status = 'active'
+                     WHERE id = $2",
                 )
                 .bind(created.id)
                 .bind(prompt_id)
@@ -1396,55 +1414,16 @@ impl Store for PgStore {
     ) -> StoreResult<PromptVersion> {
         let _queue = self.writers.enter(prompt_id).await;
         let mut tx = self.begin_locked(prompt_id).await?;
-        let row = sqlx::query(
-            "SELECT p.name, v.status FROM prompts p LEFT JOIN prompt_versions v \
-             ON v.prompt_id = p.id AND v.version_number = $2 WHERE p.id = $1",
+        let version = move_version_status(
+            &mut tx,
+            self.keys(),
+            prompt_id,
+            version_number,
+            expected_from,
+            to,
+            None,
         )
-        .bind(prompt_id)
-        .bind(version_number)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
-        let name: String = row.try_get(0)?;
-        let Some(current) = row.try_get::<Option<String>, _>(1)? else {
-            return Err(StoreError::not_found(version_of(version_number, &name)));
-        };
-        let current: VersionStatus = common::parse_word("prompt_versions.status", &current)?;
-        // Conditional on the status read, so a change that slipped in is never overwritten.
-        let updated = sqlx::query(
-            "UPDATE prompt_versions SET status = $3 \
-             WHERE prompt_id = $1 AND version_number = $2 AND status = $4",
-        )
-        .bind(prompt_id)
-        .bind(version_number)
-        .bind(to.as_str())
-        .bind(expected_from.as_str())
-        .execute(&mut *tx)
         .await?;
-        if current != expected_from || updated.rows_affected() != 1 {
-            return Err(StoreError::StatusChanged {
-                version: version_number,
-                expected: expected_from,
-                current,
-            });
-        }
-        let at = now();
-        sqlx::query("UPDATE prompts SET revision = revision + 1, updated_at = $2 WHERE id = $1")
-            .bind(prompt_id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            version_columns!(),
-            " FROM prompt_versions v WHERE v.prompt_id = $1 AND v.version_number = $2"
-        ))
-        .bind(prompt_id)
-        .bind(version_number)
-        .fetch_one(&mut *tx)
-        .await?;
-        let version = decode_version(&row, 0, self.keys())?
-            .ok_or_else(|| StoreError::not_found(version_of(version_number, &name)))?;
         tx.commit().await?;
         Ok(version)
     }
@@ -1682,7 +1661,7 @@ impl Store for PgStore {
         let inserted = sqlx::query(concat!(
             "INSERT INTO prompt_types (",
             prompt_type_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $6)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $6, $7)"
         ))
         .bind(&prompt_type.key)
         .bind(&prompt_type.name)
@@ -1690,6 +1669,7 @@ impl Store for PgStore {
         .bind(prompt_type.restricted_creation)
         .bind(prompt_type.requires_approval)
         .bind(at)
+        .bind(prompt_type.review_every_days.map(|days| days as i32))
         .execute(&self.pool)
         .await;
         match inserted {
@@ -1709,6 +1689,7 @@ impl Store for PgStore {
             requires_approval: prompt_type.requires_approval,
             created_at: at,
             updated_at: at,
+            review_every_days: prompt_type.review_every_days,
         })
     }
 
@@ -1761,6 +1742,11 @@ impl Store for PgStore {
             update
                 .push(", requires_approval = ")
                 .push_bind(requires_approval);
+        }
+        if let Some(review_every_days) = patch.review_every_days {
+            update
+                .push(", review_every_days = ")
+                .push_bind(review_every_days.map(|days| days as i32));
         }
         update
             .push(" WHERE key = ")
@@ -2140,8 +2126,8 @@ impl Store for PgStore {
             let prompt_ids: Vec<Uuid> = sqlx::query_scalar(
                 "SELECT DISTINCT v.prompt_id FROM prompt_versions v \
                  JOIN prompts p ON p.id = v.prompt_id \
-                 WHERE v.ciphertext IS NULL AND p.classification IN ('confidential', 'restricted') \
-                 LIMIT $1",
+                 WHERE v.ciphertext IS NULL AND v.purged_at IS NULL \
+                 AND p.classification IN ('confidential', 'restricted') LIMIT $1",
             )
             .bind(common::REENCRYPT_BATCH)
             .fetch_all(&self.pool)
@@ -2257,6 +2243,213 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(prompt)
     }
+
+    async fn deprecate_version(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        expected_from: VersionStatus,
+        deprecation: Deprecation,
+    ) -> StoreResult<PromptVersion> {
+        let _queue = self.writers.enter(prompt_id).await;
+        let mut tx = self.begin_locked(prompt_id).await?;
+        let version = move_version_status(
+            &mut tx,
+            self.keys(),
+            prompt_id,
+            version_number,
+            expected_from,
+            VersionStatus::Deprecated,
+            Some(&deprecation),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn purge_archived_versions(
+        &self,
+        archived_before: OffsetDateTime,
+    ) -> StoreResult<Vec<PurgedVersion>> {
+        // One statement; its row locks order it with a concurrent re-seal (which re-checks
+        // `purged_at IS NULL` under `FOR UPDATE`).
+        let rows = sqlx::query(
+            "UPDATE prompt_versions v SET content = 'null'::jsonb, config = '{}'::jsonb, \
+             parameter_schema = NULL, notes = NULL, findings = '[]'::jsonb, key_id = NULL, \
+             nonce = NULL, ciphertext = NULL, purged_at = $2 \
+             FROM prompts p WHERE p.id = v.prompt_id AND v.status = 'archived' \
+             AND v.archived_at < $1 AND v.purged_at IS NULL \
+             RETURNING v.prompt_id, p.name, v.version_number, v.diff_hash, v.archived_at",
+        )
+        .bind(archived_before)
+        .bind(now())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut purged = rows
+            .iter()
+            .map(|row| {
+                Ok(PurgedVersion {
+                    prompt_id: row.try_get(0)?,
+                    prompt_name: row.try_get(1)?,
+                    version_number: row.try_get(2)?,
+                    diff_hash: row.try_get(3)?,
+                    archived_at: row.try_get(4)?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        purged.sort_by(|a, b| {
+            (a.archived_at, &a.prompt_name, a.version_number).cmp(&(
+                b.archived_at,
+                &b.prompt_name,
+                b.version_number,
+            ))
+        });
+        Ok(purged)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn mark_reviewed(&self, prompt_id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        let updated = sqlx::query("UPDATE prompts SET last_reviewed_at = $2 WHERE id = $1")
+            .bind(prompt_id)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::not_found(prompt_with_id(prompt_id)));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn review_states(&self) -> StoreResult<Vec<ReviewState>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            prompt_columns!(),
+            ", t.review_every_days, p.last_reviewed_at, \
+             (SELECT max(v.approved_at) FROM prompt_versions v WHERE v.prompt_id = p.id) \
+             FROM prompts p LEFT JOIN prompt_types t ON t.key = p.prompt_type \
+             WHERE p.status <> 'archived' ORDER BY p.name COLLATE \"C\""
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ReviewState {
+                    prompt: decode_prompt(row, 0)?,
+                    type_review_every_days: common::review_days(
+                        row.try_get::<Option<i32>, _>(PROMPT_COLUMNS)?
+                            .map(i64::from),
+                    )?,
+                    last_attested_at: row.try_get(PROMPT_COLUMNS + 1)?,
+                    last_approved_at: row.try_get(PROMPT_COLUMNS + 2)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Moves a version's status inside a transaction holding the prompt's lock: conditional on
+/// `expected_from`; records `approved_at` / `archived_at` / the deprecation; refuses archiving a
+/// version a user-set label points at; re-derives the prompt's status and bumps its revision.
+async fn move_version_status(
+    conn: &mut PgConnection,
+    keys: Option<&KeyRing>,
+    prompt_id: Uuid,
+    version_number: i64,
+    expected_from: VersionStatus,
+    to: VersionStatus,
+    deprecation: Option<&Deprecation>,
+) -> StoreResult<PromptVersion> {
+    let row = sqlx::query(
+        "SELECT p.name, v.status, \
+         (SELECT coalesce(array_agg(l.name ORDER BY l.name), '{}') FROM labels l \
+          WHERE l.prompt_id = p.id AND l.version_number = $2 AND l.name <> 'latest') \
+         FROM prompts p LEFT JOIN prompt_versions v \
+         ON v.prompt_id = p.id AND v.version_number = $2 WHERE p.id = $1",
+    )
+    .bind(prompt_id)
+    .bind(version_number)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
+    let name: String = row.try_get(0)?;
+    let Some(current) = row.try_get::<Option<String>, _>(1)? else {
+        return Err(StoreError::not_found(version_of(version_number, &name)));
+    };
+    let current: VersionStatus = common::parse_word("prompt_versions.status", &current)?;
+    if current != expected_from {
+        return Err(StoreError::StatusChanged {
+            version: version_number,
+            expected: expected_from,
+            current,
+        });
+    }
+    let labels: Vec<String> = row.try_get(2)?;
+    if to == VersionStatus::Archived && !labels.is_empty() {
+        return Err(StoreError::VersionLabelled {
+            version: version_number,
+            labels,
+        });
+    }
+    let at = now();
+    // Conditional on the status read, so a change that slipped in is never overwritten.
+    let updated = sqlx::query(
+        "UPDATE prompt_versions SET status = $3, \
+         approved_at = CASE WHEN $3 = 'approved' THEN $5 ELSE approved_at END, \
+         archived_at = CASE WHEN $3 = 'archived' THEN $5 ELSE archived_at END, \
+         deprecated_at = COALESCE($6, deprecated_at), sunset_at = COALESCE($7, sunset_at), \
+         replacement_prompt_id = CASE WHEN $6::timestamptz IS NULL THEN replacement_prompt_id \
+             ELSE $8 END, \
+         replacement_name = CASE WHEN $6::timestamptz IS NULL THEN replacement_name ELSE $9 END \
+         WHERE prompt_id = $1 AND version_number = $2 AND status = $4",
+    )
+    .bind(prompt_id)
+    .bind(version_number)
+    .bind(to.as_str())
+    .bind(expected_from.as_str())
+    .bind(at)
+    .bind(deprecation.map(|d| d.deprecated_at))
+    .bind(deprecation.map(|d| d.sunset_at))
+    .bind(deprecation.and_then(|d| d.replacement.as_ref().map(|r| r.prompt_id)))
+    .bind(deprecation.and_then(|d| d.replacement.as_ref().map(|r| r.name.clone())))
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::StatusChanged {
+            version: version_number,
+            expected: expected_from,
+            current,
+        });
+    }
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM prompt_versions WHERE prompt_id = $1")
+            .bind(prompt_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let statuses = statuses
+        .iter()
+        .map(|status| common::parse_word("prompt_versions.status", status))
+        .collect::<StoreResult<Vec<VersionStatus>>>()?;
+    sqlx::query(
+        "UPDATE prompts SET revision = revision + 1, updated_at = $2, status = $3 WHERE id = $1",
+    )
+    .bind(prompt_id)
+    .bind(at)
+    .bind(retire::prompt_status(&statuses).as_str())
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        version_columns!(),
+        " FROM prompt_versions v WHERE v.prompt_id = $1 AND v.version_number = $2"
+    ))
+    .bind(prompt_id)
+    .bind(version_number)
+    .fetch_one(&mut *conn)
+    .await?;
+    decode_version(&row, 0, keys)?
+        .ok_or_else(|| StoreError::not_found(version_of(version_number, &name)))
 }
 
 impl PgStore {

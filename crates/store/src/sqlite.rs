@@ -24,6 +24,7 @@ use promptvault_core::{
         ApiToken, Classification, LabelEvent, Link, Prompt, PromptDetail, PromptType,
         PromptVersion, Role, User, VersionStatus,
     },
+    retire::{self, Deprecation},
     testcase::TestCase,
     version::{VersionPlan, plan_version},
 };
@@ -50,7 +51,7 @@ use crate::{
     types::{
         AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
         NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch, PromptQuery,
-        PromptTypePatch, UserPatch, VersionSelector,
+        PromptTypePatch, PurgedVersion, ReviewState, UserPatch, VersionSelector,
     },
 };
 
@@ -79,6 +80,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "prompt tests",
         include_str!("../migrations/sqlite/0007_prompt_tests.sql"),
+    ),
+    (
+        8,
+        "deprecation",
+        include_str!("../migrations/sqlite/0008_deprecation.sql"),
     ),
 ];
 /// How long a connection waits for another process's lock on the file.
@@ -189,7 +195,8 @@ macro_rules! version_columns {
     () => {
         "v.id, v.prompt_id, v.version_number, v.semver, v.content, v.config, v.parameter_schema, \
          v.diff_hash, v.notes, v.author_id, v.status, v.created_at, v.key_id, v.nonce, \
-         v.ciphertext, v.findings, v.token_count"
+         v.ciphertext, v.findings, v.token_count, v.approved_at, v.deprecated_at, v.sunset_at, \
+         v.replacement_prompt_id, v.replacement_name, v.archived_at, v.purged_at"
     };
 }
 
@@ -201,7 +208,8 @@ macro_rules! label_event_columns {
 
 macro_rules! prompt_type_columns {
     () => {
-        "key, name, schema, restricted_creation, requires_approval, created_at, updated_at"
+        "key, name, schema, restricted_creation, requires_approval, created_at, updated_at, \
+         review_every_days"
     };
 }
 
@@ -323,6 +331,13 @@ fn decode_version(
         ciphertext: row.try_get(at + 14)?,
         findings: row.try_get::<Json<Vec<Finding>>, _>(at + 15)?.0,
         token_count: row.try_get(at + 16)?,
+        approved_at: decode_optional_time(row, at + 17)?,
+        deprecated_at: decode_optional_time(row, at + 18)?,
+        sunset_at: decode_optional_time(row, at + 19)?,
+        replacement_prompt_id: row.try_get(at + 20)?,
+        replacement_name: row.try_get(at + 21)?,
+        archived_at: decode_optional_time(row, at + 22)?,
+        purged_at: decode_optional_time(row, at + 23)?,
     }
     .into_version(keys)
     .map(Some)
@@ -348,6 +363,7 @@ fn decode_prompt_type(row: &SqliteRow) -> StoreResult<PromptType> {
         requires_approval: row.try_get(4)?,
         created_at: decode_time(row, 5)?,
         updated_at: decode_time(row, 6)?,
+        review_every_days: common::review_days(row.try_get(7)?)?,
     })
 }
 
@@ -534,7 +550,8 @@ async fn reseal_versions(
     let mut changed = 0;
     if classification.is_sealed_at_rest() {
         let rows = sqlx::query(
-            "SELECT id, content FROM prompt_versions WHERE prompt_id = $1 AND ciphertext IS NULL",
+            "SELECT id, content FROM prompt_versions WHERE prompt_id = $1 AND ciphertext IS NULL \
+             AND purged_at IS NULL",
         )
         .bind(prompt_id)
         .fetch_all(&mut *conn)
@@ -749,6 +766,115 @@ async fn record_label_event(conn: &mut SqliteConnection, event: &LabelEvent) -> 
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Moves a version's status under the write lock: conditional on `expected_from`; records
+/// `approved_at` / `archived_at` / the deprecation; refuses archiving a version a user-set label
+/// points at; re-derives the prompt's status and bumps its revision. Returns the moved version.
+async fn move_version_status(
+    conn: &mut SqliteConnection,
+    keys: Option<&KeyRing>,
+    prompt_id: Uuid,
+    version_number: i64,
+    expected_from: VersionStatus,
+    to: VersionStatus,
+    deprecation: Option<&Deprecation>,
+) -> StoreResult<PromptVersion> {
+    let row = sqlx::query(
+        "SELECT p.name, v.status FROM prompts p LEFT JOIN prompt_versions v \
+         ON v.prompt_id = p.id AND v.version_number = $2 WHERE p.id = $1",
+    )
+    .bind(prompt_id)
+    .bind(version_number)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
+    let name: String = row.try_get(0)?;
+    let Some(current) = row.try_get::<Option<String>, _>(1)? else {
+        return Err(StoreError::not_found(version_of(version_number, &name)));
+    };
+    let current: VersionStatus = common::parse_word("prompt_versions.status", &current)?;
+    if current != expected_from {
+        return Err(StoreError::StatusChanged {
+            version: version_number,
+            expected: expected_from,
+            current,
+        });
+    }
+    if to == VersionStatus::Archived {
+        let labels: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM labels WHERE prompt_id = $1 AND version_number = $2 \
+             AND name <> 'latest' ORDER BY name",
+        )
+        .bind(prompt_id)
+        .bind(version_number)
+        .fetch_all(&mut *conn)
+        .await?;
+        if !labels.is_empty() {
+            return Err(StoreError::VersionLabelled {
+                version: version_number,
+                labels,
+            });
+        }
+    }
+    let at = now();
+    let stamp = encode_time(at);
+    // Conditional on the status read, so a change that slipped in is never overwritten.
+    let updated = sqlx::query(
+        "UPDATE prompt_versions SET status = $3, \
+         approved_at = CASE WHEN $3 = 'approved' THEN $5 ELSE approved_at END, \
+         archived_at = CASE WHEN $3 = 'archived' THEN $5 ELSE archived_at END, \
+         deprecated_at = COALESCE($6, deprecated_at), sunset_at = COALESCE($7, sunset_at), \
+         replacement_prompt_id = CASE WHEN $6 IS NULL THEN replacement_prompt_id ELSE $8 END, \
+         replacement_name = CASE WHEN $6 IS NULL THEN replacement_name ELSE $9 END \
+         WHERE prompt_id = $1 AND version_number = $2 AND status = $4",
+    )
+    .bind(prompt_id)
+    .bind(version_number)
+    .bind(to.as_str())
+    .bind(expected_from.as_str())
+    .bind(&stamp)
+    .bind(deprecation.map(|d| encode_time(d.deprecated_at)))
+    .bind(deprecation.map(|d| encode_time(d.sunset_at)))
+    .bind(deprecation.and_then(|d| d.replacement.as_ref().map(|r| r.prompt_id)))
+    .bind(deprecation.and_then(|d| d.replacement.as_ref().map(|r| r.name.clone())))
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::StatusChanged {
+            version: version_number,
+            expected: expected_from,
+            current,
+        });
+    }
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM prompt_versions WHERE prompt_id = $1")
+            .bind(prompt_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let statuses = statuses
+        .iter()
+        .map(|status| common::parse_word("prompt_versions.status", status))
+        .collect::<StoreResult<Vec<VersionStatus>>>()?;
+    sqlx::query(
+        "UPDATE prompts SET revision = revision + 1, updated_at = $2, status = $3 WHERE id = $1",
+    )
+    .bind(prompt_id)
+    .bind(&stamp)
+    .bind(retire::prompt_status(&statuses).as_str())
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        version_columns!(),
+        " FROM prompt_versions v WHERE v.prompt_id = $1 AND v.version_number = $2"
+    ))
+    .bind(prompt_id)
+    .bind(version_number)
+    .fetch_one(&mut *conn)
+    .await?;
+    decode_version(&row, 0, keys)?
+        .ok_or_else(|| StoreError::not_found(version_of(version_number, &name)))
 }
 
 async fn bump_revision(
@@ -1326,6 +1452,11 @@ impl Store for SqliteStore {
                 let created = common::new_version(prompt_id, number, semver, &version, &tests, at);
                 let stored = StoredContent::of(self.keys(), classification, &created)?;
                 insert_version(&mut tx, &created, stored).await?;
+                // A new draft makes the prompt active again (`retire::prompt_status`).
+                sqlx::query("UPDATE prompts SET status = 'active' WHERE id = $1")
+                    .bind(prompt_id)
+                    .execute(&mut *tx)
+                    .await?;
                 move_label(&mut tx, prompt_id, &LabelName::latest(), number, None, at).await?;
                 for label in requested_labels(&version.labels) {
                     move_label(&mut tx, prompt_id, &label, number, version.author_id, at).await?;
@@ -1371,55 +1502,16 @@ impl Store for SqliteStore {
         to: VersionStatus,
     ) -> StoreResult<PromptVersion> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "SELECT p.name, v.status FROM prompts p LEFT JOIN prompt_versions v \
-             ON v.prompt_id = p.id AND v.version_number = $2 WHERE p.id = $1",
+        let version = move_version_status(
+            &mut tx,
+            self.keys(),
+            prompt_id,
+            version_number,
+            expected_from,
+            to,
+            None,
         )
-        .bind(prompt_id)
-        .bind(version_number)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
-        let name: String = row.try_get(0)?;
-        let Some(current) = row.try_get::<Option<String>, _>(1)? else {
-            return Err(StoreError::not_found(version_of(version_number, &name)));
-        };
-        let current: VersionStatus = common::parse_word("prompt_versions.status", &current)?;
-        // Conditional on the status read, so a change that slipped in is never overwritten.
-        let updated = sqlx::query(
-            "UPDATE prompt_versions SET status = $3 \
-             WHERE prompt_id = $1 AND version_number = $2 AND status = $4",
-        )
-        .bind(prompt_id)
-        .bind(version_number)
-        .bind(to.as_str())
-        .bind(expected_from.as_str())
-        .execute(&mut *tx)
         .await?;
-        if current != expected_from || updated.rows_affected() != 1 {
-            return Err(StoreError::StatusChanged {
-                version: version_number,
-                expected: expected_from,
-                current,
-            });
-        }
-        let at = now();
-        sqlx::query("UPDATE prompts SET revision = revision + 1, updated_at = $2 WHERE id = $1")
-            .bind(prompt_id)
-            .bind(encode_time(at))
-            .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            version_columns!(),
-            " FROM prompt_versions v WHERE v.prompt_id = $1 AND v.version_number = $2"
-        ))
-        .bind(prompt_id)
-        .bind(version_number)
-        .fetch_one(&mut *tx)
-        .await?;
-        let version = decode_version(&row, 0, self.keys())?
-            .ok_or_else(|| StoreError::not_found(version_of(version_number, &name)))?;
         tx.commit().await?;
         Ok(version)
     }
@@ -1661,7 +1753,7 @@ impl Store for SqliteStore {
         let inserted = sqlx::query(concat!(
             "INSERT INTO prompt_types (",
             prompt_type_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $6)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $6, $7)"
         ))
         .bind(&prompt_type.key)
         .bind(&prompt_type.name)
@@ -1669,6 +1761,7 @@ impl Store for SqliteStore {
         .bind(prompt_type.restricted_creation)
         .bind(prompt_type.requires_approval)
         .bind(encode_time(at))
+        .bind(prompt_type.review_every_days.map(i64::from))
         .execute(&self.writer)
         .await;
         match inserted {
@@ -1688,6 +1781,7 @@ impl Store for SqliteStore {
             requires_approval: prompt_type.requires_approval,
             created_at: at,
             updated_at: at,
+            review_every_days: prompt_type.review_every_days,
         })
     }
 
@@ -1740,6 +1834,11 @@ impl Store for SqliteStore {
             update
                 .push(", requires_approval = ")
                 .push_bind(requires_approval);
+        }
+        if let Some(review_every_days) = patch.review_every_days {
+            update
+                .push(", review_every_days = ")
+                .push_bind(review_every_days.map(i64::from));
         }
         update
             .push(" WHERE key = ")
@@ -2142,8 +2241,8 @@ impl Store for SqliteStore {
             let prompt_ids: Vec<Uuid> = sqlx::query_scalar(
                 "SELECT DISTINCT v.prompt_id FROM prompt_versions v \
                  JOIN prompts p ON p.id = v.prompt_id \
-                 WHERE v.ciphertext IS NULL AND p.classification IN ('confidential', 'restricted') \
-                 LIMIT $1",
+                 WHERE v.ciphertext IS NULL AND v.purged_at IS NULL \
+                 AND p.classification IN ('confidential', 'restricted') LIMIT $1",
             )
             .bind(common::REENCRYPT_BATCH)
             .fetch_all(&self.reader)
@@ -2251,6 +2350,107 @@ impl Store for SqliteStore {
         let prompt = fetch_prompt(&mut tx, &PromptKey::Id(prompt_id)).await?;
         tx.commit().await?;
         Ok(prompt)
+    }
+
+    async fn deprecate_version(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        expected_from: VersionStatus,
+        deprecation: Deprecation,
+    ) -> StoreResult<PromptVersion> {
+        let mut tx = self.begin_write().await?;
+        let version = move_version_status(
+            &mut tx,
+            self.keys(),
+            prompt_id,
+            version_number,
+            expected_from,
+            VersionStatus::Deprecated,
+            Some(&deprecation),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn purge_archived_versions(
+        &self,
+        archived_before: OffsetDateTime,
+    ) -> StoreResult<Vec<PurgedVersion>> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "SELECT v.prompt_id, p.name, v.version_number, v.diff_hash, v.archived_at \
+             FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
+             WHERE v.status = 'archived' AND v.archived_at < $1 AND v.purged_at IS NULL \
+             ORDER BY v.archived_at, p.name, v.version_number",
+        )
+        .bind(encode_time(archived_before))
+        .fetch_all(&mut *tx)
+        .await?;
+        let at = encode_time(now());
+        let mut purged = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let version = PurgedVersion {
+                prompt_id: row.try_get(0)?,
+                prompt_name: row.try_get(1)?,
+                version_number: row.try_get(2)?,
+                diff_hash: row.try_get(3)?,
+                archived_at: decode_time(row, 4)?,
+            };
+            sqlx::query(
+                "UPDATE prompt_versions SET content = 'null', config = '{}', \
+                 parameter_schema = NULL, notes = NULL, findings = '[]', key_id = NULL, \
+                 nonce = NULL, ciphertext = NULL, purged_at = $3 \
+                 WHERE prompt_id = $1 AND version_number = $2",
+            )
+            .bind(version.prompt_id)
+            .bind(version.version_number)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+            purged.push(version);
+        }
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn mark_reviewed(&self, prompt_id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        let updated = sqlx::query("UPDATE prompts SET last_reviewed_at = $2 WHERE id = $1")
+            .bind(prompt_id)
+            .bind(encode_time(at))
+            .execute(&self.writer)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::not_found(prompt_with_id(prompt_id)));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn review_states(&self) -> StoreResult<Vec<ReviewState>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            prompt_columns!(),
+            ", t.review_every_days, p.last_reviewed_at, \
+             (SELECT max(v.approved_at) FROM prompt_versions v WHERE v.prompt_id = p.id) \
+             FROM prompts p LEFT JOIN prompt_types t ON t.key = p.prompt_type \
+             WHERE p.status <> 'archived' ORDER BY p.name"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ReviewState {
+                    prompt: decode_prompt(row, 0)?,
+                    type_review_every_days: common::review_days(row.try_get(PROMPT_COLUMNS)?)?,
+                    last_attested_at: decode_optional_time(row, PROMPT_COLUMNS + 1)?,
+                    last_approved_at: decode_optional_time(row, PROMPT_COLUMNS + 2)?,
+                })
+            })
+            .collect()
     }
 }
 

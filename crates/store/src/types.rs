@@ -177,6 +177,8 @@ pub struct NewPromptType {
     pub schema: Option<Value>,
     pub restricted_creation: bool,
     pub requires_approval: bool,
+    /// Prompts of this type need a review every this many days.
+    pub review_every_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -185,6 +187,7 @@ pub struct PromptTypePatch {
     pub schema: Option<Option<Value>>,
     pub restricted_creation: Option<bool>,
     pub requires_approval: Option<bool>,
+    pub review_every_days: Option<Option<u32>>,
 }
 
 /// A new prompt's access rules are part of [`NewPrompt`]; this is a new user.
@@ -249,4 +252,26 @@ pub struct AuditQuery {
     pub after_seq: Option<i64>,
     /// At most this many (required, > 0).
     pub limit: i64,
+}
+
+/// A version whose content retention dropped (`purge_archived_versions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgedVersion {
+    pub prompt_id: Uuid,
+    pub prompt_name: String,
+    pub version_number: i64,
+    pub diff_hash: String,
+    pub archived_at: OffsetDateTime,
+}
+
+/// What the periodic-review rule needs about one prompt that is not archived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewState {
+    pub prompt: Prompt,
+    /// The review interval of the prompt's type, if it has a type that sets one.
+    pub type_review_every_days: Option<u32>,
+    /// The last explicit review attestation.
+    pub last_attested_at: Option<OffsetDateTime>,
+    /// When one of its versions last became approved.
+    pub last_approved_at: Option<OffsetDateTime>,
 }

@@ -23,6 +23,7 @@ use promptvault_core::{
         ApiToken, Classification, Content, DeploymentModel, Grantee, Kind, Prompt, PromptAccess,
         PromptStatus, PromptVersion, Role, Scope, Source, VersionStatus,
     },
+    retire::{Deprecation, Replacement},
     testcase::TestCase,
     version::{Bump, VersionDraft},
 };
@@ -165,6 +166,11 @@ conformance! {
         test_cases_round_trip_and_replacing_them_bumps_the_revision,
         test_cases_run_on_every_new_version_and_failures_are_error_findings,
         test_cases_of_a_missing_prompt_are_not_found,
+        approving_records_when_and_deprecating_records_the_deprecation_on_the_version,
+        the_prompt_status_follows_its_versions_statuses,
+        archiving_a_version_a_user_label_points_at_is_refused_naming_the_labels,
+        purging_archived_versions_drops_their_content_and_keeps_their_history,
+        review_states_carry_the_type_interval_the_attestation_and_the_last_approval,
     ],
     database: [
         a_second_store_opened_from_the_url_sees_the_same_data,
@@ -424,6 +430,7 @@ async fn listing_filters_by_scope_owner_tag_type_status_and_label(store: Arc<dyn
             schema: None,
             restricted_creation: false,
             requires_approval: false,
+            review_every_days: None,
         })
         .await
         .expect("create type");
@@ -1710,6 +1717,7 @@ fn prompt_type(key: &str) -> NewPromptType {
         schema: Some(json!({"type": "object", "required": ["topic"]})),
         restricted_creation: true,
         requires_approval: false,
+        review_every_days: None,
     }
 }
 
@@ -1742,6 +1750,7 @@ async fn prompt_types_can_be_created_read_listed_updated_and_deleted(store: Arc<
         schema: Some(None),
         requires_approval: Some(true),
         restricted_creation: None,
+        review_every_days: None,
     };
     let updated = store
         .update_prompt_type("summary", patch)
@@ -4005,4 +4014,381 @@ async fn sealed_test_cases_are_not_in_the_database_and_follow_the_classification
         vec!["nullk2".to_string()]
     );
     assert_eq!(rotated.get_tests(id).await.expect("opened with k2"), set);
+}
+// Deprecation, archive, retention, periodic review.
+
+/// Walks version `n` along draft → review → approved → deprecated → archived up to `to`
+/// (deprecating without a recorded deprecation).
+async fn walk(store: &Arc<dyn Store>, id: Uuid, n: i64, to: VersionStatus) {
+    use VersionStatus::{Approved, Archived, Deprecated, Draft, Review};
+    let path = [Draft, Review, Approved, Deprecated, Archived];
+    let current = store.get_version(id, n).await.expect("version").status;
+    let start = path
+        .iter()
+        .position(|s| *s == current)
+        .expect("on the path");
+    let end = path.iter().position(|s| *s == to).expect("on the path");
+    for step in start..end {
+        store
+            .set_version_status(id, n, path[step], path[step + 1])
+            .await
+            .expect("move along the lifecycle");
+    }
+}
+
+fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(seconds).expect("valid time")
+}
+
+async fn approving_records_when_and_deprecating_records_the_deprecation_on_the_version(
+    store: Arc<dyn Store>,
+) {
+    let successor = store
+        .create_prompt(new_prompt("dep/new"), text("new"))
+        .await
+        .expect("create");
+    let created = store
+        .create_prompt(new_prompt("dep/old"), text("old"))
+        .await
+        .expect("create");
+    let id = created.prompt.id;
+    let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    walk(&store, id, 1, VersionStatus::Approved).await;
+    let approved = store.get_version(id, 1).await.expect("v1");
+    let approved_at = approved
+        .lifecycle
+        .approved_at
+        .expect("approved_at recorded");
+    assert!(approved_at >= before, "{approved_at}");
+    assert_eq!(approved.lifecycle.deprecation, None);
+
+    let deprecation = Deprecation {
+        deprecated_at: at(1_700_000_000),
+        sunset_at: at(1_702_592_000),
+        replacement: Some(Replacement {
+            prompt_id: successor.prompt.id,
+            name: "dep/new".into(),
+        }),
+    };
+    let revision = store
+        .find_prompt(&PromptKey::Id(id))
+        .await
+        .expect("find")
+        .revision;
+    let moved = store
+        .deprecate_version(id, 1, VersionStatus::Approved, deprecation.clone())
+        .await
+        .expect("deprecate");
+    assert_eq!(moved.status, VersionStatus::Deprecated);
+    assert_eq!(moved.lifecycle.deprecation.as_ref(), Some(&deprecation));
+    assert_eq!(moved.lifecycle.approved_at, Some(approved_at), "kept");
+    assert_eq!(store.get_version(id, 1).await.expect("v1"), moved);
+    let (_, resolved) = store
+        .resolve_version(
+            &PromptKey::Id(id),
+            &VersionSelector::Label(LabelName::latest()),
+        )
+        .await
+        .expect("resolve");
+    assert_eq!(resolved, moved, "the serve path reads the deprecation too");
+    let prompt = store.find_prompt(&PromptKey::Id(id)).await.expect("find");
+    assert_eq!(prompt.revision, revision + 1);
+    assert_eq!(prompt.status, PromptStatus::Deprecated);
+
+    // Without a replacement; and only from the expected status.
+    let other = store
+        .create_prompt(new_prompt("dep/plain"), text("plain"))
+        .await
+        .expect("create");
+    walk(&store, other.prompt.id, 1, VersionStatus::Approved).await;
+    let plain = Deprecation {
+        replacement: None,
+        ..deprecation.clone()
+    };
+    match store
+        .deprecate_version(other.prompt.id, 1, VersionStatus::Review, plain.clone())
+        .await
+    {
+        Err(StoreError::StatusChanged { current, .. }) => {
+            assert_eq!(current, VersionStatus::Approved)
+        }
+        other => panic!("expected StatusChanged, got {other:?}"),
+    }
+    let moved = store
+        .deprecate_version(other.prompt.id, 1, VersionStatus::Approved, plain.clone())
+        .await
+        .expect("deprecate");
+    assert_eq!(moved.lifecycle.deprecation, Some(plain));
+}
+
+async fn the_prompt_status_follows_its_versions_statuses(store: Arc<dyn Store>) {
+    let created = store
+        .create_prompt(new_prompt("status/p"), text("one"))
+        .await
+        .expect("create");
+    let id = created.prompt.id;
+    let status = |store: Arc<dyn Store>| async move {
+        store
+            .find_prompt(&PromptKey::Id(id))
+            .await
+            .expect("find")
+            .status
+    };
+    walk(&store, id, 1, VersionStatus::Deprecated).await;
+    assert_eq!(status(store.clone()).await, PromptStatus::Deprecated);
+    walk(&store, id, 1, VersionStatus::Archived).await;
+    assert_eq!(status(store.clone()).await, PromptStatus::Archived);
+    store.add_version(id, text("two")).await.expect("add");
+    assert_eq!(
+        status(store.clone()).await,
+        PromptStatus::Active,
+        "a new draft makes the prompt active again"
+    );
+    walk(&store, id, 2, VersionStatus::Archived).await;
+    assert_eq!(status(store.clone()).await, PromptStatus::Archived);
+}
+
+async fn archiving_a_version_a_user_label_points_at_is_refused_naming_the_labels(
+    store: Arc<dyn Store>,
+) {
+    let created = store
+        .create_prompt(
+            new_prompt("arch/p"),
+            version(draft("one", json!({}), None), &["staging", "beta"]),
+        )
+        .await
+        .expect("create");
+    let id = created.prompt.id;
+    walk(&store, id, 1, VersionStatus::Deprecated).await;
+    let revision = store
+        .find_prompt(&PromptKey::Id(id))
+        .await
+        .expect("find")
+        .revision;
+    match store
+        .set_version_status(id, 1, VersionStatus::Deprecated, VersionStatus::Archived)
+        .await
+    {
+        Err(StoreError::VersionLabelled { version, labels }) => {
+            assert_eq!(version, 1);
+            assert_eq!(labels, vec!["beta".to_string(), "staging".to_string()]);
+        }
+        other => panic!("expected VersionLabelled, got {other:?}"),
+    }
+    let unchanged = store.find_prompt(&PromptKey::Id(id)).await.expect("find");
+    assert_eq!(unchanged.revision, revision, "nothing written");
+    assert_eq!(
+        store.get_version(id, 1).await.expect("v1").status,
+        VersionStatus::Deprecated
+    );
+    store
+        .remove_label(id, &label("staging"), None)
+        .await
+        .expect("remove");
+    store
+        .remove_label(id, &label("beta"), None)
+        .await
+        .expect("remove");
+    // `latest` still points at it: that does not stop archiving.
+    let archived = store
+        .set_version_status(id, 1, VersionStatus::Deprecated, VersionStatus::Archived)
+        .await
+        .expect("archive");
+    assert!(archived.lifecycle.archived_at.is_some());
+    let page = store
+        .list_prompts(&PromptQuery::default())
+        .await
+        .expect("list");
+    assert!(page.items.iter().all(|item| item.prompt.id != id), "hidden");
+    let page = store
+        .list_prompts(&PromptQuery {
+            status: Some(PromptStatus::Archived),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].prompt.id, id);
+    let detail = store
+        .get_prompt(&PromptKey::Id(id))
+        .await
+        .expect("history stays");
+    assert_eq!(detail.versions.len(), 1);
+}
+
+async fn purging_archived_versions_drops_their_content_and_keeps_their_history(
+    store: Arc<dyn Store>,
+) {
+    let plain = store
+        .create_prompt(
+            new_prompt("purge/plain"),
+            version(draft("old {{ x }}", json!({"model": "m"}), None), &[]),
+        )
+        .await
+        .expect("create");
+    let sealed = store
+        .create_prompt(
+            classified("purge/sealed", Classification::Confidential),
+            text("secret"),
+        )
+        .await
+        .expect("create");
+    let kept = store
+        .create_prompt(new_prompt("purge/kept"), text("kept"))
+        .await
+        .expect("create");
+    for id in [plain.prompt.id, sealed.prompt.id] {
+        walk(&store, id, 1, VersionStatus::Archived).await;
+    }
+    walk(&store, kept.prompt.id, 1, VersionStatus::Deprecated).await;
+    let before = store.get_version(plain.prompt.id, 1).await.expect("v1");
+    let archived_at = before.lifecycle.archived_at.expect("archived_at");
+
+    // The injected "now": a cutoff at or before the archive time purges nothing.
+    let none = store
+        .purge_archived_versions(archived_at)
+        .await
+        .expect("purge");
+    assert_eq!(none, vec![]);
+    let cutoff = archived_at + time::Duration::days(1);
+    let purged = store.purge_archived_versions(cutoff).await.expect("purge");
+    let mut names: Vec<_> = purged.iter().map(|p| p.prompt_name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, vec!["purge/plain", "purge/sealed"]);
+    let entry = purged
+        .iter()
+        .find(|p| p.prompt_name == "purge/plain")
+        .expect("plain purged");
+    assert_eq!(entry.version_number, 1);
+    assert_eq!(entry.diff_hash, before.diff_hash);
+    assert_eq!(entry.archived_at, archived_at);
+
+    let after = store
+        .get_version(plain.prompt.id, 1)
+        .await
+        .expect("history stays");
+    assert!(after.lifecycle.purged_at.is_some());
+    assert_eq!(after.content, Content::Text(String::new()));
+    assert_eq!(after.config, json!({}));
+    assert_eq!(after.parameter_schema, None);
+    assert_eq!(
+        (
+            after.version_number,
+            &after.semver,
+            &after.diff_hash,
+            after.author_id,
+            after.status
+        ),
+        (
+            1,
+            &before.semver,
+            &before.diff_hash,
+            before.author_id,
+            VersionStatus::Archived
+        )
+    );
+    assert_eq!(after.created_at, before.created_at);
+    assert_eq!(after.lifecycle.archived_at, Some(archived_at));
+    let sealed_after = store
+        .get_version(sealed.prompt.id, 1)
+        .await
+        .expect("readable");
+    assert!(sealed_after.lifecycle.purged_at.is_some());
+    // Key rotation leaves purged versions alone (nothing to seal).
+    assert_eq!(store.reencrypt().await.expect("reencrypt"), 0);
+    // Not archived: untouched. Purging again finds nothing.
+    let kept_after = store.get_version(kept.prompt.id, 1).await.expect("v1");
+    assert_eq!(kept_after.content, Content::Text("kept".into()));
+    assert_eq!(
+        store.purge_archived_versions(cutoff).await.expect("purge"),
+        vec![]
+    );
+}
+
+async fn review_states_carry_the_type_interval_the_attestation_and_the_last_approval(
+    store: Arc<dyn Store>,
+) {
+    let created_type = store
+        .create_prompt_type(NewPromptType {
+            review_every_days: Some(30),
+            schema: None,
+            ..prompt_type("audited")
+        })
+        .await
+        .expect("create type");
+    assert_eq!(created_type.review_every_days, Some(30));
+    assert_eq!(
+        store
+            .get_prompt_type("audited")
+            .await
+            .expect("get")
+            .review_every_days,
+        Some(30)
+    );
+    let typed = store
+        .create_prompt(
+            NewPrompt {
+                prompt_type: Some("audited".into()),
+                ..new_prompt("rev/typed")
+            },
+            text("typed"),
+        )
+        .await
+        .expect("create");
+    let plain = store
+        .create_prompt(new_prompt("rev/plain"), text("plain"))
+        .await
+        .expect("create");
+    let gone = store
+        .create_prompt(new_prompt("rev/gone"), text("gone"))
+        .await
+        .expect("create");
+    walk(&store, gone.prompt.id, 1, VersionStatus::Archived).await;
+    walk(&store, plain.prompt.id, 1, VersionStatus::Approved).await;
+    store
+        .mark_reviewed(typed.prompt.id, at(1_700_000_000))
+        .await
+        .expect("attest");
+
+    let states = store.review_states().await.expect("states");
+    let names: Vec<_> = states.iter().map(|s| s.prompt.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["rev/plain", "rev/typed"],
+        "archived prompts are left out"
+    );
+    let typed_state = &states[1];
+    assert_eq!(typed_state.type_review_every_days, Some(30));
+    assert_eq!(typed_state.last_attested_at, Some(at(1_700_000_000)));
+    assert_eq!(typed_state.last_approved_at, None);
+    let plain_state = &states[0];
+    assert_eq!(plain_state.type_review_every_days, None);
+    assert_eq!(plain_state.last_attested_at, None);
+    assert_eq!(
+        plain_state.last_approved_at,
+        store
+            .get_version(plain.prompt.id, 1)
+            .await
+            .expect("v1")
+            .lifecycle
+            .approved_at
+    );
+
+    // The type's interval can be changed and cleared.
+    let patched = store
+        .update_prompt_type(
+            "audited",
+            PromptTypePatch {
+                review_every_days: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("patch");
+    assert_eq!(patched.review_every_days, None);
+    let missing = Uuid::now_v7();
+    assert_not_found(
+        store.mark_reviewed(missing, at(0)).await,
+        &format!("prompt {missing}"),
+    );
 }

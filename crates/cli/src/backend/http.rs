@@ -18,7 +18,7 @@ use promptvault_api::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
         LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        VersionResponse,
+        TransitionRequest, VersionResponse,
     },
     testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
@@ -340,6 +340,22 @@ impl Backend for HttpBackend {
         self.send_json(
             self.request(Method::POST, &Self::prompt_path(prompt, "/tests/run"))
                 .json(&request),
+        )
+        .await
+    }
+
+    async fn transition(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: TransitionRequest,
+    ) -> CliResult<VersionResponse> {
+        self.send_json(
+            self.request(
+                Method::POST,
+                &Self::prompt_path(prompt, &format!("/versions/{version}/transition")),
+            )
+            .json(&request),
         )
         .await
     }

@@ -14,7 +14,7 @@ use promptvault_api::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
         LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        VersionResponse,
+        TransitionRequest, VersionResponse,
     },
     testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
@@ -172,5 +172,17 @@ impl Backend for LocalBackend {
         request: RunTestsRequest,
     ) -> CliResult<RunTestsResponse> {
         Ok(self.vault.run_tests(&self.actor, prompt, request).await?)
+    }
+
+    async fn transition(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: TransitionRequest,
+    ) -> CliResult<VersionResponse> {
+        Ok(self
+            .vault
+            .transition_version(&self.actor, prompt, version, request)
+            .await?)
     }
 }

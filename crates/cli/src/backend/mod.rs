@@ -18,7 +18,7 @@ use promptvault_api::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
         LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        VersionResponse,
+        TransitionRequest, VersionResponse,
     },
     testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
@@ -90,4 +90,11 @@ pub trait Backend: Send + Sync {
         prompt: &str,
         request: RunTestsRequest,
     ) -> CliResult<RunTestsResponse>;
+    /// Moves a version to another status (deprecate, archive …).
+    async fn transition(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: TransitionRequest,
+    ) -> CliResult<VersionResponse>;
 }

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod labels;
 pub mod prompts;
 pub mod render;
+pub mod retire;
 pub mod serve;
 pub mod test;
 
@@ -77,6 +78,8 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         }
         Command::Export(args) => bundle::export(backend, args, json).await?,
         Command::Import(args) => bundle::import(backend, args, json).await?,
+        Command::Deprecate(args) => retire::deprecate(backend, args, json).await?,
+        Command::Archive(args) => retire::archive(backend, args, json).await?,
     };
     output::emit(&text)
 }

@@ -32,6 +32,7 @@ pub async fn list(backend: &dyn Backend, args: ListArgs, json: bool) -> CliResul
             label: args.label,
             q: args.q,
             name_prefix: args.name_prefix,
+            status: args.status,
             ..Default::default()
         })
         .await?;

@@ -55,6 +55,7 @@ mod tests {
 
     fn response(rendered: Value) -> RenderResponse {
         RenderResponse {
+            deprecation: None,
             prompt_id: Uuid::nil(),
             name: "a".into(),
             version_number: 1,

@@ -56,12 +56,16 @@ pub async fn serve(global: &GlobalArgs, args: ServeArgs) -> CliResult<()> {
     }
     tracing::info!(%address, "listening");
     let retention = promptvault_server::spawn_audit_retention(&state);
+    let version_retention = promptvault_server::spawn_version_retention(&state);
     http::serve(listener, state, shutdown)
         .await
         .map_err(|error| {
             CliError::internal("server_failed", format!("the server stopped: {error}"))
         })?;
     if let Some(retention) = retention {
+        retention.abort();
+    }
+    if let Some(retention) = version_retention {
         retention.abort();
     }
     tracing::info!("stopped");

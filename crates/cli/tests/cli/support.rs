@@ -253,6 +253,58 @@ impl Vault {
         });
     }
 
+    /// Takes version `n` from draft to approved (no CLI command approves yet): through the API
+    /// when this vault is a server, straight in its database otherwise.
+    pub fn approve(&self, name: &str, n: i64) {
+        use promptvault_core::model::VersionStatus;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (mode, place) = (self.target[0].as_str(), self.target[1].as_str());
+        if mode == "--server" {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let url = format!(
+                "{place}/api/prompts/{}/versions/{n}/transition",
+                name.replace('/', "%2F")
+            );
+            for to in ["review", "approved"] {
+                let status = runtime.block_on(async {
+                    reqwest::Client::new()
+                        .post(&url)
+                        .bearer_auth(TEST_TOKEN)
+                        .json(&serde_json::json!({ "to": to }))
+                        .send()
+                        .await
+                        .expect("POST the transition")
+                        .status()
+                });
+                assert!(status.is_success(), "moving {name} v{n} to {to}: {status}");
+            }
+            return;
+        }
+        let database_url = match mode {
+            "--data-dir" => format!("sqlite:{place}/promptvault.db"),
+            _ => place.to_string(),
+        };
+        runtime.block_on(async {
+            let store = promptvault_store::connect(&database_url)
+                .await
+                .expect("open the database");
+            let key = PromptKey::Name(PromptName::parse(name).expect("prompt name"));
+            let prompt = store.find_prompt(&key).await.expect("find the prompt");
+            for (from, to) in [
+                (VersionStatus::Draft, VersionStatus::Review),
+                (VersionStatus::Review, VersionStatus::Approved),
+            ] {
+                store
+                    .set_version_status(prompt.id, n, from, to)
+                    .await
+                    .expect("move the status");
+            }
+        });
+    }
+
     /// Runs a command that must fail; returns the run.
     pub fn fail(&self, args: &[&str]) -> Run {
         let run = self.run(args);

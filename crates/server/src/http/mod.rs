@@ -5,6 +5,7 @@ pub mod access;
 pub mod extract;
 pub mod links;
 pub mod prompts;
+pub mod retire;
 pub mod system;
 pub mod testcases;
 
@@ -55,6 +56,7 @@ pub struct AppState {
         (name = "system", description = "Health"),
         (name = "access", description = "Users, API tokens and the audit log (admins)"),
         (name = "tests", description = "Template test cases stored with a prompt"),
+        (name = "reviews", description = "Periodic review: attestations and overdue prompts"),
     ),
     modifiers(&SecuritySchemes),
     security(("bearer" = []))
@@ -176,6 +178,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system::readyz))
         .routes(routes!(testcases::get_tests, testcases::set_tests))
         .routes(routes!(testcases::run_tests))
+        .routes(routes!(retire::mark_reviewed))
+        .routes(routes!(retire::reviews_due))
 }
 
 /// A request still running after the configured time is answered with 503 `timeout`.

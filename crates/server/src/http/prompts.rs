@@ -229,8 +229,8 @@ pub async fn version_findings(
         (status = 200, description = "the version, in its new status", body = VersionResponse),
         (status = 403, description = "`forbidden_transition`: not this actor's to make (role, or approving one's own version)", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`status_conflict`: the status changed meanwhile", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_transition`: no such move from the current status; `compliance_failed`: an error finding blocks draft → review (one item per finding)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`status_conflict`: the status changed meanwhile; `version_labelled`: archiving a version user-set labels still point at (named)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_transition`: no such move from the current status; `compliance_failed`: an error finding blocks draft → review (one item per finding); `invalid_replacement`: the replacement is missing, hidden or this prompt; `invalid_field`: a bad period or sunset", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn transition_version(
@@ -333,8 +333,9 @@ pub async fn label_history(
     params(("id" = String, Path, description = "The prompt's UUID or URL-encoded name")),
     request_body = RenderRequest,
     responses(
-        (status = 200, body = RenderResponse),
+        (status = 200, description = "the rendered version; a deprecated one (before its sunset) comes with `Deprecation`, `Sunset` and `Link: rel=\"successor-version\"` headers and a `deprecation` field", body = RenderResponse),
         (status = 404, description = "no such prompt, version or label", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`version_sunset`: deprecated and past its sunset (the detail names the replacement); `version_archived`: archived", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "params fail the schema, missing variables, or a render limit was hit", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -343,6 +344,10 @@ pub async fn render(
     CurrentActor(actor): CurrentActor,
     ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<RenderRequest>,
-) -> AppResult<Json<RenderResponse>> {
-    Ok(Json(state.vault.render(&actor, &id, request).await?))
+) -> AppResult<Response> {
+    let rendered: RenderResponse = state.vault.render(&actor, &id, request).await?;
+    Ok(crate::http::retire::with_deprecation(
+        rendered.deprecation.clone().as_ref(),
+        rendered,
+    ))
 }

@@ -100,6 +100,7 @@ impl Vault {
                 schema: prompt_type.schema,
                 restricted_creation: prompt_type.restricted_creation,
                 requires_approval: prompt_type.requires_approval,
+                review_every_days: prompt_type.review_every_days,
             })
             .collect();
         Ok(Bundle {

@@ -205,6 +205,8 @@ const ROUTES: &[Route] = &[
     on_prompt("GET", "/api/prompts/{id}/tests", "AOUGX."),
     on_prompt("PUT", "/api/prompts/{id}/tests", "AOU..."),
     on_prompt("POST", "/api/prompts/{id}/tests/run", "AOUGX."),
+    on_prompt("POST", "/api/prompts/{id}/reviewed", "AOU..."),
+    route("GET", "/api/reviews/due", "AOUGX."),
     // Deleting comes last so that no other cell loses its prompt (each delete cell deletes a
     // fresh copy of its fixture anyway).
     on_prompt("DELETE", "/api/prompts/{id}", "AO...."),
@@ -392,6 +394,10 @@ async fn prepare(
                 "assertions": [{"type": "max_tokens", "max": 1000}]}]})),
         ),
         ("POST", "/api/prompts/{id}/tests/run") => (path, Some(json!({}))),
+        ("POST", "/api/prompts/{id}/reviewed") => (
+            path,
+            Some(json!({"comment": format!("looked at it {serial}")})),
+        ),
         ("POST", "/api/prompts/{id}/link") => (
             path,
             Some(json!({"capability": "summarize", "agent_id": "bot"})),

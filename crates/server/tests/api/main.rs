@@ -14,4 +14,5 @@ mod helpers;
 mod lifecycle;
 mod openapi;
 mod prompts;
+mod retire;
 mod testcases;

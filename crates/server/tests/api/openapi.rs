@@ -41,6 +41,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     GET /api/prompts/{id}/tests
     GET /api/prompts/{id}/versions/{n}
     GET /api/prompts/{id}/versions/{n}/findings
+    GET /api/reviews/due
     GET /api/tokens
     GET /api/users
     GET /api/users/{user_id}
@@ -52,6 +53,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     POST /api/prompts
     POST /api/prompts/{id}/link
     POST /api/prompts/{id}/render
+    POST /api/prompts/{id}/reviewed
     POST /api/prompts/{id}/tests/run
     POST /api/prompts/{id}/version
     POST /api/prompts/{id}/versions/{n}/transition

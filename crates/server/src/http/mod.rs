@@ -2,6 +2,7 @@
 //! the middleware stack (request ids, tracing, timeout, body limit, panic guard) and [`serve`].
 
 pub mod access;
+pub mod deploy;
 pub mod extract;
 pub mod links;
 pub mod prompts;
@@ -172,6 +173,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(access::rotate_keys))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
+        .routes(routes!(deploy::promote_label))
+        .routes(routes!(deploy::rollback_label))
+        .routes(routes!(deploy::resolve))
 }
 
 /// A request still running after the configured time is answered with 503 `timeout`.

@@ -13,8 +13,8 @@ use promptvault_api::{
     prompts::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
         LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
-        PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        VersionResponse,
+        PromoteRequest, PromptListResponse, PromptResponse, RenderRequest, RenderResponse,
+        SetLabelRequest, VersionResponse,
     },
 };
 use promptvault_server::{
@@ -159,5 +159,24 @@ impl Backend for LocalBackend {
 
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse> {
         Ok(self.vault.rotate_keys(&self.actor).await?)
+    }
+
+    async fn promote_label(
+        &self,
+        prompt: &str,
+        label: &str,
+        request: PromoteRequest,
+    ) -> CliResult<LabelResponse> {
+        Ok(self
+            .vault
+            .promote_label(&self.actor, prompt, label, request)
+            .await?)
+    }
+
+    async fn rollback_label(&self, prompt: &str, label: &str) -> CliResult<LabelResponse> {
+        Ok(self
+            .vault
+            .rollback_label(&self.actor, prompt, label)
+            .await?)
     }
 }

@@ -17,8 +17,8 @@ use promptvault_api::{
     prompts::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
         LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
-        PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        VersionResponse,
+        PromoteRequest, PromptListResponse, PromptResponse, RenderRequest, RenderResponse,
+        SetLabelRequest, VersionResponse,
     },
 };
 
@@ -81,4 +81,13 @@ pub trait Backend: Send + Sync {
     async fn verify_audit(&self) -> CliResult<AuditVerifyResponse>;
     /// Re-encrypts every sealed version under the current key.
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse>;
+    /// Ends a label's traffic split on one version.
+    async fn promote_label(
+        &self,
+        prompt: &str,
+        label: &str,
+        request: PromoteRequest,
+    ) -> CliResult<LabelResponse>;
+    /// Moves a label back to the previous approved target of its history.
+    async fn rollback_label(&self, prompt: &str, label: &str) -> CliResult<LabelResponse>;
 }

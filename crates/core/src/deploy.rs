@@ -253,7 +253,14 @@ mod tests {
         use VersionStatus::*;
         let policy = LabelPolicy::default();
         // (label, type requires approval, targets, role, expected code or None)
-        let cases: &[(&str, bool, &[(i64, VersionStatus)], Role, Option<&str>)] = &[
+        type Case<'a> = (
+            &'a str,
+            bool,
+            &'a [(i64, VersionStatus)],
+            Role,
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
             ("staging", false, &[(1, Draft)], User, None),
             ("staging", false, &[], Agent, None),
             ("production", false, &[(1, Approved)], Admin, None),

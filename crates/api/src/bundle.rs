@@ -143,4 +143,17 @@ pub struct ImportReport {
     pub versions_unchanged: u64,
     pub labels_moved: u64,
     pub links_set: u64,
+    /// Protected labels the bundle asked for and that were not set: imported versions are
+    /// drafts, and only approved versions may carry a protected label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels_skipped: Vec<SkippedLabel>,
+}
+
+/// A label an import did not set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SkippedLabel {
+    pub prompt: String,
+    pub label: String,
+    pub version_number: i64,
+    pub reason: String,
 }

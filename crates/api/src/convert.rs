@@ -83,6 +83,11 @@ impl From<&model::PromptDetail> for PromptResponse {
             created_at: prompt.created_at,
             updated_at: prompt.updated_at,
             labels: detail.labels.clone(),
+            label_splits: detail
+                .label_splits
+                .iter()
+                .map(|(label, split)| (label.clone(), split_entries(split)))
+                .collect(),
             versions: detail.versions.iter().map(VersionResponse::from).collect(),
         }
     }
@@ -94,6 +99,8 @@ impl From<&model::LabelEvent> for LabelEventResponse {
             label: event.label.to_string(),
             from_version: event.from_version,
             to_version: event.to_version,
+            action: event.action.as_str().to_string(),
+            split: event.split.as_ref().map(split_entries),
             actor_id: event.actor_id,
             at: event.at,
         }
@@ -222,4 +229,16 @@ impl From<&promptvault_core::audit::AuditEntry> for crate::access::AuditEntryRes
             hash: stored.hash.clone(),
         }
     }
+}
+
+/// The wire form of a split.
+pub fn split_entries(split: &promptvault_core::deploy::Split) -> Vec<crate::prompts::SplitEntry> {
+    split
+        .entries()
+        .iter()
+        .map(|entry| crate::prompts::SplitEntry {
+            version: entry.version,
+            weight: entry.weight,
+        })
+        .collect()
 }

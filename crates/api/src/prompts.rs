@@ -305,6 +305,9 @@ pub struct PromptResponse {
     pub updated_at: OffsetDateTime,
     /// Label name → version number, e.g. `{"production": 3, "latest": 4}`.
     pub labels: BTreeMap<String, i64>,
+    /// The labels that split traffic: label → entries (the first is what `labels` shows).
+    #[serde(default)]
+    pub label_splits: BTreeMap<String, Vec<SplitEntry>>,
     pub versions: Vec<VersionResponse>,
 }
 
@@ -442,14 +445,113 @@ pub struct ReviewsDueResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetLabelRequest {
+    /// Point the label at this version (exclusive with `split`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Split the label's traffic between versions by weight (≥ 2 distinct versions, positive
+    /// weights summing to 100); the first entry is the label's primary version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Vec<SplitEntry>>,
+}
+
+impl SetLabelRequest {
+    /// Points the label at one version.
+    pub fn version(version: i64) -> Self {
+        SetLabelRequest {
+            version: Some(version),
+            split: None,
+        }
+    }
+}
+
+/// One version of a traffic split and its share, in percent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitEntry {
     pub version: i64,
+    pub weight: u32,
 }
 
 /// Where a label points now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LabelResponse {
     pub label: String,
+    /// The primary version (the first entry of a split).
     pub version: i64,
+    /// The traffic split, when the label has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Vec<SplitEntry>>,
+}
+
+/// `POST /api/prompts/{id}/labels/{label}/promote`: end the label's split on one version
+/// (default: the non-primary version of a two-version split).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+}
+
+/// Query of `GET /api/resolve`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ResolveQuery {
+    /// The prompt's name (or id).
+    pub name: String,
+    /// The label to resolve (default `production`); exclusive with `version`.
+    pub label: Option<String>,
+    /// A version number; exclusive with `label` and `at`.
+    pub version: Option<i64>,
+    /// RFC 3339 time: what the label served then.
+    pub at: Option<String>,
+    /// Sticky key for a split label: the same key always gets the same version.
+    pub request_key: Option<String>,
+}
+
+/// The prompt's essentials in a resolve answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResolvedPrompt {
+    pub id: Uuid,
+    pub name: String,
+    pub title: Option<String>,
+    pub kind: Kind,
+    pub scope: Scope,
+    pub classification: Classification,
+    pub status: PromptStatus,
+    #[serde(rename = "type")]
+    pub prompt_type: Option<String>,
+}
+
+/// Which entry of a split a request got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SplitPick {
+    /// Index of the entry in the split (0 = primary).
+    pub index: usize,
+    pub version: i64,
+    pub weight: u32,
+    /// `key`: picked by `request_key` (sticky); `random`: no key was given.
+    pub by: String,
+}
+
+/// `GET /api/resolve`: the version to use, ready to use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResolveResponse {
+    pub prompt: ResolvedPrompt,
+    pub version: VersionResponse,
+    /// The label resolved (`null` when a version number was asked for).
+    pub label: Option<String>,
+    /// The time asked about (`at`), if any.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub at: Option<OffsetDateTime>,
+    /// The label's split and the entry picked, when the label splits traffic.
+    pub split: Option<Vec<SplitEntry>>,
+    pub picked: Option<SplitPick>,
+    /// Present when the version served now is deprecated (and still before its sunset); never
+    /// for a question about the past (`at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecation: Option<DeprecationResponse>,
 }
 
 /// One move of a label.
@@ -460,6 +562,11 @@ pub struct LabelEventResponse {
     pub from_version: Option<i64>,
     /// Where it points after (`null`: removed).
     pub to_version: Option<i64>,
+    /// `set`, `remove`, `split`, `promote` or `rollback`.
+    pub action: String,
+    /// The split after the move, if the label splits traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Vec<SplitEntry>>,
     pub actor_id: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -519,6 +626,9 @@ pub struct RenderRequest {
     /// `strict` (default): undefined variables are an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undefined: Option<UndefinedMode>,
+    /// Sticky key for a split label: the same key always gets the same version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

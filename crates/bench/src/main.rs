@@ -162,11 +162,12 @@ async fn serve_promptvault(database: &TestDatabase) -> anyhow::Result<std::net::
 fn render_request() -> Request {
     Request::post_json(
         "/api/prompts/bench%2Fgreet/render",
-        json!({"label": "production", "params": {"name": "Ada", "city": "Paris", "words": 20}}),
+        json!({"label": "stable", "params": {"name": "Ada", "city": "Paris", "words": 20}}),
     )
 }
 
-/// The prompt the serve path renders: a schema with 3 parameters, labelled production.
+/// The prompt the serve path renders: a schema with 3 parameters, labelled `stable` (a draft
+/// cannot carry the protected `production` label).
 async fn seed(address: std::net::SocketAddr) -> anyhow::Result<()> {
     let body = json!({
         "name": "bench/greet",
@@ -176,7 +177,7 @@ async fn seed(address: std::net::SocketAddr) -> anyhow::Result<()> {
             "properties": {"name": {"type": "string"}, "city": {"type": "string"}, "words": {"type": "integer", "minimum": 1}},
             "required": ["name", "city", "words"]
         },
-        "labels": ["production"]
+        "labels": ["stable"]
     });
     let status = load::send_once(address, Request::post_json("/api/prompts", body)).await?;
     anyhow::ensure!(status == 201, "seeding the bench prompt answered {status}");

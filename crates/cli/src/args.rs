@@ -444,9 +444,9 @@ pub struct RenderArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    override_usage = "prompt label <NAME> <LABEL> <VERSION>\n       prompt label <NAME> <LABEL> --delete\n       prompt label <NAME> <LABEL> --history"
+    override_usage = "prompt label <NAME> <LABEL> <VERSION>\n       prompt label <NAME> <LABEL> --split 7=90,8=10\n       prompt label <NAME> <LABEL> --promote [--to <VERSION>]\n       prompt label <NAME> <LABEL> --rollback\n       prompt label <NAME> <LABEL> --delete\n       prompt label <NAME> <LABEL> --history"
 )]
-#[command(group = clap::ArgGroup::new("action").required(true).args(["version", "delete", "history"]))]
+#[command(group = clap::ArgGroup::new("action").required(true).args(["version", "split", "promote", "rollback", "delete", "history"]))]
 pub struct LabelArgs {
     /// The prompt's name (or id)
     pub name: String,
@@ -460,6 +460,19 @@ pub struct LabelArgs {
     /// Show every move of the label
     #[arg(long)]
     pub history: bool,
+    /// Split the label's traffic by weight, `VERSION=WEIGHT,…` (weights sum to 100; the first
+    /// is the primary version), e.g. `7=90,8=10`
+    #[arg(long, value_name = "SPLIT")]
+    pub split: Option<String>,
+    /// End the label's split (on the non-primary version of a two-version split, or --to)
+    #[arg(long)]
+    pub promote: bool,
+    /// With --promote: the version to keep
+    #[arg(long, value_name = "VERSION", requires = "promote")]
+    pub to: Option<i64>,
+    /// Move the label back to the previous approved version of its history
+    #[arg(long)]
+    pub rollback: bool,
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,16 @@ pub enum DomainError {
     },
     #[error("invalid {field}: {reason}")]
     InvalidField { field: &'static str, reason: String },
+    #[error(
+        "label {label:?} is protected: only approved versions may carry it, and version {version} is {status}"
+    )]
+    LabelRequiresApproval {
+        label: String,
+        version: i64,
+        status: &'static str,
+    },
+    #[error("label {label:?} is protected: the {role} role may not move or remove it")]
+    DeployForbidden { label: String, role: &'static str },
 }
 
 impl DomainError {
@@ -55,6 +65,8 @@ impl DomainError {
             DomainError::BumpTooSmall { .. } => "bump_too_small",
             DomainError::KindMismatch { .. } => "kind_mismatch",
             DomainError::InvalidField { .. } => "invalid_field",
+            DomainError::LabelRequiresApproval { .. } => "label_requires_approval",
+            DomainError::DeployForbidden { .. } => "deploy_forbidden",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod compliance;
 pub mod contract;
 pub mod crypto;
+pub mod deploy;
 pub mod diff;
 pub mod error;
 pub mod hash;

@@ -398,6 +398,8 @@ pub struct PromptDetail {
     pub prompt: Prompt,
     pub versions: Vec<PromptVersion>,
     pub labels: BTreeMap<String, i64>,
+    /// The labels that split traffic, with their splits (the `labels` map shows the primary).
+    pub label_splits: BTreeMap<String, crate::deploy::Split>,
 }
 
 /// One move of a label, kept forever in the label's history.
@@ -411,7 +413,23 @@ pub struct LabelEvent {
     pub to_version: Option<i64>,
     pub actor_id: Option<Uuid>,
     pub at: OffsetDateTime,
+    /// What kind of move it was.
+    pub action: LabelAction,
+    /// The split the label serves after the move, if it splits traffic.
+    pub split: Option<crate::deploy::Split>,
 }
+
+vocabulary!(
+    /// What a label-history entry records: a plain move, a removal, a traffic split, the end
+    /// of a split (promote) or a rollback.
+    LabelAction {
+        Set => "set",
+        Remove => "remove",
+        Split => "split",
+        Promote => "promote",
+        Rollback => "rollback",
+    }
+);
 
 /// "For capability `c`, agent `a` (or every agent) uses this prompt", with a priority.
 #[derive(Debug, Clone, PartialEq)]

@@ -85,7 +85,13 @@ impl std::error::Error for AppError {}
 
 impl From<DomainError> for AppError {
     fn from(error: DomainError) -> Self {
-        AppError::unprocessable(error.code(), error.to_string())
+        match error {
+            // Who may deploy is an authorization question: 403, with its own code.
+            DomainError::DeployForbidden { .. } => {
+                AppError::new(StatusCode::FORBIDDEN, error.code(), error.to_string())
+            }
+            _ => AppError::unprocessable(error.code(), error.to_string()),
+        }
     }
 }
 

@@ -58,7 +58,8 @@ pub fn state_with_store(
         .with_deployment(settings.deployment_model)
         .with_audit_key(audit_key)
         .with_compliance(settings.compliance.clone())
-        .with_lifecycle(settings.lifecycle.clone());
+        .with_lifecycle(settings.lifecycle.clone())
+        .with_label_policy(settings.labels.policy()?);
     Ok(AppState {
         vault: Arc::new(vault),
         auth: Arc::new(auth),

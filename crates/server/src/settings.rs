@@ -49,6 +49,10 @@ pub struct Settings {
     /// `PROMPTVAULT_LIFECYCLE__<FIELD>`.
     #[serde(default)]
     pub lifecycle: LifecycleSettings,
+    /// Protected labels and who may move them — `[labels]` in TOML,
+    /// `PROMPTVAULT_LABELS__PROTECTED` / `PROMPTVAULT_LABELS__DEPLOY_ROLES` (comma-separated).
+    #[serde(default)]
+    pub labels: LabelSettings,
 }
 
 /// Deprecation, archive retention and periodic review (SPEC §6).
@@ -76,7 +80,82 @@ impl Default for LifecycleSettings {
     }
 }
 
+/// Protected labels (SPEC §6): only approved versions may carry them, and only the deploy roles
+/// may move or remove them. A prompt type with `requires_approval` protects every label of its
+/// prompts on top of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabelSettings {
+    /// Default `["production"]`.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub protected: Vec<String>,
+    /// Default `["admin"]`.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub deploy_roles: Vec<Role>,
+}
+
+impl Default for LabelSettings {
+    fn default() -> Self {
+        LabelSettings {
+            protected: vec!["production".into()],
+            deploy_roles: vec![Role::Admin],
+        }
+    }
+}
+
 pub use promptvault_core::model::Classification;
+
+impl LabelSettings {
+    /// The policy the vault enforces (the labels were checked by `Settings::load`; an invalid
+    /// one given some other way is an error here).
+    pub fn policy(&self) -> Result<LabelPolicy, SettingsError> {
+        let protected = self
+            .protected
+            .iter()
+            .map(|label| {
+                LabelName::parse_user_settable(label).map_err(|error| {
+                    SettingsError(format!(
+                        "labels.protected (PROMPTVAULT_LABELS__PROTECTED): {error}"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LabelPolicy {
+            protected,
+            deploy_roles: self.deploy_roles.clone(),
+        })
+    }
+}
+
+/// A list given as a TOML array or, from the environment, as one comma-separated string.
+fn list_or_comma_separated<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Given::deserialize(deserializer)? {
+        Given::List(items) => items,
+        Given::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_string)
+            .collect(),
+    };
+    items
+        .iter()
+        .map(|item| item.parse::<T>().map_err(serde::de::Error::custom))
+        .collect()
+}
+
+use promptvault_core::{deploy::LabelPolicy, ident::LabelName, model::Role};
 
 pub use promptvault_core::compliance::{ComplianceRules, Level as ComplianceLevel};
 
@@ -170,6 +249,7 @@ const ENV_KEYS: &[&str] = &[
     "encryption_key_file",
     "compliance",
     "lifecycle",
+    "labels",
 ];
 
 impl Default for Settings {
@@ -205,6 +285,7 @@ impl Default for Settings {
             encryption_key_file: None,
             compliance: ComplianceRules::default(),
             lifecycle: LifecycleSettings::default(),
+            labels: LabelSettings::default(),
         }
     }
 }
@@ -298,6 +379,7 @@ impl Settings {
                 "render.fuel, render.recursion and render.max_output_bytes must be > 0".into(),
             ));
         }
+        self.labels.policy()?;
         Ok(())
     }
 
@@ -373,6 +455,36 @@ mod tests {
             jail.set_env("PROMPTVAULT_RENDER__FUEL", "lots");
             let error = Settings::load(None, &Overrides::default()).expect_err("not a number");
             assert!(error.0.contains("PROMPTVAULT_RENDER__FUEL"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn protected_labels_and_deploy_roles_come_from_the_file_or_the_environment() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;
+            assert_eq!(defaults.labels, LabelSettings::default());
+            jail.create_file(
+                "pv.toml",
+                "[labels]\nprotected = [\"production\", \"prod-eu\"]\ndeploy_roles = [\"admin\", \"user\"]\n",
+            )?;
+            let from_file = Settings::load(Some(Path::new("pv.toml")), &Overrides::default())
+                .map_err(|e| e.0)?;
+            assert_eq!(from_file.labels.protected, ["production", "prod-eu"]);
+            assert_eq!(from_file.labels.deploy_roles, [Role::Admin, Role::User]);
+            jail.set_env("PROMPTVAULT_LABELS__PROTECTED", "live, canary");
+            let from_env = Settings::load(Some(Path::new("pv.toml")), &Overrides::default())
+                .map_err(|e| e.0)?;
+            assert_eq!(from_env.labels.protected, ["live", "canary"]);
+            jail.set_env("PROMPTVAULT_LABELS__PROTECTED", "Not A Label");
+            let error = Settings::load(None, &Overrides::default()).expect_err("invalid label");
+            assert!(error.0.contains("labels.protected"), "{error}");
+            jail.set_env("PROMPTVAULT_LABELS__PROTECTED", "latest");
+            assert!(Settings::load(None, &Overrides::default()).is_err());
+            jail.set_env("PROMPTVAULT_LABELS__PROTECTED", "production");
+            jail.set_env("PROMPTVAULT_LABELS__DEPLOY_ROLES", "root");
+            let error = Settings::load(None, &Overrides::default()).expect_err("invalid role");
+            assert!(error.0.contains("deploy_roles"), "{error}");
             Ok(())
         });
     }

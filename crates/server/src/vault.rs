@@ -12,16 +12,17 @@ use promptvault_api::{
     problem::ProblemItem,
     prompts::{
         CreatePromptRequest, CreatePromptTypeRequest, CreateVersionRequest, DiffQuery,
-        DiffResponse, FindingsResponse, LabelEventResponse, LabelResponse, LinkRequest,
-        LinkResponse, LinksQuery, ListPromptsQuery, PromptListResponse, PromptResponse,
-        PromptSummary, PromptTypeResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        TransitionRequest, UpdatePromptRequest, UpdatePromptTypeRequest, VersionResponse,
+        DiffResponse, FindingsResponse, LabelEventResponse, LinkRequest, LinkResponse, LinksQuery,
+        ListPromptsQuery, PromptListResponse, PromptResponse, PromptSummary, PromptTypeResponse,
+        RenderRequest, RenderResponse, TransitionRequest, UpdatePromptRequest,
+        UpdatePromptTypeRequest, VersionResponse,
     },
 };
 use promptvault_core::{
     access::{Action, credential_reaches, visibility_filter},
     audit::AuditOutcome,
     compliance::{self, ComplianceRules, Finding, Severity},
+    deploy::LabelPolicy,
     diff,
     error::DomainError,
     ident::{self, LabelName, PromptName},
@@ -52,6 +53,7 @@ use crate::{
 mod access;
 mod bundle;
 mod guard;
+mod labels;
 mod retire;
 mod testcases;
 
@@ -81,6 +83,8 @@ pub struct Vault {
     compliance: ComplianceRules,
     /// Deprecation period, archive retention and review intervals.
     lifecycle: crate::settings::LifecycleSettings,
+    /// Protected labels and the roles that may move them.
+    label_policy: LabelPolicy,
 }
 
 impl Vault {
@@ -97,6 +101,7 @@ impl Vault {
             audit_key: Arc::from(Vec::new()),
             compliance: ComplianceRules::default(),
             lifecycle: Default::default(),
+            label_policy: LabelPolicy::default(),
         }
     }
 
@@ -107,6 +112,11 @@ impl Vault {
 
     pub fn with_compliance(mut self, rules: ComplianceRules) -> Self {
         self.compliance = rules;
+        self
+    }
+
+    pub fn with_label_policy(mut self, policy: LabelPolicy) -> Self {
+        self.label_policy = policy;
         self
     }
 
@@ -709,43 +719,6 @@ impl Vault {
         )))
     }
 
-    pub async fn set_label(
-        &self,
-        actor: &Actor,
-        key: &str,
-        label: &str,
-        request: SetLabelRequest,
-    ) -> AppResult<LabelResponse> {
-        let label = LabelName::parse_user_settable(label)?;
-        let prompt = self.authorized_prompt(actor, key, Action::Write).await?;
-        let moved = self
-            .store
-            .set_label(prompt.id, &label, request.version, actor.user_id())
-            .await?;
-        if let Some(event) = moved {
-            let audited = Audited::ok("label.set", Some(&prompt)).detail(serde_json::json!({
-                "label": label.as_str(), "from": event.from_version, "to": event.to_version
-            }));
-            self.audit(actor, audited).await?;
-        }
-        Ok(LabelResponse {
-            label: label.to_string(),
-            version: request.version,
-        })
-    }
-
-    pub async fn remove_label(&self, actor: &Actor, key: &str, label: &str) -> AppResult<()> {
-        let label = LabelName::parse_user_settable(label)?;
-        let prompt = self.authorized_prompt(actor, key, Action::Write).await?;
-        let event = self
-            .store
-            .remove_label(prompt.id, &label, actor.user_id())
-            .await?;
-        let audited = Audited::ok("label.remove", Some(&prompt))
-            .detail(serde_json::json!({"label": label.as_str(), "from": event.from_version}));
-        self.audit(actor, audited).await
-    }
-
     pub async fn label_history(
         &self,
         actor: &Actor,
@@ -871,6 +844,10 @@ impl Vault {
         // The hot path: one read for the prompt and its version, then the access decision on
         // what was read. Only when something is missing is the prompt checked on its own, so
         // that "label … not found" is never said about a prompt the caller may not see.
+        let mut served_label = match &selector {
+            VersionSelector::Label(label) => Some(label.clone()),
+            VersionSelector::Number(_) => None,
+        };
         let (prompt, version) = match self.store.resolve_version(&key, &selector).await {
             Ok(pair) => pair,
             Err(StoreError::NotFound { what }) => {
@@ -878,6 +855,7 @@ impl Vault {
                     .authorized_prompt(actor, raw_key, Action::Serve)
                     .await?;
                 if fall_back_to_latest && what.starts_with("label") {
+                    served_label = None;
                     self.store
                         .resolve_version(
                             &PromptKey::Id(visible.id),
@@ -893,6 +871,14 @@ impl Vault {
         self.authorize(actor, Action::Serve, Some(&prompt))
             .await
             .map_err(|error| guard::as_addressed(error, &key))?;
+        // A label that splits traffic serves the version the request's key (or chance) picks.
+        let version = match &served_label {
+            Some(label) => {
+                self.split_pick(&prompt, label, version, request.request_key.as_deref())
+                    .await?
+            }
+            None => version,
+        };
         let deprecation = self.serving_notice(&version)?;
         self.audit_text_read(actor, &prompt, "render").await?;
         let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
@@ -1047,6 +1033,7 @@ impl Vault {
             parameter_schema,
             bump,
         )?;
+        let mut requires_approval = false;
         if let Some(key) = prompt_type {
             let prompt_type = self.store.get_prompt_type(key).await?;
             check_type_contract(
@@ -1054,6 +1041,35 @@ impl Vault {
                 draft.parameter_schema(),
                 "the parameter_schema",
             )?;
+            requires_approval = prompt_type.requires_approval;
+        }
+        // A new version is a draft: it may not carry a protected label. Refused before
+        // anything is written.
+        if let Some(label) = labels
+            .iter()
+            .find(|label| self.label_policy.is_protected(label, requires_approval))
+        {
+            let refused = Audited {
+                action: "label.set",
+                outcome: AuditOutcome::Denied,
+                prompt: None,
+                before_hash: None,
+                after_hash: None,
+                detail: serde_json::json!({
+                    "label": label.as_str(),
+                    "reason": "label_requires_approval",
+                    "with": "new version",
+                }),
+            };
+            self.audit(actor, refused).await?;
+            return Err(AppError::unprocessable(
+                "label_requires_approval",
+                format!(
+                    "label {:?} is protected: only approved versions may carry it, and a new \
+                     version is a draft; approve the version, then move the label",
+                    label.as_str()
+                ),
+            ));
         }
         Ok(NewVersion {
             draft,

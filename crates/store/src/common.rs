@@ -433,6 +433,112 @@ pub(crate) fn prompt_with_id(id: Uuid) -> String {
     format!("prompt {id}")
 }
 
+/// Decodes a stored split (JSON list of entries); an invalid one is a corrupt row.
+pub(crate) fn decode_split(
+    stored: Option<Vec<promptvault_core::deploy::SplitEntry>>,
+) -> StoreResult<Option<promptvault_core::deploy::Split>> {
+    stored
+        .map(|entries| {
+            promptvault_core::deploy::Split::new(entries)
+                .map_err(|error| StoreError::Corrupt(format!("labels.split: {error}")))
+        })
+        .transpose()
+}
+
+/// What a label served at `at`, from its history (oldest first): the target of the newest move
+/// made at or before `at`; `None` if it did not exist then (never set, or removed).
+pub(crate) fn target_at(
+    history: &[promptvault_core::model::LabelEvent],
+    at: time::OffsetDateTime,
+) -> Option<promptvault_core::deploy::LabelTarget> {
+    let event = history.iter().rev().find(|event| event.at <= at)?;
+    let version = event.to_version?;
+    Some(promptvault_core::deploy::LabelTarget::from_parts(
+        version,
+        event.split.clone(),
+    ))
+}
+
+/// Where `latest` pointed at `at`: the newest version created at or before it.
+pub(crate) fn latest_at(
+    versions: &[(i64, time::OffsetDateTime)],
+    at: time::OffsetDateTime,
+) -> Option<promptvault_core::deploy::LabelTarget> {
+    versions
+        .iter()
+        .filter(|(_, created_at)| *created_at <= at)
+        .map(|(number, _)| *number)
+        .max()
+        .map(promptvault_core::deploy::LabelTarget::Version)
+}
+
+/// The rollback target: walking the label's past targets newest first, the first that differs
+/// from the current one and is approved.
+pub(crate) fn rollback_target(
+    past_targets_newest_first: &[i64],
+    current: Option<i64>,
+    is_approved: impl Fn(i64) -> bool,
+) -> Option<i64> {
+    past_targets_newest_first
+        .iter()
+        .copied()
+        .find(|&version| Some(version) != current && is_approved(version))
+}
+
+/// Which version a promote ends a split on: the one asked for (it must be in the split), or,
+/// when none is given and the split has exactly two entries, the non-primary one.
+pub(crate) fn promote_choice(
+    split: &promptvault_core::deploy::Split,
+    asked: Option<i64>,
+    label: &str,
+    prompt_name: &str,
+) -> StoreResult<i64> {
+    match asked {
+        Some(version) if split.contains(version) => Ok(version),
+        Some(version) => Err(StoreError::Domain(DomainError::InvalidField {
+            field: "version",
+            reason: format!(
+                "version {version} is not part of the split of {}",
+                label_of(label, prompt_name)
+            ),
+        })),
+        None if split.entries().len() == 2 => Ok(split.entries()[1].version),
+        None => Err(StoreError::Domain(DomainError::InvalidField {
+            field: "version",
+            reason: format!(
+                "the split of {} has {} versions: say which one to promote",
+                label_of(label, prompt_name),
+                split.entries().len()
+            ),
+        })),
+    }
+}
+
+/// Checks the statuses of a label's target versions (number, status or `None` if missing)
+/// against the status required of them.
+pub(crate) fn check_target_statuses(
+    label: &LabelName,
+    prompt_name: &str,
+    statuses: &[(i64, Option<VersionStatus>)],
+    required: Option<VersionStatus>,
+) -> StoreResult<()> {
+    for &(version, status) in statuses {
+        let Some(status) = status else {
+            return Err(StoreError::not_found(version_of(version, prompt_name)));
+        };
+        if let Some(required) = required
+            && status != required
+        {
+            return Err(StoreError::Domain(DomainError::LabelRequiresApproval {
+                label: label.to_string(),
+                version,
+                status: status.as_str(),
+            }));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn version_of(version_number: i64, prompt_name: &str) -> String {
     format!("version {version_number} of prompt {prompt_name:?}")
 }

@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use promptvault_core::{
     audit::{AuditEntry, Checkpoint, NewAuditEntry},
     crypto::KeyRing,
+    deploy::LabelTarget,
     ident::LabelName,
     model::{
         ApiToken, LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion, User,
@@ -248,6 +249,55 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every prompt that is not archived, with what the periodic-review rule needs, by name.
     async fn review_states(&self) -> StoreResult<Vec<ReviewState>>;
+    /// Points a label at one version or at a traffic split, recording the move (`set` or
+    /// `split`) in the history; a move to exactly where it points already records nothing and
+    /// returns `None`. With `required_status`, every target version must have that status, read
+    /// inside the transaction that moves the label (so a status change cannot race the move):
+    /// `Domain(LabelRequiresApproval)` naming the version otherwise. Missing prompt or version:
+    /// `NotFound`. `latest` is refused by the caller, not here.
+    async fn set_label_target(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        target: &LabelTarget,
+        required_status: Option<VersionStatus>,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<Option<LabelEvent>>;
+
+    /// Ends a label's split: the label points at one version of it (`version`, or with none
+    /// given the non-primary one of a two-version split), recorded as `promote`.
+    /// `required_status` as for [`Store::set_label_target`]. A missing label is `NotFound`; a
+    /// label that does not split traffic is `Conflict`; a version outside the split, or none
+    /// given for a split of three or more, is a `Domain` error.
+    async fn promote_label(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        version: Option<i64>,
+        required_status: Option<VersionStatus>,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<LabelEvent>;
+
+    /// Rolls a label back, atomically: walking its history newest first, the first target
+    /// version that differs from the current one and is `approved` (status read inside the
+    /// transaction); the label moves there (any split cleared), recorded as `rollback`.
+    /// `Conflict` when there is no such version.
+    async fn rollback_label(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<LabelEvent>;
+
+    /// Where a label points: now (`at` = `None`), or at a past time — from the history, and for
+    /// `latest` (whose moves are not recorded) the newest version created by then. `None` when
+    /// the label did not exist then; a missing prompt is `NotFound`.
+    async fn label_target(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        at: Option<OffsetDateTime>,
+    ) -> StoreResult<Option<LabelTarget>>;
 }
 
 /// How to open a store, beyond its URL.

@@ -26,9 +26,10 @@ use promptvault_core::{
     audit::{AuditEntry, Checkpoint, NewAuditEntry},
     compliance::Finding,
     crypto::KeyRing,
+    deploy::{LabelTarget, SplitEntry},
     ident::{LabelName, PromptName},
     model::{
-        ApiToken, Classification, LabelEvent, Link, Prompt, PromptDetail, PromptType,
+        ApiToken, Classification, LabelAction, LabelEvent, Link, Prompt, PromptDetail, PromptType,
         PromptVersion, Role, User, VersionStatus,
     },
     retire::{self, Deprecation},
@@ -81,6 +82,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "compliance",
         include_str!("../migrations/postgres/0004_compliance.sql"),
+    ),
+    (
+        6,
+        "label splits",
+        include_str!("../migrations/postgres/0006_label_splits.sql"),
     ),
     (
         7,
@@ -264,7 +270,7 @@ const VERSION_COLUMNS: usize = 24;
 
 macro_rules! label_event_columns {
     () => {
-        "h.prompt_id, h.label, h.from_version, h.to_version, h.actor_id, h.at"
+        "h.prompt_id, h.label, h.from_version, h.to_version, h.actor_id, h.at, h.action, h.split"
     };
 }
 
@@ -388,6 +394,11 @@ fn decode_label_event(row: &PgRow, at: usize) -> StoreResult<Option<LabelEvent>>
         to_version: row.try_get(at + 3)?,
         actor_id: row.try_get(at + 4)?,
         at: row.try_get(at + 5)?,
+        action: common::parse_word("label_history.action", &row.try_get::<String, _>(at + 6)?)?,
+        split: common::decode_split(
+            row.try_get::<Option<Json<Vec<SplitEntry>>>, _>(at + 7)?
+                .map(|json| json.0),
+        )?,
     }))
 }
 
@@ -537,14 +548,16 @@ async fn move_label(
         "WITH ver AS (
              SELECT 1 FROM prompt_versions WHERE prompt_id = $1 AND version_number = $3
          ), old AS (
-             SELECT version_number FROM labels WHERE prompt_id = $1 AND name = $2
+             SELECT version_number, split FROM labels WHERE prompt_id = $1 AND name = $2
          ), up AS (
              INSERT INTO labels (prompt_id, name, version_number, updated_at)
              SELECT $1, $2, $3, $5
              WHERE EXISTS (SELECT 1 FROM ver)
-               AND (SELECT version_number FROM old) IS DISTINCT FROM $3
+               AND ((SELECT version_number FROM old) IS DISTINCT FROM $3
+                    OR (SELECT split FROM old) IS NOT NULL)
              ON CONFLICT (prompt_id, name) DO UPDATE
-             SET version_number = EXCLUDED.version_number, updated_at = EXCLUDED.updated_at
+             SET version_number = EXCLUDED.version_number, updated_at = EXCLUDED.updated_at,
+                 split = NULL
              RETURNING 1
          ), hist AS (
              INSERT INTO label_history (prompt_id, label, from_version, to_version, actor_id, at)
@@ -583,6 +596,112 @@ async fn move_label(
         to_version: Some(to),
         actor_id,
         at,
+        action: LabelAction::Set,
+        split: None,
+    }))
+}
+
+/// Where a label points now (`None`: it does not exist).
+async fn current_target(
+    conn: &mut PgConnection,
+    prompt_id: Uuid,
+    label: &LabelName,
+) -> StoreResult<Option<LabelTarget>> {
+    let row =
+        sqlx::query("SELECT version_number, split FROM labels WHERE prompt_id = $1 AND name = $2")
+            .bind(prompt_id)
+            .bind(label.as_str().to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    let split = common::decode_split(
+        row.try_get::<Option<Json<Vec<SplitEntry>>>, _>(1)?
+            .map(|json| json.0),
+    )?;
+    Ok(Some(LabelTarget::from_parts(row.try_get(0)?, split)))
+}
+
+/// The name of a prompt (`NotFound` if it does not exist).
+async fn name_of_prompt(conn: &mut PgConnection, prompt_id: Uuid) -> StoreResult<String> {
+    sqlx::query_scalar("SELECT name FROM prompts WHERE id = $1")
+        .bind(prompt_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))
+}
+
+/// Points `label` at `target` inside a transaction holding the prompt's lock (checking the
+/// target versions exist and have `required`), records the move as `action` and bumps the
+/// revision. `None` for a `set`/`split` that changes nothing.
+#[allow(clippy::too_many_arguments)]
+async fn write_label_target(
+    conn: &mut PgConnection,
+    prompt_id: Uuid,
+    prompt_name: &str,
+    label: &LabelName,
+    target: &LabelTarget,
+    action: LabelAction,
+    required: Option<VersionStatus>,
+    actor_id: Option<Uuid>,
+) -> StoreResult<Option<LabelEvent>> {
+    let versions = target.versions();
+    let rows = sqlx::query(
+        "SELECT version_number, status FROM prompt_versions \
+         WHERE prompt_id = $1 AND version_number = ANY($2)",
+    )
+    .bind(prompt_id)
+    .bind(&versions)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut found = BTreeMap::new();
+    for row in &rows {
+        let status: VersionStatus =
+            common::parse_word("prompt_versions.status", &row.try_get::<String, _>(1)?)?;
+        found.insert(row.try_get::<i64, _>(0)?, status);
+    }
+    let statuses: Vec<(i64, Option<VersionStatus>)> = versions
+        .iter()
+        .map(|version| (*version, found.get(version).copied()))
+        .collect();
+    common::check_target_statuses(label, prompt_name, &statuses, required)?;
+    let current = current_target(conn, prompt_id, label).await?;
+    if matches!(action, LabelAction::Set | LabelAction::Split) && current.as_ref() == Some(target) {
+        return Ok(None);
+    }
+    let at = now();
+    sqlx::query(
+        "WITH up AS (
+             INSERT INTO labels (prompt_id, name, version_number, updated_at, split)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (prompt_id, name) DO UPDATE
+             SET version_number = EXCLUDED.version_number, updated_at = EXCLUDED.updated_at,
+                 split = EXCLUDED.split
+         ), hist AS (
+             INSERT INTO label_history (prompt_id, label, from_version, to_version, actor_id, at,
+                 action, split)
+             VALUES ($1, $2, $6, $3, $7, $4, $8, $5)
+         )
+         UPDATE prompts SET revision = revision + 1, updated_at = $4 WHERE id = $1",
+    )
+    .bind(prompt_id)
+    .bind(label.as_str().to_string())
+    .bind(target.primary())
+    .bind(at)
+    .bind(target.split().map(Json))
+    .bind(current.as_ref().map(LabelTarget::primary))
+    .bind(actor_id)
+    .bind(action.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(LabelEvent {
+        prompt_id,
+        label: label.clone(),
+        from_version: current.map(|target| target.primary()),
+        to_version: Some(target.primary()),
+        actor_id,
+        at,
+        action,
+        split: target.split().cloned(),
     }))
 }
 
@@ -1057,6 +1176,7 @@ impl Store for PgStore {
             prompt,
             versions: vec![version],
             labels: label_map,
+            label_splits: BTreeMap::new(),
         })
     }
 
@@ -1069,7 +1189,9 @@ impl Store for PgStore {
             ", ",
             version_columns!(),
             ", (SELECT coalesce(jsonb_object_agg(l.name, l.version_number), '{}'::jsonb) \
-             FROM labels l WHERE l.prompt_id = p.id) \
+             FROM labels l WHERE l.prompt_id = p.id), \
+             (SELECT coalesce(jsonb_object_agg(l.name, l.split), '{}'::jsonb) \
+             FROM labels l WHERE l.prompt_id = p.id AND l.split IS NOT NULL) \
              FROM prompts p LEFT JOIN prompt_versions v ON v.prompt_id = p.id \
              WHERE p.id = $1 ORDER BY v.version_number DESC"
         );
@@ -1079,7 +1201,9 @@ impl Store for PgStore {
             ", ",
             version_columns!(),
             ", (SELECT coalesce(jsonb_object_agg(l.name, l.version_number), '{}'::jsonb) \
-             FROM labels l WHERE l.prompt_id = p.id) \
+             FROM labels l WHERE l.prompt_id = p.id), \
+             (SELECT coalesce(jsonb_object_agg(l.name, l.split), '{}'::jsonb) \
+             FROM labels l WHERE l.prompt_id = p.id AND l.split IS NOT NULL) \
              FROM prompts p LEFT JOIN prompt_versions v ON v.prompt_id = p.id \
              WHERE p.name = $1 ORDER BY v.version_number DESC"
         );
@@ -1098,6 +1222,14 @@ impl Store for PgStore {
         let prompt = decode_prompt(first, 0)?;
         let Json(labels): Json<BTreeMap<String, i64>> =
             first.try_get(PROMPT_COLUMNS + VERSION_COLUMNS)?;
+        let Json(stored_splits): Json<BTreeMap<String, Vec<SplitEntry>>> =
+            first.try_get(PROMPT_COLUMNS + VERSION_COLUMNS + 1)?;
+        let mut label_splits = BTreeMap::new();
+        for (name, entries) in stored_splits {
+            if let Some(split) = common::decode_split(Some(entries))? {
+                label_splits.insert(name, split);
+            }
+        }
         let versions = rows
             .iter()
             .filter_map(|row| decode_version(row, PROMPT_COLUMNS, self.keys()).transpose())
@@ -1106,6 +1238,7 @@ impl Store for PgStore {
             prompt,
             versions,
             labels,
+            label_splits,
         })
     }
 
@@ -1340,7 +1473,7 @@ impl Store for PgStore {
                          FROM unnest(array_append($13::text[], 'latest')) AS name
                          ON CONFLICT (prompt_id, name) DO UPDATE
                          SET version_number = EXCLUDED.version_number,
-                             updated_at = EXCLUDED.updated_at
+                             updated_at = EXCLUDED.updated_at, split = NULL
                      ), hist AS (
                          INSERT INTO label_history (prompt_id, label, from_version, to_version,
                              actor_id, at)
@@ -1526,8 +1659,9 @@ impl Store for PgStore {
             "WITH del AS (
                  DELETE FROM labels WHERE prompt_id = $1 AND name = $2 RETURNING version_number
              ), hist AS (
-                 INSERT INTO label_history (prompt_id, label, from_version, to_version, actor_id, at)
-                 SELECT $1, $2, version_number, NULL, $3, $4 FROM del
+                 INSERT INTO label_history (prompt_id, label, from_version, to_version, actor_id, at,
+                     action)
+                 SELECT $1, $2, version_number, NULL, $3, $4, 'remove' FROM del
              ), bump AS (
                  UPDATE prompts SET revision = revision + 1, updated_at = $4
                  WHERE id = $1 AND EXISTS (SELECT 1 FROM del)
@@ -1554,6 +1688,8 @@ impl Store for PgStore {
             to_version: None,
             actor_id,
             at,
+            action: LabelAction::Remove,
+            split: None,
         })
     }
 
@@ -2347,11 +2483,176 @@ impl Store for PgStore {
             })
             .collect()
     }
+
+    async fn set_label_target(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        target: &LabelTarget,
+        required_status: Option<VersionStatus>,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<Option<LabelEvent>> {
+        let _queue = self.writers.enter(prompt_id).await;
+        let mut tx = self.begin_locked(prompt_id).await?;
+        let name = name_of_prompt(&mut tx, prompt_id).await?;
+        let action = match target {
+            LabelTarget::Version(_) => LabelAction::Set,
+            LabelTarget::Split(_) => LabelAction::Split,
+        };
+        let event = write_label_target(
+            &mut tx,
+            prompt_id,
+            &name,
+            label,
+            target,
+            action,
+            required_status,
+            actor_id,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn promote_label(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        version: Option<i64>,
+        required_status: Option<VersionStatus>,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<LabelEvent> {
+        let _queue = self.writers.enter(prompt_id).await;
+        let mut tx = self.begin_locked(prompt_id).await?;
+        let name = name_of_prompt(&mut tx, prompt_id).await?;
+        let Some(current) = current_target(&mut tx, prompt_id, label).await? else {
+            return Err(StoreError::not_found(label_of(label.as_str(), &name)));
+        };
+        let Some(split) = current.split() else {
+            return Err(StoreError::conflict(format!(
+                "{} does not split traffic: there is nothing to promote",
+                label_of(label.as_str(), &name)
+            )));
+        };
+        let chosen = common::promote_choice(split, version, label.as_str(), &name)?;
+        let event = write_label_target(
+            &mut tx,
+            prompt_id,
+            &name,
+            label,
+            &LabelTarget::Version(chosen),
+            LabelAction::Promote,
+            required_status,
+            actor_id,
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("a promote recorded no move".into()))?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rollback_label(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<LabelEvent> {
+        let _queue = self.writers.enter(prompt_id).await;
+        let mut tx = self.begin_locked(prompt_id).await?;
+        let name = name_of_prompt(&mut tx, prompt_id).await?;
+        let current = current_target(&mut tx, prompt_id, label).await?;
+        let past: Vec<i64> = sqlx::query_scalar(
+            "SELECT to_version FROM label_history \
+             WHERE prompt_id = $1 AND label = $2 AND to_version IS NOT NULL ORDER BY id DESC",
+        )
+        .bind(prompt_id)
+        .bind(label.as_str().to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let approved: Vec<i64> = sqlx::query_scalar(
+            "SELECT version_number FROM prompt_versions WHERE prompt_id = $1 AND status = $2",
+        )
+        .bind(prompt_id)
+        .bind(VersionStatus::Approved.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(target) = common::rollback_target(
+            &past,
+            current.as_ref().map(LabelTarget::primary),
+            |version| approved.contains(&version),
+        ) else {
+            return Err(StoreError::conflict(format!(
+                "{} has no earlier approved version to roll back to",
+                label_of(label.as_str(), &name)
+            )));
+        };
+        let event = write_label_target(
+            &mut tx,
+            prompt_id,
+            &name,
+            label,
+            &LabelTarget::Version(target),
+            LabelAction::Rollback,
+            Some(VersionStatus::Approved),
+            actor_id,
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("a rollback recorded no move".into()))?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn label_target(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        at: Option<OffsetDateTime>,
+    ) -> StoreResult<Option<LabelTarget>> {
+        let mut tx = self.pool.begin().await?;
+        name_of_prompt(&mut tx, prompt_id).await?;
+        let target = match at {
+            None => current_target(&mut tx, prompt_id, label).await?,
+            Some(at) if label.is_latest() => {
+                let rows = sqlx::query(
+                    "SELECT version_number, created_at FROM prompt_versions WHERE prompt_id = $1",
+                )
+                .bind(prompt_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let versions = rows
+                    .iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                common::latest_at(&versions, at)
+            }
+            Some(at) => {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    label_event_columns!(),
+                    " FROM label_history h WHERE h.prompt_id = $1 AND h.label = $2 ORDER BY h.id"
+                ))
+                .bind(prompt_id)
+                .bind(label.as_str().to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+                let history = rows
+                    .iter()
+                    .filter_map(|row| decode_label_event(row, 0).transpose())
+                    .collect::<StoreResult<Vec<_>>>()?;
+                common::target_at(&history, at)
+            }
+        };
+        tx.commit().await?;
+        Ok(target)
+    }
 }
 
 /// Moves a version's status inside a transaction holding the prompt's lock: conditional on
 /// `expected_from`; records `approved_at` / `archived_at` / the deprecation; refuses archiving a
-/// version a user-set label points at; re-derives the prompt's status and bumps its revision.
+/// version a user-set label points at (or serves through a split); re-derives the prompt's status and bumps its revision.
 async fn move_version_status(
     conn: &mut PgConnection,
     keys: Option<&KeyRing>,
@@ -2364,7 +2665,8 @@ async fn move_version_status(
     let row = sqlx::query(
         "SELECT p.name, v.status, \
          (SELECT coalesce(array_agg(l.name ORDER BY l.name), '{}') FROM labels l \
-          WHERE l.prompt_id = p.id AND l.version_number = $2 AND l.name <> 'latest') \
+          WHERE l.prompt_id = p.id AND l.name <> 'latest' AND (l.version_number = $2 \
+          OR l.split @> jsonb_build_array(jsonb_build_object('version', $2::bigint)))) \
          FROM prompts p LEFT JOIN prompt_versions v \
          ON v.prompt_id = p.id AND v.version_number = $2 WHERE p.id = $1",
     )

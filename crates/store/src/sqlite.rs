@@ -19,9 +19,10 @@ use promptvault_core::{
     audit::{AuditEntry, Checkpoint, NewAuditEntry},
     compliance::Finding,
     crypto::KeyRing,
+    deploy::{LabelTarget, Split, SplitEntry},
     ident::LabelName,
     model::{
-        ApiToken, Classification, LabelEvent, Link, Prompt, PromptDetail, PromptType,
+        ApiToken, Classification, LabelAction, LabelEvent, Link, Prompt, PromptDetail, PromptType,
         PromptVersion, Role, User, VersionStatus,
     },
     retire::{self, Deprecation},
@@ -75,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "compliance",
         include_str!("../migrations/sqlite/0004_compliance.sql"),
+    ),
+    (
+        6,
+        "label splits",
+        include_str!("../migrations/sqlite/0006_label_splits.sql"),
     ),
     (
         7,
@@ -202,7 +208,7 @@ macro_rules! version_columns {
 
 macro_rules! label_event_columns {
     () => {
-        "prompt_id, label, from_version, to_version, actor_id, at"
+        "prompt_id, label, from_version, to_version, actor_id, at, action, split"
     };
 }
 
@@ -351,6 +357,11 @@ fn decode_label_event(row: &SqliteRow) -> StoreResult<LabelEvent> {
         to_version: row.try_get(3)?,
         actor_id: row.try_get(4)?,
         at: decode_time(row, 5)?,
+        action: common::parse_word("label_history.action", &row.try_get::<String, _>(6)?)?,
+        split: common::decode_split(
+            row.try_get::<Option<Json<Vec<SplitEntry>>>, _>(7)?
+                .map(|json| json.0),
+        )?,
     })
 }
 
@@ -708,23 +719,20 @@ async fn move_label(
         upsert_label(conn, prompt_id, label, to, at).await?;
         return Ok(None);
     }
-    let from: Option<i64> =
-        sqlx::query_scalar("SELECT version_number FROM labels WHERE prompt_id = $1 AND name = $2")
-            .bind(prompt_id)
-            .bind(label.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    if from == Some(to) {
+    let current = current_target(conn, prompt_id, label).await?;
+    if current == Some(LabelTarget::Version(to)) {
         return Ok(None);
     }
     upsert_label(conn, prompt_id, label, to, at).await?;
     let event = LabelEvent {
         prompt_id,
         label: label.clone(),
-        from_version: from,
+        from_version: current.map(|target| target.primary()),
         to_version: Some(to),
         actor_id,
         at,
+        action: LabelAction::Set,
+        split: None,
     };
     record_label_event(conn, &event).await?;
     Ok(Some(event))
@@ -740,7 +748,8 @@ async fn upsert_label(
     sqlx::query(
         "INSERT INTO labels (prompt_id, name, version_number, updated_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (prompt_id, name) DO UPDATE \
-         SET version_number = excluded.version_number, updated_at = excluded.updated_at",
+         SET version_number = excluded.version_number, updated_at = excluded.updated_at, \
+         split = NULL",
     )
     .bind(prompt_id)
     .bind(label.as_str())
@@ -751,11 +760,104 @@ async fn upsert_label(
     Ok(())
 }
 
+/// Where a label points now (`None`: it does not exist).
+async fn current_target(
+    conn: &mut SqliteConnection,
+    prompt_id: Uuid,
+    label: &LabelName,
+) -> StoreResult<Option<LabelTarget>> {
+    let row =
+        sqlx::query("SELECT version_number, split FROM labels WHERE prompt_id = $1 AND name = $2")
+            .bind(prompt_id)
+            .bind(label.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    let split = common::decode_split(
+        row.try_get::<Option<Json<Vec<SplitEntry>>>, _>(1)?
+            .map(|json| json.0),
+    )?;
+    Ok(Some(LabelTarget::from_parts(row.try_get(0)?, split)))
+}
+
+/// The statuses of the given versions of a prompt (`None` for a missing one).
+async fn statuses_of(
+    conn: &mut SqliteConnection,
+    prompt_id: Uuid,
+    versions: &[i64],
+) -> StoreResult<Vec<(i64, Option<VersionStatus>)>> {
+    let mut out = Vec::with_capacity(versions.len());
+    for &version in versions {
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM prompt_versions WHERE prompt_id = $1 AND version_number = $2",
+        )
+        .bind(prompt_id)
+        .bind(version)
+        .fetch_optional(&mut *conn)
+        .await?;
+        out.push((
+            version,
+            status
+                .map(|status| common::parse_word("prompt_versions.status", &status))
+                .transpose()?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Points `label` at `target` (checking the target versions exist and have `required`), records
+/// the move as `action` and bumps the revision. `None` for a `set`/`split` that changes nothing.
+#[allow(clippy::too_many_arguments)]
+async fn write_label_target(
+    conn: &mut SqliteConnection,
+    prompt_id: Uuid,
+    prompt_name: &str,
+    label: &LabelName,
+    target: &LabelTarget,
+    action: LabelAction,
+    required: Option<VersionStatus>,
+    actor_id: Option<Uuid>,
+) -> StoreResult<Option<LabelEvent>> {
+    let statuses = statuses_of(conn, prompt_id, &target.versions()).await?;
+    common::check_target_statuses(label, prompt_name, &statuses, required)?;
+    let current = current_target(conn, prompt_id, label).await?;
+    if matches!(action, LabelAction::Set | LabelAction::Split) && current.as_ref() == Some(target) {
+        return Ok(None);
+    }
+    let at = now();
+    sqlx::query(
+        "INSERT INTO labels (prompt_id, name, version_number, updated_at, split) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (prompt_id, name) DO UPDATE \
+         SET version_number = excluded.version_number, updated_at = excluded.updated_at, \
+         split = excluded.split",
+    )
+    .bind(prompt_id)
+    .bind(label.as_str())
+    .bind(target.primary())
+    .bind(encode_time(at))
+    .bind(target.split().map(Json))
+    .execute(&mut *conn)
+    .await?;
+    let event = LabelEvent {
+        prompt_id,
+        label: label.clone(),
+        from_version: current.map(|target| target.primary()),
+        to_version: Some(target.primary()),
+        actor_id,
+        at,
+        action,
+        split: target.split().cloned(),
+    };
+    record_label_event(conn, &event).await?;
+    bump_revision(conn, prompt_id, at).await?;
+    Ok(Some(event))
+}
+
 async fn record_label_event(conn: &mut SqliteConnection, event: &LabelEvent) -> StoreResult<()> {
     sqlx::query(concat!(
         "INSERT INTO label_history (",
         label_event_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     ))
     .bind(event.prompt_id)
     .bind(event.label.as_str())
@@ -763,6 +865,8 @@ async fn record_label_event(conn: &mut SqliteConnection, event: &LabelEvent) -> 
     .bind(event.to_version)
     .bind(event.actor_id)
     .bind(encode_time(event.at))
+    .bind(event.action.as_str())
+    .bind(event.split.as_ref().map(Json))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -803,8 +907,9 @@ async fn move_version_status(
     }
     if to == VersionStatus::Archived {
         let labels: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM labels WHERE prompt_id = $1 AND version_number = $2 \
-             AND name <> 'latest' ORDER BY name",
+            "SELECT name FROM labels WHERE prompt_id = $1 AND name <> 'latest' \
+             AND (version_number = $2 OR EXISTS (SELECT 1 FROM json_each(labels.split) \
+             WHERE json_extract(json_each.value, '$.version') = $2)) ORDER BY name",
         )
         .bind(prompt_id)
         .bind(version_number)
@@ -890,17 +995,28 @@ async fn bump_revision(
     Ok(())
 }
 
+/// A prompt's labels (name → primary version) and the splits of those that split traffic.
 async fn labels_of(
     conn: &mut SqliteConnection,
     prompt_id: Uuid,
-) -> StoreResult<BTreeMap<String, i64>> {
-    let rows = sqlx::query("SELECT name, version_number FROM labels WHERE prompt_id = $1")
+) -> StoreResult<(BTreeMap<String, i64>, BTreeMap<String, Split>)> {
+    let rows = sqlx::query("SELECT name, version_number, split FROM labels WHERE prompt_id = $1")
         .bind(prompt_id)
         .fetch_all(&mut *conn)
         .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .collect()
+    let mut labels = BTreeMap::new();
+    let mut splits = BTreeMap::new();
+    for row in &rows {
+        let name: String = row.try_get(0)?;
+        if let Some(split) = common::decode_split(
+            row.try_get::<Option<Json<Vec<SplitEntry>>>, _>(2)?
+                .map(|json| json.0),
+        )? {
+            splits.insert(name.clone(), split);
+        }
+        labels.insert(name, row.try_get(1)?);
+    }
+    Ok((labels, splits))
 }
 
 /// Appends the `list_prompts` filters (not the paging) as `AND …` clauses.
@@ -1194,6 +1310,7 @@ impl Store for SqliteStore {
             prompt,
             versions: vec![version],
             labels,
+            label_splits: BTreeMap::new(),
         })
     }
 
@@ -1214,12 +1331,13 @@ impl Store for SqliteStore {
             .iter()
             .filter_map(|row| decode_version(row, 0, self.keys()).transpose())
             .collect::<StoreResult<Vec<_>>>()?;
-        let labels = labels_of(&mut tx, prompt.id).await?;
+        let (labels, label_splits) = labels_of(&mut tx, prompt.id).await?;
         tx.commit().await?;
         Ok(PromptDetail {
             prompt,
             versions,
             labels,
+            label_splits,
         })
     }
 
@@ -1648,6 +1766,8 @@ impl Store for SqliteStore {
             to_version: None,
             actor_id,
             at,
+            action: LabelAction::Remove,
+            split: None,
         };
         record_label_event(&mut tx, &event).await?;
         bump_revision(&mut tx, prompt_id, at).await?;
@@ -2451,6 +2571,168 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn set_label_target(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        target: &LabelTarget,
+        required_status: Option<VersionStatus>,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<Option<LabelEvent>> {
+        let mut tx = self.begin_write().await?;
+        let name = prompt_name(&mut tx, prompt_id).await?;
+        let action = match target {
+            LabelTarget::Version(_) => LabelAction::Set,
+            LabelTarget::Split(_) => LabelAction::Split,
+        };
+        let event = write_label_target(
+            &mut tx,
+            prompt_id,
+            &name,
+            label,
+            target,
+            action,
+            required_status,
+            actor_id,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn promote_label(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        version: Option<i64>,
+        required_status: Option<VersionStatus>,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<LabelEvent> {
+        let mut tx = self.begin_write().await?;
+        let name = prompt_name(&mut tx, prompt_id).await?;
+        let Some(current) = current_target(&mut tx, prompt_id, label).await? else {
+            return Err(StoreError::not_found(label_of(label.as_str(), &name)));
+        };
+        let Some(split) = current.split() else {
+            return Err(StoreError::conflict(format!(
+                "{} does not split traffic: there is nothing to promote",
+                label_of(label.as_str(), &name)
+            )));
+        };
+        let chosen = common::promote_choice(split, version, label.as_str(), &name)?;
+        let event = write_label_target(
+            &mut tx,
+            prompt_id,
+            &name,
+            label,
+            &LabelTarget::Version(chosen),
+            LabelAction::Promote,
+            required_status,
+            actor_id,
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("a promote recorded no move".into()))?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rollback_label(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        actor_id: Option<Uuid>,
+    ) -> StoreResult<LabelEvent> {
+        let mut tx = self.begin_write().await?;
+        let name = prompt_name(&mut tx, prompt_id).await?;
+        let current = current_target(&mut tx, prompt_id, label).await?;
+        let past: Vec<i64> = sqlx::query_scalar(
+            "SELECT to_version FROM label_history \
+             WHERE prompt_id = $1 AND label = $2 AND to_version IS NOT NULL ORDER BY id DESC",
+        )
+        .bind(prompt_id)
+        .bind(label.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let approved: Vec<i64> = sqlx::query_scalar(
+            "SELECT version_number FROM prompt_versions WHERE prompt_id = $1 AND status = $2",
+        )
+        .bind(prompt_id)
+        .bind(VersionStatus::Approved.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(target) = common::rollback_target(
+            &past,
+            current.as_ref().map(LabelTarget::primary),
+            |version| approved.contains(&version),
+        ) else {
+            return Err(StoreError::conflict(format!(
+                "{} has no earlier approved version to roll back to",
+                label_of(label.as_str(), &name)
+            )));
+        };
+        let event = write_label_target(
+            &mut tx,
+            prompt_id,
+            &name,
+            label,
+            &LabelTarget::Version(target),
+            LabelAction::Rollback,
+            Some(VersionStatus::Approved),
+            actor_id,
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("a rollback recorded no move".into()))?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn label_target(
+        &self,
+        prompt_id: Uuid,
+        label: &LabelName,
+        at: Option<OffsetDateTime>,
+    ) -> StoreResult<Option<LabelTarget>> {
+        let mut tx = self.reader.begin().await?;
+        prompt_name(&mut tx, prompt_id).await?;
+        let target = match at {
+            None => current_target(&mut tx, prompt_id, label).await?,
+            Some(at) if label.is_latest() => {
+                let rows = sqlx::query(
+                    "SELECT version_number, created_at FROM prompt_versions WHERE prompt_id = $1",
+                )
+                .bind(prompt_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let versions = rows
+                    .iter()
+                    .map(|row| Ok((row.try_get(0)?, decode_time(row, 1)?)))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                common::latest_at(&versions, at)
+            }
+            Some(at) => {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    label_event_columns!(),
+                    " FROM label_history WHERE prompt_id = $1 AND label = $2 ORDER BY id"
+                ))
+                .bind(prompt_id)
+                .bind(label.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+                let history = rows
+                    .iter()
+                    .map(decode_label_event)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                common::target_at(&history, at)
+            }
+        };
+        tx.commit().await?;
+        Ok(target)
     }
 }
 

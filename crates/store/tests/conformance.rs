@@ -17,11 +17,12 @@ use promptvault_core::{
     },
     compliance::{ComplianceRules, Level, Severity},
     crypto::KeyRing,
+    deploy::{LabelTarget, Split, SplitEntry},
     error::DomainError,
     ident::{LabelName, PromptName},
     model::{
-        ApiToken, Classification, Content, DeploymentModel, Grantee, Kind, Prompt, PromptAccess,
-        PromptStatus, PromptVersion, Role, Scope, Source, VersionStatus,
+        ApiToken, Classification, Content, DeploymentModel, Grantee, Kind, LabelAction, Prompt,
+        PromptAccess, PromptStatus, PromptVersion, Role, Scope, Source, VersionStatus,
     },
     retire::{Deprecation, Replacement},
     testcase::TestCase,
@@ -171,6 +172,12 @@ conformance! {
         archiving_a_version_a_user_label_points_at_is_refused_naming_the_labels,
         purging_archived_versions_drops_their_content_and_keeps_their_history,
         review_states_carry_the_type_interval_the_attestation_and_the_last_approval,
+        a_label_can_split_traffic_and_the_prompt_shows_the_split,
+        archiving_a_version_a_split_still_serves_is_refused,
+        a_required_status_is_checked_inside_the_move_and_a_refusal_writes_nothing,
+        promoting_ends_a_split_on_one_of_its_versions,
+        rolling_back_moves_to_the_newest_earlier_approved_target,
+        a_label_target_at_a_time_comes_from_the_history_and_latest_from_creation_times,
     ],
     database: [
         a_second_store_opened_from_the_url_sees_the_same_data,
@@ -4391,4 +4398,419 @@ async fn review_states_carry_the_type_interval_the_attestation_and_the_last_appr
         store.mark_reviewed(missing, at(0)).await,
         &format!("prompt {missing}"),
     );
+}
+// Deploying through labels: splits, required statuses, promote, rollback, time travel.
+
+fn split_of(entries: &[(i64, u32)]) -> Split {
+    Split::new(
+        entries
+            .iter()
+            .map(|&(version, weight)| SplitEntry { version, weight })
+            .collect(),
+    )
+    .expect("valid split")
+}
+
+async fn approve(store: &Arc<dyn Store>, id: Uuid, version: i64) {
+    store
+        .set_version_status(id, version, VersionStatus::Draft, VersionStatus::Review)
+        .await
+        .expect("to review");
+    store
+        .set_version_status(id, version, VersionStatus::Review, VersionStatus::Approved)
+        .await
+        .expect("to approved");
+}
+
+/// A prompt with versions 1..=n (all drafts).
+async fn with_versions(store: &Arc<dyn Store>, prompt_name: &str, n: i64) -> Uuid {
+    let id = create(store, prompt_name).await;
+    for number in 2..=n {
+        store
+            .add_version(id, text(&format!("version {number}")))
+            .await
+            .expect("add version");
+    }
+    id
+}
+
+async fn a_label_can_split_traffic_and_the_prompt_shows_the_split(store: Arc<dyn Store>) {
+    let id = with_versions(&store, "deploy/split", 3).await;
+    let staging = label("staging");
+    let actor = Uuid::now_v7();
+    let split = split_of(&[(2, 70), (3, 30)]);
+    let revision = store
+        .find_prompt(&PromptKey::Id(id))
+        .await
+        .expect("find")
+        .revision;
+    let event = store
+        .set_label_target(
+            id,
+            &staging,
+            &LabelTarget::Split(split.clone()),
+            None,
+            Some(actor),
+        )
+        .await
+        .expect("split")
+        .expect("a move");
+    assert_eq!(event.action, LabelAction::Split);
+    assert_eq!((event.from_version, event.to_version), (None, Some(2)));
+    assert_eq!(event.split.as_ref(), Some(&split));
+    assert_eq!(event.actor_id, Some(actor));
+    let detail = store.get_prompt(&PromptKey::Id(id)).await.expect("get");
+    assert_eq!(detail.labels, labels(&[("latest", 3), ("staging", 2)]));
+    assert_eq!(
+        detail.label_splits,
+        BTreeMap::from([("staging".to_string(), split.clone())])
+    );
+    assert_eq!(detail.prompt.revision, revision + 1);
+    assert_eq!(
+        store
+            .label_target(id, &staging, None)
+            .await
+            .expect("target"),
+        Some(LabelTarget::Split(split.clone()))
+    );
+    // The same split again changes nothing.
+    let again = store
+        .set_label_target(id, &staging, &LabelTarget::Split(split.clone()), None, None)
+        .await
+        .expect("same split");
+    assert_eq!(again, None);
+    // Pointing at the primary version alone ends the split: that is a move.
+    let plain = store
+        .set_label_target(id, &staging, &LabelTarget::Version(2), None, None)
+        .await
+        .expect("plain")
+        .expect("a move");
+    assert_eq!((plain.action, plain.split), (LabelAction::Set, None));
+    let detail = store.get_prompt(&PromptKey::Id(id)).await.expect("get");
+    assert!(detail.label_splits.is_empty());
+    // A plain `set_label` or a version's labels also end a split.
+    store
+        .set_label_target(id, &staging, &LabelTarget::Split(split.clone()), None, None)
+        .await
+        .expect("split again");
+    let moved = store
+        .set_label(id, &staging, 2, None)
+        .await
+        .expect("set label")
+        .expect("a move");
+    assert_eq!(moved.split, None);
+    assert!(
+        store
+            .get_prompt(&PromptKey::Id(id))
+            .await
+            .expect("get")
+            .label_splits
+            .is_empty()
+    );
+    let history = store.label_history(id, &staging).await.expect("history");
+    let actions: Vec<_> = history.iter().map(|event| event.action).collect();
+    assert_eq!(
+        actions,
+        [
+            LabelAction::Split,
+            LabelAction::Set,
+            LabelAction::Split,
+            LabelAction::Set
+        ]
+    );
+    assert_eq!(history[2].split.as_ref(), Some(&split));
+    // A split naming a missing version is not found, naming it.
+    assert_not_found(
+        store
+            .set_label_target(
+                id,
+                &staging,
+                &LabelTarget::Split(split_of(&[(1, 50), (9, 50)])),
+                None,
+                None,
+            )
+            .await,
+        "version 9 of prompt \"deploy/split\"",
+    );
+}
+
+async fn a_required_status_is_checked_inside_the_move_and_a_refusal_writes_nothing(
+    store: Arc<dyn Store>,
+) {
+    let id = with_versions(&store, "deploy/required", 2).await;
+    let production = label("production");
+    let refused = store
+        .set_label_target(
+            id,
+            &production,
+            &LabelTarget::Version(1),
+            Some(VersionStatus::Approved),
+            None,
+        )
+        .await;
+    match refused {
+        Err(StoreError::Domain(DomainError::LabelRequiresApproval {
+            label,
+            version,
+            status,
+        })) => {
+            assert_eq!(
+                (label.as_str(), version, status),
+                ("production", 1, "draft")
+            );
+        }
+        other => panic!("expected label_requires_approval, got {other:?}"),
+    }
+    assert!(
+        store
+            .label_history(id, &production)
+            .await
+            .expect("history")
+            .is_empty()
+    );
+    approve(&store, id, 1).await;
+    // A split needs every version approved; the refusal names the one that is not.
+    let split = LabelTarget::Split(split_of(&[(1, 90), (2, 10)]));
+    match store
+        .set_label_target(id, &production, &split, Some(VersionStatus::Approved), None)
+        .await
+    {
+        Err(StoreError::Domain(DomainError::LabelRequiresApproval { version, .. })) => {
+            assert_eq!(version, 2)
+        }
+        other => panic!("expected label_requires_approval, got {other:?}"),
+    }
+    approve(&store, id, 2).await;
+    store
+        .set_label_target(id, &production, &split, Some(VersionStatus::Approved), None)
+        .await
+        .expect("both approved")
+        .expect("a move");
+    let detail = store.get_prompt(&PromptKey::Id(id)).await.expect("get");
+    assert_eq!(detail.labels.get("production"), Some(&1));
+    let missing = Uuid::now_v7();
+    assert_not_found(
+        store
+            .set_label_target(missing, &production, &LabelTarget::Version(1), None, None)
+            .await,
+        &format!("prompt {missing}"),
+    );
+}
+
+async fn promoting_ends_a_split_on_one_of_its_versions(store: Arc<dyn Store>) {
+    let id = with_versions(&store, "deploy/promote", 3).await;
+    let staging = label("staging");
+    // No label yet: not found; a plain label: nothing to promote.
+    assert_not_found(
+        store.promote_label(id, &staging, None, None, None).await,
+        "label \"staging\" of prompt \"deploy/promote\"",
+    );
+    store.set_label(id, &staging, 1, None).await.expect("plain");
+    assert_conflict(store.promote_label(id, &staging, None, None, None).await);
+    store
+        .set_label_target(
+            id,
+            &staging,
+            &LabelTarget::Split(split_of(&[(1, 90), (2, 10)])),
+            None,
+            None,
+        )
+        .await
+        .expect("split");
+    let actor = Uuid::now_v7();
+    let promoted = store
+        .promote_label(id, &staging, None, None, Some(actor))
+        .await
+        .expect("promote");
+    assert_eq!(promoted.action, LabelAction::Promote);
+    assert_eq!(
+        (promoted.from_version, promoted.to_version),
+        (Some(1), Some(2))
+    );
+    assert_eq!((promoted.split, promoted.actor_id), (None, Some(actor)));
+    let detail = store.get_prompt(&PromptKey::Id(id)).await.expect("get");
+    assert_eq!(detail.labels.get("staging"), Some(&2));
+    assert!(detail.label_splits.is_empty());
+    // Three versions: the caller must say which; a version outside the split is refused.
+    store
+        .set_label_target(
+            id,
+            &staging,
+            &LabelTarget::Split(split_of(&[(1, 80), (2, 10), (3, 10)])),
+            None,
+            None,
+        )
+        .await
+        .expect("split of three");
+    for asked in [None, Some(4)] {
+        match store.promote_label(id, &staging, asked, None, None).await {
+            Err(StoreError::Domain(error)) => assert_eq!(error.code(), "invalid_field"),
+            other => panic!("expected a domain error, got {other:?}"),
+        }
+    }
+    // The required status applies to the promoted version.
+    match store
+        .promote_label(id, &staging, Some(3), Some(VersionStatus::Approved), None)
+        .await
+    {
+        Err(StoreError::Domain(DomainError::LabelRequiresApproval { version, .. })) => {
+            assert_eq!(version, 3)
+        }
+        other => panic!("expected label_requires_approval, got {other:?}"),
+    }
+    let promoted = store
+        .promote_label(id, &staging, Some(3), None, None)
+        .await
+        .expect("promote 3");
+    assert_eq!(promoted.to_version, Some(3));
+}
+
+async fn rolling_back_moves_to_the_newest_earlier_approved_target(store: Arc<dyn Store>) {
+    let id = with_versions(&store, "deploy/rollback", 4).await;
+    let production = label("production");
+    for number in [1, 2, 3] {
+        approve(&store, id, number).await;
+    }
+    // Nothing to roll back to without history.
+    assert_conflict(store.rollback_label(id, &production, None).await);
+    store.set_label(id, &production, 1, None).await.expect("1");
+    // Only the current target in the history: still nothing.
+    let what = assert_conflict(store.rollback_label(id, &production, None).await);
+    assert!(what.contains("no earlier approved version"), "{what}");
+    for to in [2, 4, 3] {
+        store
+            .set_label(id, &production, to, None)
+            .await
+            .expect("move");
+    }
+    let actor = Uuid::now_v7();
+    // Newest first: 3 is current, 4 is not approved, 2 is.
+    let rolled = store
+        .rollback_label(id, &production, Some(actor))
+        .await
+        .expect("rollback");
+    assert_eq!(rolled.action, LabelAction::Rollback);
+    assert_eq!((rolled.from_version, rolled.to_version), (Some(3), Some(2)));
+    assert_eq!(rolled.actor_id, Some(actor));
+    let detail = store.get_prompt(&PromptKey::Id(id)).await.expect("get");
+    assert_eq!(detail.labels.get("production"), Some(&2));
+    // A rollback from a split clears it.
+    store
+        .set_label_target(
+            id,
+            &production,
+            &LabelTarget::Split(split_of(&[(3, 90), (2, 10)])),
+            None,
+            None,
+        )
+        .await
+        .expect("split");
+    let rolled = store
+        .rollback_label(id, &production, None)
+        .await
+        .expect("rollback from split");
+    assert_eq!(
+        (rolled.from_version, rolled.to_version, rolled.split),
+        (Some(3), Some(2), None)
+    );
+    let detail = store.get_prompt(&PromptKey::Id(id)).await.expect("get");
+    assert!(detail.label_splits.is_empty());
+    let history = store.label_history(id, &production).await.expect("history");
+    assert_eq!(
+        history.last().map(|event| event.action),
+        Some(LabelAction::Rollback)
+    );
+}
+
+async fn a_label_target_at_a_time_comes_from_the_history_and_latest_from_creation_times(
+    store: Arc<dyn Store>,
+) {
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(20));
+    let before = OffsetDateTime::now_utc();
+    pause().await;
+    let id = create(&store, "deploy/travel").await;
+    let staging = label("staging");
+    store.set_label(id, &staging, 1, None).await.expect("1");
+    pause().await;
+    let at_one = OffsetDateTime::now_utc();
+    pause().await;
+    store.add_version(id, text("two")).await.expect("v2");
+    let split = split_of(&[(2, 50), (1, 50)]);
+    store
+        .set_label_target(id, &staging, &LabelTarget::Split(split.clone()), None, None)
+        .await
+        .expect("split");
+    pause().await;
+    let at_split = OffsetDateTime::now_utc();
+    pause().await;
+    store
+        .remove_label(id, &staging, None)
+        .await
+        .expect("remove");
+    pause().await;
+    let after_removal = OffsetDateTime::now_utc();
+    let at = |time| store.label_target(id, &staging, Some(time));
+    assert_eq!(at(before).await.expect("before"), None);
+    assert_eq!(
+        at(at_one).await.expect("one"),
+        Some(LabelTarget::Version(1))
+    );
+    assert_eq!(
+        at(at_split).await.expect("split"),
+        Some(LabelTarget::Split(split))
+    );
+    assert_eq!(at(after_removal).await.expect("removed"), None);
+    assert_eq!(
+        store.label_target(id, &staging, None).await.expect("now"),
+        None
+    );
+    let latest = LabelName::latest();
+    let latest_at = |time| store.label_target(id, &latest, Some(time));
+    assert_eq!(latest_at(before).await.expect("before"), None);
+    assert_eq!(
+        latest_at(at_one).await.expect("one"),
+        Some(LabelTarget::Version(1))
+    );
+    assert_eq!(
+        latest_at(at_split).await.expect("two"),
+        Some(LabelTarget::Version(2))
+    );
+    assert_not_found(
+        store.label_target(Uuid::nil(), &staging, None).await,
+        &format!("prompt {}", Uuid::nil()),
+    );
+}
+
+async fn archiving_a_version_a_split_still_serves_is_refused(store: Arc<dyn Store>) {
+    let id = with_versions(&store, "deploy/split-archive", 3).await;
+    store
+        .set_label_target(
+            id,
+            &label("staging"),
+            &LabelTarget::Split(split_of(&[(2, 90), (1, 10)])),
+            None,
+            None,
+        )
+        .await
+        .expect("split");
+    walk(&store, id, 1, VersionStatus::Deprecated).await;
+    match store
+        .set_version_status(id, 1, VersionStatus::Deprecated, VersionStatus::Archived)
+        .await
+    {
+        Err(StoreError::VersionLabelled { version, labels }) => {
+            assert_eq!(version, 1);
+            assert_eq!(labels, vec!["staging".to_string()]);
+        }
+        other => panic!("expected VersionLabelled, got {other:?}"),
+    }
+    store
+        .set_label_target(id, &label("staging"), &LabelTarget::Version(2), None, None)
+        .await
+        .expect("the split ends");
+    let archived = store
+        .set_version_status(id, 1, VersionStatus::Deprecated, VersionStatus::Archived)
+        .await
+        .expect("no label serves it any more");
+    assert_eq!(archived.status, VersionStatus::Archived);
 }

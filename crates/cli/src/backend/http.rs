@@ -17,8 +17,8 @@ use promptvault_api::{
     prompts::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
         LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
-        PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        TransitionRequest, VersionResponse,
+        PromoteRequest, PromptListResponse, PromptResponse, RenderRequest, RenderResponse,
+        SetLabelRequest, TransitionRequest, VersionResponse,
     },
     testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
@@ -317,6 +317,22 @@ impl Backend for HttpBackend {
     async fn verify_audit(&self) -> CliResult<AuditVerifyResponse> {
         self.send_json(self.request(Method::GET, "/api/audit/verify"))
             .await
+    }
+
+    async fn promote_label(
+        &self,
+        prompt: &str,
+        label: &str,
+        request: PromoteRequest,
+    ) -> CliResult<LabelResponse> {
+        let path = Self::prompt_path(prompt, &format!("/labels/{}/promote", segment(label)));
+        self.send_json(self.request(Method::POST, &path).json(&request))
+            .await
+    }
+
+    async fn rollback_label(&self, prompt: &str, label: &str) -> CliResult<LabelResponse> {
+        let path = Self::prompt_path(prompt, &format!("/labels/{}/rollback", segment(label)));
+        self.send_json(self.request(Method::POST, &path)).await
     }
 
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse> {

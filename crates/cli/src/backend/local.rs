@@ -13,8 +13,8 @@ use promptvault_api::{
     prompts::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
         LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
-        PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        TransitionRequest, VersionResponse,
+        PromoteRequest, PromptListResponse, PromptResponse, RenderRequest, RenderResponse,
+        SetLabelRequest, TransitionRequest, VersionResponse,
     },
     testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
@@ -183,6 +183,25 @@ impl Backend for LocalBackend {
         Ok(self
             .vault
             .transition_version(&self.actor, prompt, version, request)
+            .await?)
+    }
+
+    async fn promote_label(
+        &self,
+        prompt: &str,
+        label: &str,
+        request: PromoteRequest,
+    ) -> CliResult<LabelResponse> {
+        Ok(self
+            .vault
+            .promote_label(&self.actor, prompt, label, request)
+            .await?)
+    }
+
+    async fn rollback_label(&self, prompt: &str, label: &str) -> CliResult<LabelResponse> {
+        Ok(self
+            .vault
+            .rollback_label(&self.actor, prompt, label)
             .await?)
     }
 }

@@ -17,8 +17,8 @@ use promptvault_api::{
     prompts::{
         CreatePromptRequest, CreateVersionRequest, DiffQuery, DiffResponse, FindingsResponse,
         LabelEventResponse, LabelResponse, LinkRequest, LinkResponse, LinksQuery, ListPromptsQuery,
-        PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
-        TransitionRequest, VersionResponse,
+        PromoteRequest, PromptListResponse, PromptResponse, RenderRequest, RenderResponse,
+        SetLabelRequest, TransitionRequest, VersionResponse,
     },
     testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
@@ -97,4 +97,13 @@ pub trait Backend: Send + Sync {
         version: i64,
         request: TransitionRequest,
     ) -> CliResult<VersionResponse>;
+    /// Ends a label's traffic split on one version.
+    async fn promote_label(
+        &self,
+        prompt: &str,
+        label: &str,
+        request: PromoteRequest,
+    ) -> CliResult<LabelResponse>;
+    /// Moves a label back to the previous approved target of its history.
+    async fn rollback_label(&self, prompt: &str, label: &str) -> CliResult<LabelResponse>;
 }

@@ -1,6 +1,9 @@
 //! `prompt label` (point, remove, history) and `prompt link` (attach, list).
 
-use promptvault_api::prompts::{LinkRequest, LinkResponse, LinksQuery, SetLabelRequest};
+use promptvault_api::prompts::{
+    LabelResponse, LinkRequest, LinkResponse, LinksQuery, PromoteRequest, SetLabelRequest,
+    SplitEntry,
+};
 use serde::Serialize;
 
 use crate::{
@@ -51,22 +54,72 @@ pub async fn label(backend: &dyn Backend, args: LabelArgs, json: bool) -> CliRes
         }
         return Ok(format!("removed label {} from {}\n", args.label, args.name));
     }
-    let Some(version) = args.version else {
-        return Err(CliError::invalid(
-            "missing_version",
-            "give a version number, --delete or --history",
-        ));
+    let label = if args.promote {
+        backend
+            .promote_label(&args.name, &args.label, PromoteRequest { version: args.to })
+            .await?
+    } else if args.rollback {
+        backend.rollback_label(&args.name, &args.label).await?
+    } else if let Some(split) = &args.split {
+        let request = SetLabelRequest {
+            version: None,
+            split: Some(parse_split(split)?),
+        };
+        backend.set_label(&args.name, &args.label, request).await?
+    } else {
+        let Some(version) = args.version else {
+            return Err(CliError::invalid(
+                "missing_version",
+                "give a version number, --split, --promote, --rollback, --delete or --history",
+            ));
+        };
+        backend
+            .set_label(&args.name, &args.label, SetLabelRequest::version(version))
+            .await?
     };
-    let label = backend
-        .set_label(&args.name, &args.label, SetLabelRequest { version })
-        .await?;
     if json {
         return output::json(&label);
     }
-    Ok(format!(
-        "{} of {} now points at version {}\n",
-        label.label, args.name, label.version
-    ))
+    Ok(describe(&label, &args.name))
+}
+
+fn describe(label: &LabelResponse, name: &str) -> String {
+    match &label.split {
+        Some(entries) => {
+            let shares: Vec<String> = entries
+                .iter()
+                .map(|entry| format!("version {} {}%", entry.version, entry.weight))
+                .collect();
+            format!(
+                "{} of {name} now splits traffic: {}\n",
+                label.label,
+                shares.join(", ")
+            )
+        }
+        None => format!(
+            "{} of {name} now points at version {}\n",
+            label.label, label.version
+        ),
+    }
+}
+
+/// Parses `7=90,8=10` into split entries (the server checks the weights).
+fn parse_split(text: &str) -> CliResult<Vec<SplitEntry>> {
+    text.split(',')
+        .map(|part| {
+            let invalid = || {
+                CliError::invalid(
+                    "invalid_split",
+                    format!("--split takes VERSION=WEIGHT,… (e.g. 7=90,8=10), not {part:?}"),
+                )
+            };
+            let (version, weight) = part.trim().split_once('=').ok_or_else(invalid)?;
+            Ok(SplitEntry {
+                version: version.trim().parse().map_err(|_| invalid())?,
+                weight: weight.trim().parse().map_err(|_| invalid())?,
+            })
+        })
+        .collect()
 }
 
 pub async fn link(backend: &dyn Backend, args: LinkArgs, json: bool) -> CliResult<String> {

@@ -11,6 +11,7 @@ use crate::{args::RenderArgs, backend::Backend, error::CliResult, input, output}
 
 pub async fn render(backend: &dyn Backend, args: RenderArgs, json: bool) -> CliResult<String> {
     let request = RenderRequest {
+        request_key: None,
         version: args.version,
         label: args.label,
         params: input::params(&args.params, args.params_file.as_ref())?,

@@ -28,7 +28,7 @@ pub fn populate(vault: &Vault) {
         "--notes",
         "briefer",
     ]);
-    vault.ok(&["label", "support/summarize", "production", "1"]);
+    vault.ok(&["label", "support/summarize", "live", "1"]);
     vault.ok(&["link", "support/summarize", "--capability", "summarize"]);
     vault.ok(&[
         "link",
@@ -70,7 +70,7 @@ pub fn populate(vault: &Vault) {
         "--notes",
         "revert",
     ]);
-    vault.ok(&["label", "reverted", "production", "3"]);
+    vault.ok(&["label", "reverted", "live", "3"]);
     vault.ok(&["label", "reverted", "stable", "1"]);
 
     vault.ok(&["create", "old/archived", "--content", "Old {{ x }}"]);
@@ -141,7 +141,7 @@ fn export_then_import_into_a_fresh_data_dir_keeps_everything() {
     assert_eq!(before["old/deprecated"]["status"], "deprecated");
     assert_eq!(
         before["reverted"]["labels"],
-        json!({"latest": 3, "production": 3, "stable": 1})
+        json!({"latest": 3, "live": 3, "stable": 1})
     );
     let after = shown(&target);
     assert_eq!(after, before);
@@ -166,7 +166,7 @@ fn export_then_import_into_a_fresh_data_dir_keeps_everything() {
     );
     assert_eq!(exported(&target), exported(&source));
     let summarize = target.json(&["show", "support/summarize"]);
-    assert_eq!(summarize["labels"], json!({"latest": 2, "production": 1}));
+    assert_eq!(summarize["labels"], json!({"latest": 2, "live": 1}));
     assert_eq!(
         target
             .json(&["link", "--list", "--agent", "bot-1"])
@@ -175,7 +175,14 @@ fn export_then_import_into_a_fresh_data_dir_keeps_everything() {
         Some(2)
     );
     assert_eq!(
-        target.ok(&["render", "support/summarize", "--param", "text=x"]),
+        target.ok(&[
+            "render",
+            "support/summarize",
+            "--label",
+            "live",
+            "--param",
+            "text=x"
+        ]),
         "Summarize: x\n"
     );
 }

@@ -52,7 +52,7 @@ fn session(vault: &Vault) -> Vec<Value> {
             "--label",
             "beta",
         ],
-        vec!["label", "team/summarize", "production", "2"],
+        vec!["label", "team/summarize", "live", "2"],
         vec!["label", "team/summarize", "beta", "--delete"],
         vec!["label", "team/summarize", "beta", "--history"],
         vec![
@@ -86,7 +86,7 @@ fn session(vault: &Vault) -> Vec<Value> {
         ],
         vec!["diff", "team/summarize", "--from", "1", "--to", "3"],
         vec!["show", "team/summarize"],
-        vec!["show", "team/summarize", "--label", "production"],
+        vec!["show", "team/summarize", "--label", "live"],
         vec!["list"],
         vec!["list", "--scope", "agent"],
         vec![

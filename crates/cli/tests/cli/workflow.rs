@@ -48,15 +48,21 @@ fn create_version_label_render_diff_show_list(vault: &Vault) {
         "{same}"
     );
 
-    let labelled = vault.ok(&["label", "support/summarize", "production", "1"]);
+    let labelled = vault.ok(&["label", "support/summarize", "live", "1"]);
     assert_eq!(
         labelled,
-        "production of support/summarize now points at version 1\n"
+        "live of support/summarize now points at version 1\n"
     );
 
-    // Default: production, then latest.
     assert_eq!(
-        vault.ok(&["render", "support/summarize", "--param", "name=Ada"]),
+        vault.ok(&[
+            "render",
+            "support/summarize",
+            "--label",
+            "live",
+            "--param",
+            "name=Ada"
+        ]),
         "Hello Ada\n"
     );
     assert_eq!(
@@ -121,8 +127,8 @@ fn create_version_label_render_diff_show_list(vault: &Vault) {
         .lines()
         .find(|line| line.starts_with("1 "))
         .expect("a row for version 1");
-    assert!(v1_row.contains("production,staging"), "{v1_row}");
-    let content = vault.ok(&["show", "support/summarize", "--label", "production"]);
+    assert!(v1_row.contains("live,staging"), "{v1_row}");
+    let content = vault.ok(&["show", "support/summarize", "--label", "live"]);
     assert!(
         content.contains("--- content ---\nHello {{ name }}\n"),
         "{content}"
@@ -133,7 +139,7 @@ fn create_version_label_render_diff_show_list(vault: &Vault) {
     let prompt = vault.json(&["show", "support/summarize"]);
     assert_eq!(
         prompt["labels"],
-        json!({"latest": 2, "production": 1, "staging": 1})
+        json!({"latest": 2, "live": 1, "staging": 1})
     );
     assert_eq!(prompt["versions"].as_array().map(Vec::len), Some(2));
 
@@ -141,7 +147,7 @@ fn create_version_label_render_diff_show_list(vault: &Vault) {
     assert!(listed.starts_with("NAME "), "{listed}");
     assert!(listed.contains("support/summarize  text"), "{listed}");
     assert!(listed.ends_with("1 of 1 prompt(s)\n"), "{listed}");
-    let page = vault.json(&["list", "--tag", "support", "--label", "production"]);
+    let page = vault.json(&["list", "--tag", "support", "--label", "live"]);
     assert_eq!(page["total"], 1);
     assert_eq!(page["items"][0]["name"], "support/summarize");
     assert_eq!(vault.json(&["list", "--name-prefix", "other/"])["total"], 0);
@@ -275,4 +281,56 @@ fn lenient_rendering_leaves_undefined_variables_empty() {
     let strict = vault.fail(&["render", "lenient"]);
     assert_eq!(strict.code, 4, "{}", strict.stderr);
     assert_eq!(vault.ok(&["render", "lenient", "--lenient"]), "AB\n");
+}
+
+fn canary_split_then_promote_and_protected_labels(vault: &Vault) {
+    vault.ok(&["create", "deploy/cli", "--content", "one"]);
+    vault.ok(&["version", "deploy/cli", "--content", "two"]);
+    // Versions start as drafts: production, protected by default, refuses them.
+    let refused = vault.fail(&["label", "deploy/cli", "production", "1"]);
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("(label_requires_approval)"),
+        "{}",
+        refused.stderr
+    );
+    let split = vault.ok(&["label", "deploy/cli", "canary", "--split", "1=90,2=10"]);
+    assert_eq!(
+        split,
+        "canary of deploy/cli now splits traffic: version 1 90%, version 2 10%\n"
+    );
+    let shown = vault.json(&["show", "deploy/cli"]);
+    assert_eq!(
+        shown["label_splits"]["canary"],
+        json!([{"version": 1, "weight": 90}, {"version": 2, "weight": 10}])
+    );
+    let promoted = vault.ok(&["label", "deploy/cli", "canary", "--promote"]);
+    assert_eq!(promoted, "canary of deploy/cli now points at version 2\n");
+    let history = vault.json(&["label", "deploy/cli", "canary", "--history"]);
+    let actions: Vec<&str> = history
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|event| event["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["split", "promote"]);
+    // No approved version in the history: nothing to roll back to.
+    let rollback = vault.fail(&["label", "deploy/cli", "canary", "--rollback"]);
+    assert!(
+        rollback.stderr.contains("(no_rollback_target)"),
+        "{}",
+        rollback.stderr
+    );
+    let bad = vault.fail(&["label", "deploy/cli", "canary", "--split", "1=90,2"]);
+    assert!(bad.stderr.contains("(invalid_split)"), "{}", bad.stderr);
+}
+
+#[test]
+fn canary_labels_work_on_the_local_database() {
+    canary_split_then_promote_and_protected_labels(&Vault::local());
+}
+
+#[test]
+fn canary_labels_work_against_a_server() {
+    canary_split_then_promote_and_protected_labels(&Vault::remote());
 }

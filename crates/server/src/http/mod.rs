@@ -2,6 +2,7 @@
 //! the middleware stack (request ids, tracing, timeout, body limit, panic guard) and [`serve`].
 
 pub mod access;
+pub mod deploy;
 pub mod extract;
 pub mod links;
 pub mod prompts;
@@ -180,6 +181,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(testcases::run_tests))
         .routes(routes!(retire::mark_reviewed))
         .routes(routes!(retire::reviews_due))
+        .routes(routes!(deploy::promote_label))
+        .routes(routes!(deploy::rollback_label))
+        .routes(routes!(deploy::resolve))
 }
 
 /// A request still running after the configured time is answered with 503 `timeout`.

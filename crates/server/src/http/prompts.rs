@@ -273,8 +273,9 @@ pub async fn diff(
     request_body = SetLabelRequest,
     responses(
         (status = 200, body = LabelResponse),
+        (status = 403, description = "a protected label and a role that may not deploy (`deploy_forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "an invalid split, or a version that is not approved for a protected label (`label_requires_approval`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn set_label(

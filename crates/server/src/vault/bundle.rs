@@ -17,6 +17,10 @@
 //!   `diff_hash` — to the local version with the same number if that one has the same hash, else
 //!   to the newest local version with that hash — and only unmatched versions are added, so
 //!   importing the same bundle twice creates nothing and moves no label.
+//! - protected labels (`[labels] protected`, or every label of a prompt whose type requires
+//!   approval) are set only on a version that is already approved here, by an importer who may
+//!   deploy; imported versions are drafts, so such labels are otherwise skipped and listed in
+//!   the report's `labels_skipped` rather than failing the bundle.
 //!
 //! Imported versions get the time of the import as `created_at` (the store sets it), and the
 //! store computes their `semver` and `diff_hash` again.
@@ -24,16 +28,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use promptvault_api::{
-    bundle::{BUNDLE_FORMAT, Bundle, BundleLink, BundlePrompt, BundleVersion, ImportReport},
+    bundle::{
+        BUNDLE_FORMAT, Bundle, BundleLink, BundlePrompt, BundleVersion, ImportReport, SkippedLabel,
+    },
     problem::ProblemItem,
     prompts::{CreatePromptTypeRequest, ListPromptsQuery},
 };
 use promptvault_core::{
     access::Action,
     compliance::ComplianceRules,
+    deploy::LabelTarget,
     error::DomainError,
     ident::{self, LabelName, PromptName},
-    model::{Classification, Content, Kind, PromptDetail, PromptStatus, Scope, Source},
+    model::{
+        Classification, Content, Kind, PromptDetail, PromptStatus, Scope, Source, VersionStatus,
+    },
     testcase::{self, TestCase},
     version::VersionDraft,
 };
@@ -381,12 +390,41 @@ impl Vault {
         // Every mutation of the import is audited like its single-item use case.
         let target = self.store.find_prompt(&PromptKey::Id(prompt_id)).await?;
         for (label, bundle_number) in labels {
-            if let Some(local) = numbers.get(&bundle_number)
-                && let Some(event) = self
-                    .store
-                    .set_label(prompt_id, &label, *local, actor.user_id())
-                    .await?
-            {
+            let Some(local) = numbers.get(&bundle_number) else {
+                continue;
+            };
+            // Imported versions are drafts: a protected label is set only when its version is
+            // already approved here and the importer may deploy; otherwise it is skipped and
+            // reported, rather than failing the whole bundle.
+            let protected = self.is_protected(&target, &label).await?;
+            let skip = |reason: &str| SkippedLabel {
+                prompt: target.name.to_string(),
+                label: label.to_string(),
+                version_number: *local,
+                reason: reason.to_string(),
+            };
+            if protected && !self.label_policy.may_deploy(actor.role()) {
+                report.labels_skipped.push(skip("deploy_forbidden"));
+                continue;
+            }
+            let moved = self
+                .store
+                .set_label_target(
+                    prompt_id,
+                    &label,
+                    &LabelTarget::Version(*local),
+                    protected.then_some(VersionStatus::Approved),
+                    actor.user_id(),
+                )
+                .await;
+            let moved = match moved {
+                Err(StoreError::Domain(DomainError::LabelRequiresApproval { .. })) => {
+                    report.labels_skipped.push(skip("label_requires_approval"));
+                    continue;
+                }
+                other => other?,
+            };
+            if let Some(event) = moved {
                 report.labels_moved += 1;
                 let audited = Audited::ok("label.set", Some(&target)).detail(json!({
                     "label": label.as_str(), "from": event.from_version, "to": event.to_version, "via": "import"

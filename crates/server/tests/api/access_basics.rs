@@ -175,7 +175,7 @@ async fn labels_moved_with_an_identical_version_are_audited(app: TestApp) {
     let again = app
         .add_version(
             "moved/label",
-            &json!({"content": "same text", "labels": ["production"]}),
+            &json!({"content": "same text", "labels": ["staging"]}),
         )
         .await;
     let version = expect_json(again, StatusCode::OK).await;
@@ -189,7 +189,7 @@ async fn labels_moved_with_an_identical_version_are_audited(app: TestApp) {
         .collect();
     assert_eq!(
         moves,
-        vec![json!({"label": "production", "from": null, "to": 1})]
+        vec![json!({"label": "staging", "from": null, "to": 1})]
     );
 }
 

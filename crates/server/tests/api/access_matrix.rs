@@ -207,6 +207,16 @@ const ROUTES: &[Route] = &[
     on_prompt("POST", "/api/prompts/{id}/tests/run", "AOUGX."),
     on_prompt("POST", "/api/prompts/{id}/reviewed", "AOU..."),
     route("GET", "/api/reviews/due", "AOUGX."),
+    on_prompt("POST", "/api/prompts/{id}/labels/{label}/promote", "AOU..."),
+    on_prompt(
+        "POST",
+        "/api/prompts/{id}/labels/{label}/rollback",
+        "AOU...",
+    ),
+    Route {
+        target: Target::ServedPrompt,
+        ..route("GET", "/api/resolve", "AOUGX.")
+    },
     // Deleting comes last so that no other cell loses its prompt (each delete cell deletes a
     // fresh copy of its fixture anyway).
     on_prompt("DELETE", "/api/prompts/{id}", "AO...."),
@@ -375,6 +385,40 @@ async fn prepare(
             path.replace("{label}", "staging"),
             Some(json!({"version": 1})),
         ),
+        ("POST", "/api/prompts/{id}/labels/{label}/promote") => {
+            // A fresh canary split per cell (staging is not protected), for every allowed cell
+            // to promote.
+            let version = admin_version(app, cast, &prompt, &format!("canary {serial}")).await;
+            admin(
+                Method::PUT,
+                format!("/api/prompts/{prompt}/labels/staging"),
+                json!({"split": [{"version": 1, "weight": 90}, {"version": version, "weight": 10}]}),
+            )
+            .await;
+            (path.replace("{label}", "staging"), Some(json!({})))
+        }
+        ("POST", "/api/prompts/{id}/labels/{label}/rollback") => {
+            // An approved version, then a move away from it: a rollback goes back to it.
+            let version = admin_version(app, cast, &prompt, &format!("rollback {serial}")).await;
+            for to in ["review", "approved"] {
+                admin(
+                    Method::POST,
+                    format!("/api/prompts/{prompt}/versions/{version}/transition"),
+                    json!({"to": to}),
+                )
+                .await;
+            }
+            for version in [version, 1] {
+                admin(
+                    Method::PUT,
+                    format!("/api/prompts/{prompt}/labels/staging"),
+                    json!({"version": version}),
+                )
+                .await;
+            }
+            (path.replace("{label}", "staging"), None)
+        }
+        ("GET", "/api/resolve") => (format!("{path}?name={prompt}&label=latest"), None),
         ("DELETE", "/api/prompts/{id}/labels/{label}") => {
             admin(
                 Method::PUT,
@@ -469,6 +513,20 @@ async fn prepare(
         }
         _ => (path, None),
     }
+}
+
+/// A new version of the prompt (encoded name `prompt`) made by the admin; its number.
+async fn admin_version(app: &TestApp, cast: &Cast, prompt: &str, content: &str) -> i64 {
+    let response = cast
+        .admin
+        .post(app.url(&format!("/api/prompts/{prompt}/version")))
+        .json(&json!({ "content": content }))
+        .send()
+        .await
+        .expect("set-up version");
+    expect_json(response, StatusCode::CREATED).await["version_number"]
+        .as_i64()
+        .expect("version number")
 }
 
 /// The operations of the OpenAPI document, as `METHOD path`.

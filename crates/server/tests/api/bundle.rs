@@ -137,7 +137,7 @@ async fn a_reverted_prompt_comes_back_with_every_version_and_its_labels(app: Tes
         )
         .await;
     }
-    for (label, version) in [("production", 3), ("staging", 1), ("canary", 2)] {
+    for (label, version) in [("stable", 3), ("staging", 1), ("canary", 2)] {
         expect_json(
             app.put(
                 &format!("/api/prompts/revert%2Fme/labels/{label}"),
@@ -151,7 +151,7 @@ async fn a_reverted_prompt_comes_back_with_every_version_and_its_labels(app: Tes
     let original = expect_json(app.get("/api/prompts/revert%2Fme").await, StatusCode::OK).await;
     assert_eq!(
         original["labels"],
-        json!({"latest": 3, "production": 3, "staging": 1, "canary": 2})
+        json!({"latest": 3, "stable": 3, "staging": 1, "canary": 2})
     );
     let bundle = expect_json(app.get("/api/export").await, StatusCode::OK).await;
 
@@ -207,7 +207,7 @@ async fn importing_into_an_existing_prompt_points_labels_at_the_newest_version_w
                 {"version_number": 2, "content": "A"},
                 {"version_number": 3, "content": "C"}
             ],
-            "labels": {"production": 2, "staging": 1, "next": 3}
+            "labels": {"stable": 2, "staging": 1, "next": 3}
         }]
     });
     let report = expect_json(app.post("/api/import", &bundle).await, StatusCode::OK).await;
@@ -227,7 +227,7 @@ async fn importing_into_an_existing_prompt_points_labels_at_the_newest_version_w
     );
     assert_eq!(
         merged["labels"],
-        json!({"latest": 4, "production": 3, "staging": 2, "next": 4})
+        json!({"latest": 4, "stable": 3, "staging": 2, "next": 4})
     );
     let again = expect_json(app.post("/api/import", &bundle).await, StatusCode::OK).await;
     assert_eq!(
@@ -418,7 +418,7 @@ async fn an_import_audits_every_mutation_it_makes(app: TestApp) {
     app.create_prompt("audited/import", "one").await;
     app.add_version(
         "audited/import",
-        &json!({"content": "two", "labels": ["production"]}),
+        &json!({"content": "two", "labels": ["staging"]}),
     )
     .await;
     app.post(

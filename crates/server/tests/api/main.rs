@@ -11,6 +11,7 @@ mod bundle;
 mod compliance;
 mod concurrency;
 mod helpers;
+mod labels;
 mod lifecycle;
 mod openapi;
 mod prompts;

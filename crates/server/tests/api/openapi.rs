@@ -41,6 +41,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     GET /api/prompts/{id}/tests
     GET /api/prompts/{id}/versions/{n}
     GET /api/prompts/{id}/versions/{n}/findings
+    GET /api/resolve
     GET /api/reviews/due
     GET /api/tokens
     GET /api/users
@@ -51,6 +52,8 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     POST /api/keys/rotate
     POST /api/prompt-types
     POST /api/prompts
+    POST /api/prompts/{id}/labels/{label}/promote
+    POST /api/prompts/{id}/labels/{label}/rollback
     POST /api/prompts/{id}/link
     POST /api/prompts/{id}/render
     POST /api/prompts/{id}/reviewed

@@ -256,17 +256,17 @@ async fn labels_move_keep_history_and_latest_is_reserved(app: TestApp) {
     app.add_version("labelled", &json!({"content": "v2"})).await;
     let moved = expect_json(
         app.put(
-            "/api/prompts/labelled/labels/production",
+            "/api/prompts/labelled/labels/staging",
             &json!({"version": 1}),
         )
         .await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(moved, json!({"label": "production", "version": 1}));
+    assert_eq!(moved, json!({"label": "staging", "version": 1}));
     expect_json(
         app.put(
-            "/api/prompts/labelled/labels/production",
+            "/api/prompts/labelled/labels/staging",
             &json!({"version": 2}),
         )
         .await,
@@ -275,7 +275,7 @@ async fn labels_move_keep_history_and_latest_is_reserved(app: TestApp) {
     .await;
     expect_problem(
         app.put(
-            "/api/prompts/labelled/labels/production",
+            "/api/prompts/labelled/labels/staging",
             &json!({"version": 7}),
         )
         .await,
@@ -301,13 +301,13 @@ async fn labels_move_keep_history_and_latest_is_reserved(app: TestApp) {
     )
     .await;
     assert_eq!(
-        app.delete("/api/prompts/labelled/labels/production")
+        app.delete("/api/prompts/labelled/labels/staging")
             .await
             .status(),
         StatusCode::NO_CONTENT
     );
     let history = expect_json(
-        app.get("/api/prompts/labelled/labels/production/history")
+        app.get("/api/prompts/labelled/labels/staging/history")
             .await,
         StatusCode::OK,
     )
@@ -327,7 +327,7 @@ async fn labels_move_keep_history_and_latest_is_reserved(app: TestApp) {
         ]
     );
     expect_problem(
-        app.delete("/api/prompts/labelled/labels/production").await,
+        app.delete("/api/prompts/labelled/labels/staging").await,
         StatusCode::NOT_FOUND,
         "label_not_found",
     )
@@ -352,9 +352,14 @@ async fn render_uses_production_then_latest_and_names_a_missing_label(app: TestA
         (Some("two 1"), Some(2))
     );
 
-    app.put(
-        "/api/prompts/render%2Fme/labels/production",
-        &json!({"version": 1}),
+    app.approve("render/me", 1).await;
+    expect_json(
+        app.put(
+            "/api/prompts/render%2Fme/labels/production",
+            &json!({"version": 1}),
+        )
+        .await,
+        StatusCode::OK,
     )
     .await;
     let production = expect_json(
@@ -837,7 +842,7 @@ async fn export_then_import_into_a_fresh_server_reproduces_every_prompt(app: Tes
     app.create_prompt("bundle/a", "A {{ x }}").await;
     app.add_version(
         "bundle/a",
-        &json!({"content": "A2 {{ x }}", "labels": ["production"]}),
+        &json!({"content": "A2 {{ x }}", "labels": ["staging"]}),
     )
     .await;
     app.create_prompt("bundle/b", "B").await;

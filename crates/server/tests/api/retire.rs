@@ -90,6 +90,17 @@ async fn a_deprecated_version_is_served_with_a_notice_until_its_sunset_then_gone
     let body = expect_json(response, StatusCode::OK).await;
     assert_eq!(body["rendered"], "Old 1");
     assert_eq!(body["deprecation"]["replacement"]["name"], "dep/new");
+    // Resolve says the same, in the same headers and field.
+    let resolved = app.get("/api/resolve?name=dep%2Fold&version=1").await;
+    assert_eq!(
+        resolved
+            .headers()
+            .get("deprecation")
+            .and_then(|value| value.to_str().ok()),
+        Some(format!("@{}", deprecated_at.unix_timestamp()).as_str())
+    );
+    let resolved = expect_json(resolved, StatusCode::OK).await;
+    assert_eq!(resolved["deprecation"]["replacement"]["name"], "dep/new");
     // A version that is not deprecated carries no notice.
     let fresh = render(&app, "dep/new", json!({"params": {"x": 1}})).await;
     assert!(fresh.headers().get("deprecation").is_none());
@@ -117,6 +128,12 @@ async fn a_deprecated_version_is_served_with_a_notice_until_its_sunset_then_gone
             .contains("dep/new"),
         "{problem}"
     );
+    expect_problem(
+        app.get("/api/resolve?name=dep%2Fold&version=1").await,
+        StatusCode::GONE,
+        "version_sunset",
+    )
+    .await;
 
     // The audit log holds the deprecation with its replacement and sunset.
     let audit = expect_json(

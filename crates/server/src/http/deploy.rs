@@ -1,0 +1,103 @@
+//! Handlers of deployment through labels: promote (end a traffic split), rollback, and
+//! `GET /api/resolve` (what a label serves — now, at a past time, or for a sticky
+//! `request_key`). Moving and removing a label are in `prompts.rs` with the other label routes.
+
+use axum::{Json, body::Bytes, extract::State, response::Response};
+use promptvault_api::{
+    problem::Problem,
+    prompts::{LabelResponse, PromoteRequest, ResolveQuery, ResolveResponse},
+};
+
+use crate::{
+    error::{AppError, AppResult},
+    http::{
+        AppState,
+        extract::{ApiPath, ApiQuery, CurrentActor},
+    },
+};
+
+#[utoipa::path(
+    post, path = "/api/prompts/{id}/labels/{label}/promote", tag = "labels",
+    params(
+        ("id" = String, Path, description = "The prompt's UUID or URL-encoded name"),
+        ("label" = String, Path, description = "A label that splits traffic"),
+    ),
+    request_body(content = PromoteRequest, description = "Optional: without a body (or with `{}`), a two-version split ends on its non-primary version"),
+    responses(
+        (status = 200, description = "the label now points at one version", body = LabelResponse),
+        (status = 403, description = "a protected label and a role that may not deploy (`deploy_forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the label does not split traffic (`label_not_split`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "a version outside the split, or one that is not approved for a protected label", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn promote_label(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+    ApiPath((id, label)): ApiPath<(String, String)>,
+    body: Bytes,
+) -> AppResult<Json<LabelResponse>> {
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        PromoteRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            if error.is_syntax() || error.is_eof() {
+                AppError::bad_request(
+                    "malformed_json",
+                    format!("the body is not valid JSON: {error}"),
+                )
+            } else {
+                AppError::unprocessable("invalid_body", error.to_string())
+            }
+        })?
+    };
+    Ok(Json(
+        state
+            .vault
+            .promote_label(&actor, &id, &label, request)
+            .await?,
+    ))
+}
+
+#[utoipa::path(
+    post, path = "/api/prompts/{id}/labels/{label}/rollback", tag = "labels",
+    params(
+        ("id" = String, Path, description = "The prompt's UUID or URL-encoded name"),
+        ("label" = String, Path, description = "The label to move back"),
+    ),
+    responses(
+        (status = 200, description = "the label points at the previous approved target of its history", body = LabelResponse),
+        (status = 403, description = "a protected label and a role that may not deploy (`deploy_forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "no earlier approved version in the history (`no_rollback_target`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn rollback_label(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+    ApiPath((id, label)): ApiPath<(String, String)>,
+) -> AppResult<Json<LabelResponse>> {
+    Ok(Json(state.vault.rollback_label(&actor, &id, &label).await?))
+}
+
+#[utoipa::path(
+    get, path = "/api/resolve", tag = "render",
+    params(ResolveQuery),
+    responses(
+        (status = 200, description = "the version the label serves (for this request_key), or the version asked for; a deprecated one (before its sunset) comes with `Deprecation`, `Sunset` and `Link: rel=\"successor-version\"` headers and a `deprecation` field", body = ResolveResponse),
+        (status = 404, description = "no such prompt, version, or label (at that time)", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`version_sunset`: deprecated and past its sunset (the detail names the replacement); `version_archived`: archived (not for `at`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn resolve(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+    ApiQuery(query): ApiQuery<ResolveQuery>,
+) -> AppResult<Response> {
+    let resolved = state.vault.resolve(&actor, query).await?;
+    Ok(crate::http::retire::with_deprecation(
+        resolved.deprecation.clone().as_ref(),
+        resolved,
+    ))
+}

@@ -20,3 +20,4 @@ pub mod render;
 pub mod secret;
 pub mod template;
 pub mod version;
+pub mod workflow;

@@ -433,6 +433,8 @@ pub struct PromptType {
     pub requires_approval: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The approval workflow of this type's prompts, overriding their classification's.
+    pub approval_workflow: Option<crate::workflow::ApprovalWorkflow>,
 }
 
 #[cfg(test)]

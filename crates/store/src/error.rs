@@ -1,7 +1,7 @@
 //! The storage boundary's error type: callers branch on what a failure means (not found,
 //! conflict, stale revision, a domain rule) without seeing SQL.
 
-use promptvault_core::{error::DomainError, model::VersionStatus};
+use promptvault_core::{error::DomainError, model::VersionStatus, workflow::ApprovalRefusal};
 use thiserror::Error;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -51,6 +51,11 @@ pub enum StoreError {
         "encryption key required: the content of confidential and restricted prompts is encrypted at rest, and no encryption keys are configured"
     )]
     EncryptionKeyRequired,
+    /// The approval workflow refused a review decision (self-approval, a role the step does not
+    /// admit, a second approval by the same approver, a version not in review); nothing was
+    /// written.
+    #[error(transparent)]
+    Approval(ApprovalRefusal),
 }
 
 impl StoreError {

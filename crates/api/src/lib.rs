@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod convert;
 pub mod problem;
 pub mod prompts;
+pub mod reviews;
 
 pub use promptvault_core::{
     compliance::{Finding, Severity},
@@ -21,6 +22,7 @@ pub use promptvault_core::{
     },
     render::UndefinedMode,
     version::Bump,
+    workflow::{ApprovalStep, ApprovalWorkflow, ReviewDecision},
 };
 
 /// Deserializes a field that distinguishes "absent" (`None`) from "null" (`Some(None)`).

@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    Bump, Classification, Finding, Kind, PromptAccess, PromptStatus, Scope, UndefinedMode,
-    VersionStatus, WordOp,
+    ApprovalWorkflow, Bump, Classification, Finding, Kind, PromptAccess, PromptStatus, Scope,
+    UndefinedMode, VersionStatus, WordOp,
 };
 
 /// The schema of a template's `content` (documentation only): a string for a text prompt, or a
@@ -490,6 +490,9 @@ pub struct CreatePromptTypeRequest {
     pub restricted_creation: bool,
     #[serde(default)]
     pub requires_approval: bool,
+    /// The approval workflow of this type's prompts, overriding their classification's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_workflow: Option<ApprovalWorkflow>,
 }
 
 /// `PUT /api/prompt-types/{key}`.
@@ -509,6 +512,14 @@ pub struct UpdatePromptTypeRequest {
     pub restricted_creation: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires_approval: Option<bool>,
+    /// A workflow overriding the classification's; `null` removes the override.
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<ApprovalWorkflow>, nullable)]
+    pub approval_workflow: Option<Option<ApprovalWorkflow>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -525,6 +536,9 @@ pub struct PromptTypeResponse {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// The approval workflow of this type's prompts (none: their classification's).
+    #[serde(default)]
+    pub approval_workflow: Option<ApprovalWorkflow>,
 }
 
 /// `GET /healthz` and `GET /readyz`.

@@ -57,7 +57,8 @@ pub fn state_with_store(
     let vault = Vault::new(store, settings.render_limits())
         .with_deployment(settings.deployment_model)
         .with_audit_key(audit_key)
-        .with_compliance(settings.compliance.clone());
+        .with_compliance(settings.compliance.clone())
+        .with_approvals(settings.approvals.clone());
     Ok(AppState {
         vault: Arc::new(vault),
         auth: Arc::new(auth),

@@ -28,10 +28,11 @@ use promptvault_core::{
     lifecycle::{self, LifecycleAction, LifecycleError},
     model::{
         Classification, Content, DeploymentModel, Grantee, Prompt, PromptVersion, Role, Scope,
-        Source,
+        Source, VersionStatus,
     },
     render::{CompiledPrompt, RenderLimits, Rendered, UndefinedMode},
     version::VersionDraft,
+    workflow::ApprovalPolicy,
 };
 use promptvault_store::{
     Store, StoreError,
@@ -52,6 +53,7 @@ use crate::{
 mod access;
 mod bundle;
 mod guard;
+mod reviews;
 
 pub use access::parse_time_or_age;
 
@@ -76,6 +78,8 @@ pub struct Vault {
     audit_key: Arc<[u8]>,
     /// The compliance rules every new version is checked against (SPEC §9).
     compliance: ComplianceRules,
+    /// The approval workflow of each classification (SPEC §6).
+    approvals: ApprovalPolicy,
 }
 
 impl Vault {
@@ -91,7 +95,13 @@ impl Vault {
             deployment: DeploymentModel::WebApplication,
             audit_key: Arc::from(Vec::new()),
             compliance: ComplianceRules::default(),
+            approvals: ApprovalPolicy::default(),
         }
+    }
+
+    pub fn with_approvals(mut self, policy: ApprovalPolicy) -> Self {
+        self.approvals = policy;
+        self
     }
 
     pub fn with_compliance(mut self, rules: ComplianceRules) -> Self {
@@ -538,6 +548,32 @@ impl Vault {
         }
         let version = self.store.get_version(prompt.id, version_number).await?;
         let from = version.status;
+        // Approval goes through the workflow (steps, roles, counts), never a plain move.
+        if request.to == VersionStatus::Approved {
+            let refused = Audited {
+                action: "version.transition",
+                outcome: AuditOutcome::Denied,
+                prompt: Some(&prompt),
+                before_hash: None,
+                after_hash: None,
+                detail: serde_json::json!({
+                    "version": version_number,
+                    "from": from.as_str(),
+                    "to": request.to.as_str(),
+                    "reason": "approval_required",
+                }),
+            };
+            self.audit(actor, refused).await?;
+            return Err(AppError::unprocessable(
+                "approval_required",
+                format!(
+                    "a version is approved through its approval workflow, not a transition: \
+                     POST /api/prompts/{}/versions/{version_number}/approve (prompt review \
+                     approve)",
+                    prompt.id
+                ),
+            ));
+        }
         let is_author = actor.user_id().is_some() && version.author_id == actor.user_id();
         let action = match lifecycle::transition(from, request.to, actor.role(), is_author) {
             Ok(action) => action,
@@ -916,11 +952,15 @@ impl Vault {
         if let Some(Some(schema)) = &request.schema {
             promptvault_core::render::check_schema(schema)?;
         }
+        if let Some(Some(workflow)) = &request.approval_workflow {
+            workflow.validate("approval_workflow")?;
+        }
         let patch = PromptTypePatch {
             name: request.name,
             schema: request.schema,
             restricted_creation: request.restricted_creation,
             requires_approval: request.requires_approval,
+            approval_workflow: request.approval_workflow,
         };
         let updated = self.store.update_prompt_type(key, patch).await?;
         self.audit(
@@ -991,12 +1031,16 @@ fn validate_prompt_type(request: CreatePromptTypeRequest) -> AppResult<NewPrompt
     if let Some(schema) = &request.schema {
         promptvault_core::render::check_schema(schema)?;
     }
+    if let Some(workflow) = &request.approval_workflow {
+        workflow.validate("approval_workflow")?;
+    }
     Ok(NewPromptType {
         key,
         name: request.name,
         schema: request.schema,
         restricted_creation: request.restricted_creation,
         requires_approval: request.requires_approval,
+        approval_workflow: request.approval_workflow,
     })
 }
 
@@ -1186,7 +1230,7 @@ fn decode_cursor(cursor: &str) -> AppResult<String> {
 }
 
 /// The longest comment a status change takes.
-const MAX_TRANSITION_COMMENT: usize = 2000;
+pub(crate) const MAX_TRANSITION_COMMENT: usize = 2000;
 
 /// A refused status change: 422 when the move does not exist, 403 when it is not the actor's.
 /// 422 `compliance_failed`: the version's error findings, one problem item each.

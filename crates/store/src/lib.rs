@@ -28,7 +28,6 @@ use promptvault_core::{
         ApiToken, LabelEvent, Link, Prompt, PromptDetail, PromptType, PromptVersion, User,
         VersionStatus,
     },
-    workflow::ReviewRecord,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -37,7 +36,7 @@ pub use crate::error::{StoreError, StoreResult};
 use crate::types::{
     AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
     NewReview, NewUser, NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery,
-    PromptTypePatch, ReviewOutcome, ReviewQueueItem, UserPatch, VersionSelector,
+    PromptTypePatch, ReviewOutcome, ReviewQueueItem, UserPatch, VersionReviews, VersionSelector,
 };
 
 /// Everything promptvault keeps, behind use-case-shaped methods. Implementations: SQLite and
@@ -234,13 +233,13 @@ pub trait Store: Send + Sync + 'static {
         review: NewReview,
     ) -> StoreResult<ReviewOutcome>;
 
-    /// Every approval and rejection of a version, every round, oldest first. A missing prompt or
-    /// version is `NotFound`.
+    /// Every approval and rejection of a version, every round, oldest first, with the version's
+    /// current review round. A missing prompt or version is `NotFound`.
     async fn list_reviews(
         &self,
         prompt_id: Uuid,
         version_number: i64,
-    ) -> StoreResult<Vec<ReviewRecord>>;
+    ) -> StoreResult<VersionReviews>;
 
     /// Every version in review (of prompts that are not archived) with its prompt and the
     /// decisions of its current round, in one query, sorted by prompt name then version. With a

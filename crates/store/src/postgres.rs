@@ -56,7 +56,8 @@ use crate::{
     types::{
         AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
         NewReview, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
-        PromptQuery, PromptTypePatch, ReviewOutcome, ReviewQueueItem, UserPatch, VersionSelector,
+        PromptQuery, PromptTypePatch, ReviewOutcome, ReviewQueueItem, UserPatch, VersionReviews,
+        VersionSelector,
     },
 };
 
@@ -2155,9 +2156,9 @@ impl Store for PgStore {
         &self,
         prompt_id: Uuid,
         version_number: i64,
-    ) -> StoreResult<Vec<ReviewRecord>> {
+    ) -> StoreResult<VersionReviews> {
         let rows = sqlx::query(concat!(
-            "SELECT p.name, v.version_number, a.id, ",
+            "SELECT p.name, v.review_round, a.id, ",
             review_columns!(),
             " FROM prompts p LEFT JOIN prompt_versions v ON v.prompt_id = p.id \
              AND v.version_number = $2 LEFT JOIN version_approvals a \
@@ -2171,17 +2172,20 @@ impl Store for PgStore {
         let Some(first) = rows.first() else {
             return Err(StoreError::not_found(prompt_with_id(prompt_id)));
         };
-        if first.try_get::<Option<i64>, _>(1)?.is_none() {
+        let Some(current_round) = first.try_get::<Option<i64>, _>(1)? else {
             let name: String = first.try_get(0)?;
             return Err(StoreError::not_found(version_of(version_number, &name)));
-        }
+        };
         let mut reviews = Vec::new();
         for row in &rows {
             if row.try_get::<Option<Uuid>, _>(2)?.is_some() {
                 reviews.push(decode_review(row, 3)?);
             }
         }
-        Ok(reviews)
+        Ok(VersionReviews {
+            current_round,
+            reviews,
+        })
     }
 
     #[tracing::instrument(skip_all)]

@@ -295,3 +295,13 @@ pub struct ReviewQueueItem {
     /// The decisions of the current round, oldest first.
     pub approvals: Vec<ReviewRecord>,
 }
+
+/// A version's approvals and rejections (`Store::list_reviews`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionReviews {
+    /// The version's current review round (0: never submitted); only this round's approvals
+    /// count toward its workflow.
+    pub current_round: i64,
+    /// Every decision, every round, oldest first.
+    pub reviews: Vec<ReviewRecord>,
+}

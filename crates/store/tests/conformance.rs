@@ -3890,7 +3890,7 @@ async fn approvals_follow_each_classifications_workflow_and_complete_it_atomical
                 .revision;
             assert_eq!(after, revision + 1, "every decision bumps the revision");
         }
-        let reviews = store.list_reviews(id, 1).await.expect("reviews");
+        let reviews = store.list_reviews(id, 1).await.expect("reviews").reviews;
         assert_eq!(reviews.len(), approvals.len());
         for (review, (role, user)) in reviews.iter().zip(approvals.iter()) {
             assert_eq!(review.reviewer_id, Uuid::from_u128(*user).to_string());
@@ -3962,7 +3962,15 @@ async fn refused_approvals_write_nothing_and_say_why(store: Arc<dyn Store>) {
         revision + 1,
         "only the recorded approval bumped the revision"
     );
-    assert_eq!(store.list_reviews(id, 1).await.expect("reviews").len(), 1);
+    assert_eq!(
+        store
+            .list_reviews(id, 1)
+            .await
+            .expect("reviews")
+            .reviews
+            .len(),
+        1
+    );
     assert_eq!(
         store.get_version(id, 1).await.expect("v1").status,
         VersionStatus::Review
@@ -4024,6 +4032,14 @@ async fn a_rejection_sends_the_version_to_draft_and_a_resubmission_starts_a_fres
         .set_version_status(id, 1, VersionStatus::Draft, VersionStatus::Review)
         .await
         .expect("resubmit");
+    assert_eq!(
+        store
+            .list_reviews(id, 1)
+            .await
+            .expect("reviews")
+            .current_round,
+        2
+    );
     // The first round's approval no longer counts: two new approvals are needed, and the
     // earlier approver may approve again.
     let again = store
@@ -4038,7 +4054,7 @@ async fn a_rejection_sends_the_version_to_draft_and_a_resubmission_starts_a_fres
         .await
         .expect("round 2, second");
     assert!(done.complete);
-    let reviews = store.list_reviews(id, 1).await.expect("reviews");
+    let reviews = store.list_reviews(id, 1).await.expect("reviews").reviews;
     assert_eq!(
         reviews
             .iter()
@@ -4106,7 +4122,15 @@ async fn concurrent_approvals_by_different_approvers_count_exactly(store: Arc<dy
     }
     assert_eq!(recorded, 5, "exactly the five approvals the workflow takes");
     assert_eq!(completed, 1, "exactly one approval completes it");
-    assert_eq!(store.list_reviews(id, 1).await.expect("reviews").len(), 5);
+    assert_eq!(
+        store
+            .list_reviews(id, 1)
+            .await
+            .expect("reviews")
+            .reviews
+            .len(),
+        5
+    );
     assert_eq!(
         store.get_version(id, 1).await.expect("v1").status,
         VersionStatus::Approved
@@ -4138,7 +4162,15 @@ async fn concurrent_approvals_by_the_same_approver_count_once(store: Arc<dyn Sto
         }
     }
     assert_eq!(recorded, 1);
-    assert_eq!(store.list_reviews(id, 1).await.expect("reviews").len(), 1);
+    assert_eq!(
+        store
+            .list_reviews(id, 1)
+            .await
+            .expect("reviews")
+            .reviews
+            .len(),
+        1
+    );
     assert_eq!(
         store.get_version(id, 1).await.expect("v1").status,
         VersionStatus::Review

@@ -5,6 +5,7 @@ pub mod access;
 pub mod extract;
 pub mod links;
 pub mod prompts;
+pub mod reviews;
 pub mod system;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -53,6 +54,7 @@ pub struct AppState {
         (name = "bundle", description = "Import and export"),
         (name = "system", description = "Health"),
         (name = "access", description = "Users, API tokens and the audit log (admins)"),
+        (name = "reviews", description = "Approval workflows: approve, reject, who approved what, the review queue"),
     ),
     modifiers(&SecuritySchemes),
     security(("bearer" = []))
@@ -172,6 +174,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(access::rotate_keys))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
+        .routes(routes!(reviews::approve_version))
+        .routes(routes!(reviews::reject_version))
+        .routes(routes!(reviews::version_approvals))
+        .routes(routes!(reviews::review_queue))
 }
 
 /// A request still running after the configured time is answered with 503 `timeout`.

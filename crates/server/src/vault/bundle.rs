@@ -99,6 +99,7 @@ impl Vault {
                 schema: prompt_type.schema,
                 restricted_creation: prompt_type.restricted_creation,
                 requires_approval: prompt_type.requires_approval,
+                approval_workflow: prompt_type.approval_workflow,
             })
             .collect();
         Ok(Bundle {

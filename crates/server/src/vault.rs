@@ -548,22 +548,9 @@ impl Vault {
         }
         let version = self.store.get_version(prompt.id, version_number).await?;
         let from = version.status;
-        // Approval goes through the workflow (steps, roles, counts), never a plain move.
+        // Approval goes through the workflow (steps, roles, counts), never a plain move. Like an
+        // invalid move (422), this is a malformed request, not a refused permission.
         if request.to == VersionStatus::Approved {
-            let refused = Audited {
-                action: "version.transition",
-                outcome: AuditOutcome::Denied,
-                prompt: Some(&prompt),
-                before_hash: None,
-                after_hash: None,
-                detail: serde_json::json!({
-                    "version": version_number,
-                    "from": from.as_str(),
-                    "to": request.to.as_str(),
-                    "reason": "approval_required",
-                }),
-            };
-            self.audit(actor, refused).await?;
             return Err(AppError::unprocessable(
                 "approval_required",
                 format!(

@@ -39,7 +39,9 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     GET /api/prompts/{id}/diff
     GET /api/prompts/{id}/labels/{label}/history
     GET /api/prompts/{id}/versions/{n}
+    GET /api/prompts/{id}/versions/{n}/approvals
     GET /api/prompts/{id}/versions/{n}/findings
+    GET /api/reviews
     GET /api/tokens
     GET /api/users
     GET /api/users/{user_id}
@@ -52,6 +54,8 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     POST /api/prompts/{id}/link
     POST /api/prompts/{id}/render
     POST /api/prompts/{id}/version
+    POST /api/prompts/{id}/versions/{n}/approve
+    POST /api/prompts/{id}/versions/{n}/reject
     POST /api/prompts/{id}/versions/{n}/transition
     POST /api/tokens
     POST /api/users

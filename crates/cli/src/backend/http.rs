@@ -20,6 +20,7 @@ use promptvault_api::{
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
         VersionResponse,
     },
+    reviews::{ApproveRequest, RejectRequest, ReviewOutcomeResponse, ReviewQueueResponse},
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -321,6 +322,43 @@ impl Backend for HttpBackend {
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse> {
         self.send_json(self.request(Method::POST, "/api/keys/rotate"))
             .await
+    }
+
+    async fn review_queue(&self) -> CliResult<ReviewQueueResponse> {
+        self.send_json(self.request(Method::GET, "/api/reviews"))
+            .await
+    }
+
+    async fn approve(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: ApproveRequest,
+    ) -> CliResult<ReviewOutcomeResponse> {
+        self.send_json(
+            self.request(
+                Method::POST,
+                &Self::prompt_path(prompt, &format!("/versions/{version}/approve")),
+            )
+            .json(&request),
+        )
+        .await
+    }
+
+    async fn reject(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: RejectRequest,
+    ) -> CliResult<ReviewOutcomeResponse> {
+        self.send_json(
+            self.request(
+                Method::POST,
+                &Self::prompt_path(prompt, &format!("/versions/{version}/reject")),
+            )
+            .json(&request),
+        )
+        .await
     }
 }
 

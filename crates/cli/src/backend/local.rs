@@ -16,6 +16,7 @@ use promptvault_api::{
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
         VersionResponse,
     },
+    reviews::{ApproveRequest, RejectRequest, ReviewOutcomeResponse, ReviewQueueResponse},
 };
 use promptvault_server::{
     actor::Actor,
@@ -159,5 +160,33 @@ impl Backend for LocalBackend {
 
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse> {
         Ok(self.vault.rotate_keys(&self.actor).await?)
+    }
+
+    async fn review_queue(&self) -> CliResult<ReviewQueueResponse> {
+        Ok(self.vault.review_queue(&self.actor).await?)
+    }
+
+    async fn approve(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: ApproveRequest,
+    ) -> CliResult<ReviewOutcomeResponse> {
+        Ok(self
+            .vault
+            .approve_version(&self.actor, prompt, version, request)
+            .await?)
+    }
+
+    async fn reject(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: RejectRequest,
+    ) -> CliResult<ReviewOutcomeResponse> {
+        Ok(self
+            .vault
+            .reject_version(&self.actor, prompt, version, request)
+            .await?)
     }
 }

@@ -20,6 +20,7 @@ use promptvault_api::{
         PromptListResponse, PromptResponse, RenderRequest, RenderResponse, SetLabelRequest,
         VersionResponse,
     },
+    reviews::{ApproveRequest, RejectRequest, ReviewOutcomeResponse, ReviewQueueResponse},
 };
 
 use crate::error::CliResult;
@@ -81,4 +82,18 @@ pub trait Backend: Send + Sync {
     async fn verify_audit(&self) -> CliResult<AuditVerifyResponse>;
     /// Re-encrypts every sealed version under the current key.
     async fn rotate_keys(&self) -> CliResult<KeysRotatedResponse>;
+    /// The versions in review the caller could approve now.
+    async fn review_queue(&self) -> CliResult<ReviewQueueResponse>;
+    async fn approve(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: ApproveRequest,
+    ) -> CliResult<ReviewOutcomeResponse>;
+    async fn reject(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: RejectRequest,
+    ) -> CliResult<ReviewOutcomeResponse>;
 }

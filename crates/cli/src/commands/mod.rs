@@ -9,6 +9,7 @@ pub mod diff;
 pub mod labels;
 pub mod prompts;
 pub mod render;
+pub mod reviews;
 pub mod serve;
 
 use promptvault_server::settings::Overrides;
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Token(args) => access::token(backend, args, json).await?,
         Command::Audit(args) => access::audit(backend, args, json).await?,
         Command::Keys(args) => access::keys(backend, args, json).await?,
+        Command::Review(args) => reviews::review(backend, args, json).await?,
         Command::Show(args) => prompts::show(backend, args, json).await?,
         Command::Create(args) => prompts::create(backend, args, json).await?,
         Command::Version(args) => prompts::version(backend, args, json).await?,

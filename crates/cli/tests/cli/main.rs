@@ -8,6 +8,7 @@ mod check;
 mod errors;
 mod parity;
 mod postgres;
+mod reviews;
 mod serve;
 mod support;
 mod workflow;

@@ -132,6 +132,7 @@ impl From<&model::PromptType> for PromptTypeResponse {
             created_at: prompt_type.created_at,
             updated_at: prompt_type.updated_at,
             review_every_days: prompt_type.review_every_days,
+            approval_workflow: prompt_type.approval_workflow.clone(),
         }
     }
 }
@@ -241,4 +242,27 @@ pub fn split_entries(split: &promptvault_core::deploy::Split) -> Vec<crate::prom
             weight: entry.weight,
         })
         .collect()
+}
+
+/// A workflow step as numbered on the wire (from 1).
+pub fn review_step(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX - 1) + 1
+}
+
+impl crate::reviews::ReviewProgress {
+    /// The progress of a round (`round`: its decisions) against `workflow`; `in_review`: whether
+    /// the version is in review at all (else there is no current step).
+    pub fn of(
+        workflow: &promptvault_core::workflow::ApprovalWorkflow,
+        round: &[promptvault_core::workflow::ReviewRecord],
+        in_review: bool,
+    ) -> Self {
+        let progress = promptvault_core::workflow::progress(workflow, round);
+        crate::reviews::ReviewProgress {
+            steps: workflow.steps.clone(),
+            current_step: progress.current_step.filter(|_| in_review).map(review_step),
+            approvals: progress.total(),
+            required: workflow.required(),
+        }
+    }
 }

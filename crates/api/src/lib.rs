@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod convert;
 pub mod problem;
 pub mod prompts;
+pub mod reviews;
 pub mod testcases;
 
 pub use promptvault_core::{
@@ -22,6 +23,7 @@ pub use promptvault_core::{
     },
     render::UndefinedMode,
     version::Bump,
+    workflow::{ApprovalStep, ApprovalWorkflow, ReviewDecision},
 };
 
 /// Deserializes a field that distinguishes "absent" (`None`) from "null" (`Some(None)`).

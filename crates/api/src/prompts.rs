@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    Bump, Classification, Finding, Kind, PromptAccess, PromptStatus, Scope, UndefinedMode,
-    VersionStatus, WordOp,
+    ApprovalWorkflow, Bump, Classification, Finding, Kind, PromptAccess, PromptStatus, Scope,
+    UndefinedMode, VersionStatus, WordOp,
 };
 
 /// The schema of a template's `content` (documentation only): a string for a text prompt, or a
@@ -703,6 +703,9 @@ pub struct CreatePromptTypeRequest {
     /// classification's `lifecycle.review_every_days`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_every_days: Option<u32>,
+    /// The approval workflow of this type's prompts, overriding their classification's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_workflow: Option<ApprovalWorkflow>,
 }
 
 /// `PUT /api/prompt-types/{key}`.
@@ -730,6 +733,14 @@ pub struct UpdatePromptTypeRequest {
     )]
     #[schema(value_type = Option<u32>, nullable)]
     pub review_every_days: Option<Option<u32>>,
+    /// A workflow overriding the classification's; `null` removes the override.
+    #[serde(
+        default,
+        deserialize_with = "crate::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<ApprovalWorkflow>, nullable)]
+    pub approval_workflow: Option<Option<ApprovalWorkflow>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -747,6 +758,9 @@ pub struct PromptTypeResponse {
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     pub review_every_days: Option<u32>,
+    /// The approval workflow of this type's prompts (none: their classification's).
+    #[serde(default)]
+    pub approval_workflow: Option<ApprovalWorkflow>,
 }
 
 /// `GET /healthz` and `GET /readyz`.

@@ -101,6 +101,8 @@ pub enum Command {
     Deprecate(DeprecateArgs),
     /// Archive a deprecated version: no longer served; its history stays
     Archive(ArchiveArgs),
+    /// Approval workflows: the versions waiting for your review, approve, reject
+    Review(ReviewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -651,4 +653,36 @@ mod tests {
         assert_eq!(create.scope, Some(Scope::Agent));
         assert!(Cli::try_parse_from(["prompt", "list", "--scope", "nope"]).is_err());
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    #[command(subcommand)]
+    pub command: ReviewCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// The versions in review you could approve now
+    List,
+    /// Approve a version in review (counts toward the first incomplete step of its workflow)
+    Approve {
+        /// The prompt's name (or id)
+        name: String,
+        /// The version number
+        version: i64,
+        /// Why (kept with the approval)
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a version in review: back to draft with your comment
+    Reject {
+        /// The prompt's name (or id)
+        name: String,
+        /// The version number
+        version: i64,
+        /// What must change (required)
+        #[arg(long)]
+        comment: String,
+    },
 }

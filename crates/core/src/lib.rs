@@ -23,3 +23,4 @@ pub mod secret;
 pub mod template;
 pub mod testcase;
 pub mod version;
+pub mod workflow;

@@ -7,9 +7,12 @@
 //!   └─request_changes─┘ (withdraw, when the author takes their own version back)
 //! ```
 //!
-//! Agents never change a status. Users submit, request changes and withdraw; approving,
-//! deprecating and archiving need an admin, and nobody approves a version they wrote. The
-//! approval *workflow* (steps, approver roles, counts) builds on this and is not decided here.
+//! Agents never change a status. Users submit, request changes and withdraw; deprecating and
+//! archiving need an admin, and nobody approves a version they wrote. Approving is a row here
+//! (the move exists, for admins and users who are not the author), but who may approve, and
+//! how many approvals it takes, is decided per step by the version's approval workflow
+//! (`crate::workflow`): the move happens through the approve use case once the workflow is
+//! complete, never as a plain transition.
 //! Whether the principal may write the prompt at all is `access::decide` (`Action::Write`),
 //! asked before this.
 
@@ -122,7 +125,8 @@ pub const TRANSITIONS: &[Transition] = &[
         from: VersionStatus::Review,
         to: VersionStatus::Approved,
         action: LifecycleAction::Approve,
-        roles: ADMINS,
+        // The workflow narrows this per step (`crate::workflow::decide_approval`).
+        roles: WRITERS,
         authorship: Authorship::NotAuthor,
     },
     Transition {
@@ -305,7 +309,7 @@ mod tests {
         (Draft,      Archived,   [I,     I,      I,     I,     I,      I]),
         (Review,     Draft,      [WDR,   REQ,    WDR,   REQ,   F,      F]),
         (Review,     Review,     [I,     I,      I,     I,     I,      I]),
-        (Review,     Approved,   [F,     APP,    F,     F,     F,      F]),
+        (Review,     Approved,   [F,     APP,    F,     APP,   F,      F]),
         (Review,     Deprecated, [I,     I,      I,     I,     I,      I]),
         (Review,     Archived,   [I,     I,      I,     I,     I,      I]),
         (Approved,   Draft,      [I,     I,      I,     I,     I,      I]),
@@ -449,7 +453,7 @@ mod tests {
         assert_eq!(
             own.to_string(),
             "role admin (the version's author) may not move a version from review to approved: \
-             approve needs admin, not the version's author"
+             approve needs admin or user, not the version's author"
         );
         let agent = transition(Draft, Review, Role::Agent, false).expect_err("refused");
         assert!(agent.to_string().starts_with("role agent may not"));

@@ -456,6 +456,8 @@ pub struct PromptType {
     /// Prompts of this type need a review every this many days (overrides the
     /// classification's interval).
     pub review_every_days: Option<u32>,
+    /// The approval workflow of this type's prompts, overriding their classification's.
+    pub approval_workflow: Option<crate::workflow::ApprovalWorkflow>,
 }
 
 #[cfg(test)]

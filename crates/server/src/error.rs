@@ -166,6 +166,7 @@ impl From<StoreError> for AppError {
                     format!("encrypted content cannot be read: {what}"),
                 )
             }
+            StoreError::Approval(refusal) => refusal.into(),
             other => AppError::internal(&other),
         }
     }
@@ -185,5 +186,23 @@ impl IntoResponse for AppError {
             );
         }
         response
+    }
+}
+
+/// A refused review decision: 403 when it is not this reviewer's to make (their own version, a
+/// role the step does not admit), 409 when the version's state says no (not in review, already
+/// approved by them this round).
+impl From<promptvault_core::workflow::ApprovalRefusal> for AppError {
+    fn from(refusal: promptvault_core::workflow::ApprovalRefusal) -> Self {
+        use promptvault_core::workflow::ApprovalRefusal;
+        let status = match refusal {
+            ApprovalRefusal::SelfApproval | ApprovalRefusal::RoleNotAllowed { .. } => {
+                StatusCode::FORBIDDEN
+            }
+            ApprovalRefusal::NotInReview { .. } | ApprovalRefusal::AlreadyApproved { .. } => {
+                StatusCode::CONFLICT
+            }
+        };
+        AppError::new(status, refusal.code(), refusal.to_string())
     }
 }

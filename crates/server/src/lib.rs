@@ -59,7 +59,8 @@ pub fn state_with_store(
         .with_audit_key(audit_key)
         .with_compliance(settings.compliance.clone())
         .with_lifecycle(settings.lifecycle.clone())
-        .with_label_policy(settings.labels.policy()?);
+        .with_label_policy(settings.labels.policy()?)
+        .with_approvals(settings.approvals.clone());
     Ok(AppState {
         vault: Arc::new(vault),
         auth: Arc::new(auth),

@@ -53,6 +53,14 @@ pub struct Settings {
     /// `PROMPTVAULT_LABELS__PROTECTED` / `PROMPTVAULT_LABELS__DEPLOY_ROLES` (comma-separated).
     #[serde(default)]
     pub labels: LabelSettings,
+    /// The approval workflow of each classification (SPEC §6): `[approvals.<classification>]`
+    /// with `steps = [{ roles = ["admin", "user"], count = 1 }, …]` in TOML,
+    /// `PROMPTVAULT_APPROVALS__<CLASSIFICATION>='{steps=[{roles=["admin"],count=2}]}'` in the
+    /// environment. Defaults: public and internal one approval by an admin or a user,
+    /// confidential two, restricted one by an admin or a user then one by an admin. A prompt
+    /// type's own workflow overrides its prompts' classification's.
+    #[serde(default)]
+    pub approvals: ApprovalPolicy,
 }
 
 /// Deprecation, archive retention and periodic review (SPEC §6).
@@ -157,7 +165,10 @@ where
 
 use promptvault_core::{deploy::LabelPolicy, ident::LabelName, model::Role};
 
-pub use promptvault_core::compliance::{ComplianceRules, Level as ComplianceLevel};
+pub use promptvault_core::{
+    compliance::{ComplianceRules, Level as ComplianceLevel},
+    workflow::ApprovalPolicy,
+};
 
 /// A secret setting: never printed (`Debug` shows `***`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,6 +261,7 @@ const ENV_KEYS: &[&str] = &[
     "compliance",
     "lifecycle",
     "labels",
+    "approvals",
 ];
 
 impl Default for Settings {
@@ -286,6 +298,7 @@ impl Default for Settings {
             compliance: ComplianceRules::default(),
             lifecycle: LifecycleSettings::default(),
             labels: LabelSettings::default(),
+            approvals: ApprovalPolicy::default(),
         }
     }
 }
@@ -380,6 +393,9 @@ impl Settings {
             ));
         }
         self.labels.policy()?;
+        self.approvals
+            .validate()
+            .map_err(|error| SettingsError(error.to_string()))?;
         Ok(())
     }
 
@@ -442,6 +458,41 @@ mod tests {
             let from_flags =
                 Settings::load(Some(Path::new("pv.toml")), &overrides).map_err(|e| e.0)?;
             assert_eq!(from_flags.listen, SocketAddr::from(([127, 0, 0, 1], 3333)));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn approval_workflows_come_from_the_file_and_the_environment_and_are_validated() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;
+            assert_eq!(defaults.approvals, ApprovalPolicy::default());
+            jail.create_file(
+                "pv.toml",
+                "[approvals.internal]\nsteps = [{ roles = [\"admin\"], count = 2 }]\n",
+            )?;
+            let from_file = Settings::load(Some(Path::new("pv.toml")), &Overrides::default())
+                .map_err(|e| e.0)?;
+            assert_eq!(from_file.approvals.internal.required(), 2);
+            assert_eq!(
+                from_file.approvals.restricted,
+                ApprovalPolicy::default().restricted,
+                "the other classifications keep their defaults"
+            );
+            jail.set_env(
+                "PROMPTVAULT_APPROVALS__PUBLIC",
+                "{steps=[{roles=[\"user\"],count=1},{roles=[\"admin\"],count=1}]}",
+            );
+            let from_env = Settings::load(Some(Path::new("pv.toml")), &Overrides::default())
+                .map_err(|e| e.0)?;
+            assert_eq!(from_env.approvals.public.steps.len(), 2);
+            jail.set_env(
+                "PROMPTVAULT_APPROVALS__PUBLIC",
+                "{steps=[{roles=[\"agent\"],count=1}]}",
+            );
+            let error =
+                Settings::load(None, &Overrides::default()).expect_err("agents never approve");
+            assert!(error.0.contains("approvals.public"), "{error}");
             Ok(())
         });
     }

@@ -29,10 +29,11 @@ use promptvault_core::{
     lifecycle::{self, LifecycleAction, LifecycleError},
     model::{
         Classification, Content, DeploymentModel, Grantee, Prompt, PromptVersion, Role, Scope,
-        Source,
+        Source, VersionStatus,
     },
     render::{CompiledPrompt, RenderLimits, Rendered, UndefinedMode},
     version::VersionDraft,
+    workflow::ApprovalPolicy,
 };
 use promptvault_store::{
     Store, StoreError,
@@ -55,6 +56,7 @@ mod bundle;
 mod guard;
 mod labels;
 mod retire;
+mod reviews;
 mod testcases;
 
 pub use access::parse_time_or_age;
@@ -85,6 +87,8 @@ pub struct Vault {
     lifecycle: crate::settings::LifecycleSettings,
     /// Protected labels and the roles that may move them.
     label_policy: LabelPolicy,
+    /// The approval workflow of each classification (SPEC §6).
+    approvals: ApprovalPolicy,
 }
 
 impl Vault {
@@ -102,11 +106,17 @@ impl Vault {
             compliance: ComplianceRules::default(),
             lifecycle: Default::default(),
             label_policy: LabelPolicy::default(),
+            approvals: ApprovalPolicy::default(),
         }
     }
 
     pub fn with_lifecycle(mut self, lifecycle: crate::settings::LifecycleSettings) -> Self {
         self.lifecycle = lifecycle;
+        self
+    }
+
+    pub fn with_approvals(mut self, policy: ApprovalPolicy) -> Self {
+        self.approvals = policy;
         self
     }
 
@@ -569,6 +579,19 @@ impl Vault {
         }
         let version = self.store.get_version(prompt.id, version_number).await?;
         let from = version.status;
+        // Approval goes through the workflow (steps, roles, counts), never a plain move. Like an
+        // invalid move (422), this is a malformed request, not a refused permission.
+        if request.to == VersionStatus::Approved {
+            return Err(AppError::unprocessable(
+                "approval_required",
+                format!(
+                    "a version is approved through its approval workflow, not a transition: \
+                     POST /api/prompts/{}/versions/{version_number}/approve (prompt review \
+                     approve)",
+                    prompt.id
+                ),
+            ));
+        }
         let is_author = actor.user_id().is_some() && version.author_id == actor.user_id();
         let action = match lifecycle::transition(from, request.to, actor.role(), is_author) {
             Ok(action) => action,
@@ -982,12 +1005,16 @@ impl Vault {
         if let Some(days) = request.review_every_days {
             checked_review_days(days)?;
         }
+        if let Some(Some(workflow)) = &request.approval_workflow {
+            workflow.validate("approval_workflow")?;
+        }
         let patch = PromptTypePatch {
             name: request.name,
             schema: request.schema,
             restricted_creation: request.restricted_creation,
             requires_approval: request.requires_approval,
             review_every_days: request.review_every_days,
+            approval_workflow: request.approval_workflow,
         };
         let updated = self.store.update_prompt_type(key, patch).await?;
         self.audit(
@@ -1088,6 +1115,9 @@ fn validate_prompt_type(request: CreatePromptTypeRequest) -> AppResult<NewPrompt
     if let Some(schema) = &request.schema {
         promptvault_core::render::check_schema(schema)?;
     }
+    if let Some(workflow) = &request.approval_workflow {
+        workflow.validate("approval_workflow")?;
+    }
     Ok(NewPromptType {
         key,
         name: request.name,
@@ -1095,6 +1125,7 @@ fn validate_prompt_type(request: CreatePromptTypeRequest) -> AppResult<NewPrompt
         restricted_creation: request.restricted_creation,
         requires_approval: request.requires_approval,
         review_every_days: checked_review_days(request.review_every_days)?,
+        approval_workflow: request.approval_workflow,
     })
 }
 
@@ -1321,7 +1352,7 @@ fn decode_cursor(cursor: &str) -> AppResult<String> {
 }
 
 /// The longest comment a status change takes.
-const MAX_TRANSITION_COMMENT: usize = 2000;
+pub(crate) const MAX_TRANSITION_COMMENT: usize = 2000;
 
 /// A refused status change: 422 when the move does not exist, 403 when it is not the actor's.
 /// 422 `compliance_failed`: the version's error findings, one problem item each.

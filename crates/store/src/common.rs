@@ -17,6 +17,10 @@ use promptvault_core::{
     retire::{Deprecation, Replacement, VersionLifecycle},
     testcase::TestCase,
     version::{Semver, VersionDraft},
+    workflow::{
+        self, ApprovalWorkflow, Recorded, ReviewDecision, ReviewRecord, decide_approval,
+        decide_rejection,
+    },
 };
 use serde_json::Value;
 use sqlx::{
@@ -28,7 +32,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{StoreError, StoreResult},
-    types::{NewApiToken, NewPrompt, NewUser, NewVersion},
+    types::{NewApiToken, NewPrompt, NewReview, NewUser, NewVersion},
 };
 
 /// The current time, cut to microseconds: both dialects store microseconds, so a value returned
@@ -1051,6 +1055,86 @@ pub(crate) fn apply_carry_over(
         version.draft.requested_bump(),
     )?;
     Ok(())
+}
+
+/// What a review decision's transaction read about the version, under the prompt's lock.
+pub(crate) struct ReviewSubject {
+    pub name: String,
+    pub classification: Classification,
+    pub type_workflow: Option<ApprovalWorkflow>,
+    pub status: VersionStatus,
+    pub round: i64,
+    pub author_id: Option<Uuid>,
+}
+
+/// Decides an approval or a rejection against the round read under the lock (the core decides;
+/// a refusal is `StoreError::Approval`). Returns the workflow, the decision and the record to
+/// insert.
+pub(crate) fn decide_review(
+    subject: &ReviewSubject,
+    round: &[ReviewRecord],
+    review: &NewReview,
+    decision: ReviewDecision,
+    at: OffsetDateTime,
+) -> StoreResult<(ApprovalWorkflow, Recorded, ReviewRecord)> {
+    let workflow = review
+        .policy
+        .workflow_for(subject.classification, subject.type_workflow.as_ref())
+        .clone();
+    let decide = match decision {
+        ReviewDecision::Approve => decide_approval,
+        ReviewDecision::Reject => decide_rejection,
+    };
+    let recorded = decide(
+        &workflow,
+        subject.status,
+        round,
+        &review.reviewer,
+        subject.author_id,
+    )
+    .map_err(StoreError::Approval)?;
+    let record = ReviewRecord {
+        round: subject.round,
+        step: u32::try_from(recorded.step).unwrap_or(u32::MAX),
+        reviewer_id: review.reviewer.id.clone(),
+        reviewer_role: review.reviewer.role,
+        decision,
+        comment: review.comment.clone(),
+        at,
+    };
+    Ok((workflow, recorded, record))
+}
+
+/// The status a version moves to after a review decision, if it moves.
+pub(crate) fn status_after(decision: ReviewDecision, recorded: Recorded) -> Option<VersionStatus> {
+    match decision {
+        ReviewDecision::Approve if recorded.complete => Some(VersionStatus::Approved),
+        ReviewDecision::Approve => None,
+        ReviewDecision::Reject => Some(VersionStatus::Draft),
+    }
+}
+
+/// A stored review row's words, parsed.
+pub(crate) fn review_record(
+    round: i64,
+    step: i64,
+    reviewer_id: String,
+    role: &str,
+    decision: &str,
+    comment: Option<String>,
+    at: OffsetDateTime,
+) -> StoreResult<ReviewRecord> {
+    Ok(ReviewRecord {
+        round,
+        step: u32::try_from(step)
+            .map_err(|_| StoreError::Corrupt(format!("version_approvals.step: {step}")))?,
+        reviewer_id,
+        reviewer_role: parse_word("version_approvals.approver_role", role)?,
+        decision: workflow::ReviewDecision::parse(decision)
+            .map_err(|error| StoreError::Corrupt(format!("version_approvals.decision: {error}")))?,
+        comment,
+        at,
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The storage boundary's error type: callers branch on what a failure means (not found,
 //! conflict, stale revision, a domain rule) without seeing SQL.
 
-use promptvault_core::{error::DomainError, model::VersionStatus};
+use promptvault_core::{error::DomainError, model::VersionStatus, workflow::ApprovalRefusal};
 use thiserror::Error;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -55,6 +55,11 @@ pub enum StoreError {
     /// nothing was written.
     #[error("version {version} still carries the label(s) {}; move them first", labels.join(", "))]
     VersionLabelled { version: i64, labels: Vec<String> },
+    /// The approval workflow refused a review decision (self-approval, a role the step does not
+    /// admit, a second approval by the same approver, a version not in review); nothing was
+    /// written.
+    #[error(transparent)]
+    Approval(ApprovalRefusal),
 }
 
 impl StoreError {

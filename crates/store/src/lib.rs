@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use promptvault_core::{
+    access::VisibilityFilter,
     audit::{AuditEntry, Checkpoint, NewAuditEntry},
     crypto::KeyRing,
     deploy::LabelTarget,
@@ -36,9 +37,10 @@ use uuid::Uuid;
 
 pub use crate::error::{StoreError, StoreResult};
 use crate::types::{
-    AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType, NewUser,
-    NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery, PromptTypePatch, PurgedVersion,
-    ReviewState, UserPatch, VersionSelector,
+    AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
+    NewReview, NewUser, NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery,
+    PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState, UserPatch,
+    VersionReviews, VersionSelector,
 };
 
 /// Everything promptvault keeps, behind use-case-shaped methods. Implementations: SQLite and
@@ -298,6 +300,43 @@ pub trait Store: Send + Sync + 'static {
         label: &LabelName,
         at: Option<OffsetDateTime>,
     ) -> StoreResult<Option<LabelTarget>>;
+    /// Records an approval, atomically under the prompt's lock: re-reads the version's status,
+    /// its prompt's classification and type workflow and this round's decisions, asks
+    /// `promptvault_core::workflow::decide_approval`, inserts the approval and, when it completes
+    /// the workflow, moves the version review → approved in the same transaction. Bumps the
+    /// prompt's revision. A refusal is `StoreError::Approval` and writes nothing.
+    async fn approve_version(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        review: NewReview,
+    ) -> StoreResult<ReviewOutcome>;
+
+    /// Records a rejection like [`Store::approve_version`] (decided by
+    /// `promptvault_core::workflow::decide_rejection`) and moves the version review → draft,
+    /// which ends the review round: a resubmission starts with no approvals.
+    async fn reject_version(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        review: NewReview,
+    ) -> StoreResult<ReviewOutcome>;
+
+    /// Every approval and rejection of a version, every round, oldest first, with the version's
+    /// current review round. A missing prompt or version is `NotFound`.
+    async fn list_reviews(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+    ) -> StoreResult<VersionReviews>;
+
+    /// Every version in review (of prompts that are not archived) with its prompt and the
+    /// decisions of its current round, in one query, sorted by prompt name then version. With a
+    /// visibility filter, only prompts it lets the principal see (as `list_prompts`).
+    async fn review_queue(
+        &self,
+        visibility: Option<&VisibilityFilter>,
+    ) -> StoreResult<Vec<ReviewQueueItem>>;
 }
 
 /// How to open a store, beyond its URL.

@@ -35,6 +35,7 @@ use promptvault_core::{
     retire::{self, Deprecation},
     testcase::TestCase,
     version::{VersionPlan, plan_version},
+    workflow::{ApprovalWorkflow, ReviewDecision, ReviewRecord},
 };
 use serde_json::json;
 use sqlx::{
@@ -48,17 +49,18 @@ use uuid::Uuid;
 use crate::{
     ConnectOptions, Store,
     common::{
-        self, ActionMatch, AuditRecord, PromptRecord, StoredContent, TokenRecord, UserRecord,
-        VersionRecord, is_foreign_key_violation, is_unique_violation, label_of, name_taken, now,
-        prompt_type_not_found, prompt_with_id, requested_labels, token_with_id, user_with_id,
-        version_of,
+        self, ActionMatch, AuditRecord, PromptRecord, ReviewSubject, StoredContent, TokenRecord,
+        UserRecord, VersionRecord, is_foreign_key_violation, is_unique_violation, label_of,
+        name_taken, now, prompt_type_not_found, prompt_with_id, requested_labels, token_with_id,
+        user_with_id, version_of,
     },
     error::{StoreError, StoreResult},
     redact_url,
     types::{
         AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
-        NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch, PromptQuery,
-        PromptTypePatch, PurgedVersion, ReviewState, UserPatch, VersionSelector,
+        NewReview, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
+        PromptQuery, PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState,
+        UserPatch, VersionReviews, VersionSelector,
     },
 };
 
@@ -82,6 +84,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "compliance",
         include_str!("../migrations/postgres/0004_compliance.sql"),
+    ),
+    (
+        5,
+        "approvals",
+        include_str!("../migrations/postgres/0005_approvals.sql"),
     ),
     (
         6,
@@ -247,6 +254,13 @@ impl PgStore {
     }
 }
 
+/// The review columns of `version_approvals a`, in the order [`decode_review`] reads them.
+macro_rules! review_columns {
+    () => {
+        "a.round, a.step, a.approver_id, a.approver_role, a.decision, a.comment, a.at"
+    };
+}
+
 /// The prompt columns, in the order [`decode_prompt`] reads them.
 macro_rules! prompt_columns {
     () => {
@@ -277,7 +291,7 @@ macro_rules! label_event_columns {
 macro_rules! prompt_type_columns {
     () => {
         "key, name, schema, restricted_creation, requires_approval, created_at, updated_at, \
-         review_every_days"
+         review_every_days, approval_workflow"
     };
 }
 
@@ -412,6 +426,9 @@ fn decode_prompt_type(row: &PgRow) -> StoreResult<PromptType> {
         created_at: row.try_get(5)?,
         updated_at: row.try_get(6)?,
         review_every_days: common::review_days(row.try_get::<Option<i32>, _>(7)?.map(i64::from))?,
+        approval_workflow: row
+            .try_get::<Option<Json<ApprovalWorkflow>>, _>(8)?
+            .map(|workflow| workflow.0),
     })
 }
 
@@ -1797,7 +1814,7 @@ impl Store for PgStore {
         let inserted = sqlx::query(concat!(
             "INSERT INTO prompt_types (",
             prompt_type_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $6, $7)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)"
         ))
         .bind(&prompt_type.key)
         .bind(&prompt_type.name)
@@ -1806,6 +1823,7 @@ impl Store for PgStore {
         .bind(prompt_type.requires_approval)
         .bind(at)
         .bind(prompt_type.review_every_days.map(|days| days as i32))
+        .bind(prompt_type.approval_workflow.as_ref().map(Json))
         .execute(&self.pool)
         .await;
         match inserted {
@@ -1826,6 +1844,7 @@ impl Store for PgStore {
             created_at: at,
             updated_at: at,
             review_every_days: prompt_type.review_every_days,
+            approval_workflow: prompt_type.approval_workflow,
         })
     }
 
@@ -1883,6 +1902,11 @@ impl Store for PgStore {
             update
                 .push(", review_every_days = ")
                 .push_bind(review_every_days.map(|days| days as i32));
+        }
+        if let Some(workflow) = patch.approval_workflow {
+            update
+                .push(", approval_workflow = ")
+                .push_bind(workflow.map(Json));
         }
         update
             .push(" WHERE key = ")
@@ -2648,6 +2672,116 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(target)
     }
+    async fn approve_version(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        review: NewReview,
+    ) -> StoreResult<ReviewOutcome> {
+        self.record_review(prompt_id, version_number, review, ReviewDecision::Approve)
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reject_version(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        review: NewReview,
+    ) -> StoreResult<ReviewOutcome> {
+        self.record_review(prompt_id, version_number, review, ReviewDecision::Reject)
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_reviews(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+    ) -> StoreResult<VersionReviews> {
+        let rows = sqlx::query(concat!(
+            "SELECT p.name, v.review_round, a.id, ",
+            review_columns!(),
+            " FROM prompts p LEFT JOIN prompt_versions v ON v.prompt_id = p.id \
+             AND v.version_number = $2 LEFT JOIN version_approvals a \
+             ON a.prompt_id = v.prompt_id AND a.version_number = v.version_number \
+             WHERE p.id = $1 ORDER BY a.round, a.at, a.id"
+        ))
+        .bind(prompt_id)
+        .bind(version_number)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Err(StoreError::not_found(prompt_with_id(prompt_id)));
+        };
+        let Some(current_round) = first.try_get::<Option<i64>, _>(1)? else {
+            let name: String = first.try_get(0)?;
+            return Err(StoreError::not_found(version_of(version_number, &name)));
+        };
+        let mut reviews = Vec::new();
+        for row in &rows {
+            if row.try_get::<Option<Uuid>, _>(2)?.is_some() {
+                reviews.push(decode_review(row, 3)?);
+            }
+        }
+        Ok(VersionReviews {
+            current_round,
+            reviews,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn review_queue(
+        &self,
+        visibility: Option<&VisibilityFilter>,
+    ) -> StoreResult<Vec<ReviewQueueItem>> {
+        let mut query = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            prompt_columns!(),
+            ", v.version_number, v.semver, v.author_id, v.created_at, v.review_round, \
+             t.approval_workflow, a.id, ",
+            review_columns!(),
+            " FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
+             LEFT JOIN prompt_types t ON t.key = p.prompt_type \
+             LEFT JOIN version_approvals a ON a.prompt_id = v.prompt_id \
+             AND a.version_number = v.version_number AND a.round = v.review_round \
+             WHERE v.status = 'review' AND p.status <> 'archived'"
+        ));
+        if let Some(filter) = visibility {
+            push_visibility(&mut query, filter);
+        }
+        query.push(" ORDER BY p.name, v.version_number, a.at, a.id");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut items: Vec<ReviewQueueItem> = Vec::new();
+        for row in &rows {
+            let at = PROMPT_COLUMNS;
+            let prompt_id: Uuid = row.try_get(0)?;
+            let version_number: i64 = row.try_get(at)?;
+            let same = items.last().is_some_and(|item| {
+                item.prompt.id == prompt_id && item.version_number == version_number
+            });
+            if !same {
+                items.push(ReviewQueueItem {
+                    prompt: decode_prompt(row, 0)?,
+                    version_number,
+                    semver: row.try_get(at + 1)?,
+                    author_id: row.try_get(at + 2)?,
+                    created_at: row.try_get(at + 3)?,
+                    round: row.try_get(at + 4)?,
+                    type_workflow: row
+                        .try_get::<Option<Json<ApprovalWorkflow>>, _>(at + 5)?
+                        .map(|workflow| workflow.0),
+                    approvals: Vec::new(),
+                });
+            }
+            if row.try_get::<Option<Uuid>, _>(at + 6)?.is_some()
+                && let Some(item) = items.last_mut()
+            {
+                item.approvals.push(decode_review(row, at + 7)?);
+            }
+        }
+        Ok(items)
+    }
 }
 
 /// Moves a version's status inside a transaction holding the prompt's lock: conditional on
@@ -2698,6 +2832,7 @@ async fn move_version_status(
     // Conditional on the status read, so a change that slipped in is never overwritten.
     let updated = sqlx::query(
         "UPDATE prompt_versions SET status = $3, \
+         review_round = review_round + (CASE WHEN $3 = 'review' THEN 1 ELSE 0 END), \
          approved_at = CASE WHEN $3 = 'approved' THEN $5 ELSE approved_at END, \
          archived_at = CASE WHEN $3 = 'archived' THEN $5 ELSE archived_at END, \
          deprecated_at = COALESCE($6, deprecated_at), sunset_at = COALESCE($7, sunset_at), \
@@ -2846,4 +2981,141 @@ impl PgStore {
         tx.commit().await?;
         Ok(entries)
     }
+}
+
+impl PgStore {
+    /// Approve or reject, decided and written in one write transaction (holding the prompt's row
+    /// lock, behind this process's queue of the prompt's writers).
+    async fn record_review(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        review: NewReview,
+        decision: ReviewDecision,
+    ) -> StoreResult<ReviewOutcome> {
+        let _queue = self.writers.enter(prompt_id).await;
+        let mut tx = self.begin_locked(prompt_id).await?;
+        let row = sqlx::query(
+            "SELECT p.name, p.classification, t.approval_workflow, v.status, v.review_round, \
+             v.author_id FROM prompts p LEFT JOIN prompt_types t ON t.key = p.prompt_type \
+             LEFT JOIN prompt_versions v ON v.prompt_id = p.id AND v.version_number = $2 \
+             WHERE p.id = $1",
+        )
+        .bind(prompt_id)
+        .bind(version_number)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found(prompt_with_id(prompt_id)))?;
+        let name: String = row.try_get(0)?;
+        let Some(status) = row.try_get::<Option<String>, _>(3)? else {
+            return Err(StoreError::not_found(version_of(version_number, &name)));
+        };
+        let subject = ReviewSubject {
+            classification: common::parse_word(
+                "prompts.classification",
+                &row.try_get::<String, _>(1)?,
+            )?,
+            type_workflow: row
+                .try_get::<Option<Json<ApprovalWorkflow>>, _>(2)?
+                .map(|workflow| workflow.0),
+            status: common::parse_word("prompt_versions.status", &status)?,
+            round: row.try_get(4)?,
+            author_id: row.try_get(5)?,
+            name,
+        };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            review_columns!(),
+            " FROM version_approvals a WHERE a.prompt_id = $1 AND a.version_number = $2 \
+             AND a.round = $3 ORDER BY a.at, a.id"
+        ))
+        .bind(prompt_id)
+        .bind(version_number)
+        .bind(subject.round)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut round = rows
+            .iter()
+            .map(|row| decode_review(row, 0))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let at = now();
+        let (workflow, recorded, record) =
+            common::decide_review(&subject, &round, &review, decision, at)?;
+        sqlx::query(
+            "INSERT INTO version_approvals (id, prompt_id, version_number, round, step, \
+             approver_id, approver_role, decision, comment, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(prompt_id)
+        .bind(version_number)
+        .bind(record.round)
+        .bind(i64::from(record.step))
+        .bind(&record.reviewer_id)
+        .bind(record.reviewer_role.as_str())
+        .bind(record.decision.as_str())
+        .bind(&record.comment)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let version = match common::status_after(decision, recorded) {
+            // Completing the workflow (or rejecting) is a lifecycle move like any other: it
+            // records its dates, re-derives the prompt's status and bumps the revision.
+            Some(to) => {
+                move_version_status(
+                    &mut tx,
+                    self.keys(),
+                    prompt_id,
+                    version_number,
+                    VersionStatus::Review,
+                    to,
+                    None,
+                )
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE prompts SET revision = revision + 1, updated_at = $2 WHERE id = $1",
+                )
+                .bind(prompt_id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    version_columns!(),
+                    " FROM prompt_versions v WHERE v.prompt_id = $1 AND v.version_number = $2"
+                ))
+                .bind(prompt_id)
+                .bind(version_number)
+                .fetch_one(&mut *tx)
+                .await?;
+                decode_version(&row, 0, self.keys())?.ok_or_else(|| {
+                    StoreError::not_found(version_of(version_number, &subject.name))
+                })?
+            }
+        };
+        tx.commit().await?;
+        round.push(record.clone());
+        Ok(ReviewOutcome {
+            version,
+            record,
+            complete: recorded.complete,
+            workflow,
+            round,
+        })
+    }
+}
+
+/// Decodes the review columns starting at `at`.
+fn decode_review(row: &PgRow, at: usize) -> StoreResult<ReviewRecord> {
+    common::review_record(
+        row.try_get(at)?,
+        row.try_get(at + 1)?,
+        row.try_get(at + 2)?,
+        &row.try_get::<String, _>(at + 3)?,
+        &row.try_get::<String, _>(at + 4)?,
+        row.try_get(at + 5)?,
+        row.try_get(at + 6)?,
+    )
 }

@@ -12,6 +12,7 @@ use promptvault_core::{
         Source,
     },
     version::VersionDraft,
+    workflow::{ApprovalPolicy, ApprovalWorkflow, ReviewRecord, Reviewer},
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -179,6 +180,8 @@ pub struct NewPromptType {
     pub requires_approval: bool,
     /// Prompts of this type need a review every this many days.
     pub review_every_days: Option<u32>,
+    /// Overrides the classification's approval workflow for prompts of this type.
+    pub approval_workflow: Option<ApprovalWorkflow>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -188,6 +191,7 @@ pub struct PromptTypePatch {
     pub restricted_creation: Option<bool>,
     pub requires_approval: Option<bool>,
     pub review_every_days: Option<Option<u32>>,
+    pub approval_workflow: Option<Option<ApprovalWorkflow>>,
 }
 
 /// A new prompt's access rules are part of [`NewPrompt`]; this is a new user.
@@ -274,4 +278,55 @@ pub struct ReviewState {
     pub last_attested_at: Option<OffsetDateTime>,
     /// When one of its versions last became approved.
     pub last_approved_at: Option<OffsetDateTime>,
+}
+
+/// An approval or a rejection to record (`Store::approve_version`, `Store::reject_version`).
+#[derive(Debug, Clone)]
+pub struct NewReview {
+    pub reviewer: Reviewer,
+    pub comment: Option<String>,
+    /// The workflow of each classification; the prompt's type may override it. Read together
+    /// with the prompt inside the decision's transaction.
+    pub policy: ApprovalPolicy,
+}
+
+/// What a recorded approval or rejection did.
+#[derive(Debug, Clone)]
+pub struct ReviewOutcome {
+    /// The version after the decision: `approved` when the workflow completed, `draft` after a
+    /// rejection, else still `review`.
+    pub version: PromptVersion,
+    pub record: ReviewRecord,
+    /// Whether this approval completed the workflow.
+    pub complete: bool,
+    /// The workflow the decision was made against.
+    pub workflow: ApprovalWorkflow,
+    /// Every decision of the round, this one included, oldest first.
+    pub round: Vec<ReviewRecord>,
+}
+
+/// A version waiting in review, with what deciding on it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewQueueItem {
+    pub prompt: Prompt,
+    pub version_number: i64,
+    pub semver: String,
+    pub author_id: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+    /// The current review round.
+    pub round: i64,
+    /// The prompt type's own workflow, if it has one.
+    pub type_workflow: Option<ApprovalWorkflow>,
+    /// The decisions of the current round, oldest first.
+    pub approvals: Vec<ReviewRecord>,
+}
+
+/// A version's approvals and rejections (`Store::list_reviews`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionReviews {
+    /// The version's current review round (0: never submitted); only this round's approvals
+    /// count toward its workflow.
+    pub current_round: i64,
+    /// Every decision, every round, oldest first.
+    pub reviews: Vec<ReviewRecord>,
 }

@@ -27,14 +27,17 @@ use promptvault_core::{
     retire::{Deprecation, Replacement},
     testcase::TestCase,
     version::{Bump, VersionDraft},
+    workflow::{
+        ApprovalPolicy, ApprovalRefusal, ApprovalStep, ApprovalWorkflow, ReviewDecision, Reviewer,
+    },
 };
 use promptvault_store::{
     ConnectOptions, Store, StoreError,
     testing::TestDatabase,
     types::{
-        AuditQuery, CarryOver, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType, NewUser,
-        NewVersion, PromptKey, PromptPatch, PromptQuery, PromptTypePatch, UserPatch,
-        VersionSelector,
+        AuditQuery, CarryOver, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
+        NewReview, NewUser, NewVersion, PromptKey, PromptPatch, PromptQuery, PromptTypePatch,
+        UserPatch, VersionSelector,
     },
 };
 use serde_json::{Value, json};
@@ -178,11 +181,19 @@ conformance! {
         promoting_ends_a_split_on_one_of_its_versions,
         rolling_back_moves_to_the_newest_earlier_approved_target,
         a_label_target_at_a_time_comes_from_the_history_and_latest_from_creation_times,
+        approvals_follow_each_classifications_workflow_and_complete_it_atomically,
+        refused_approvals_write_nothing_and_say_why,
+        a_rejection_sends_the_version_to_draft_and_a_resubmission_starts_a_fresh_round,
+        concurrent_approvals_by_different_approvers_count_exactly,
+        concurrent_approvals_by_the_same_approver_count_once,
+        a_prompt_types_workflow_round_trips_and_overrides_the_classification,
+        the_review_queue_lists_versions_in_review_with_this_rounds_approvals,
     ],
     database: [
         a_second_store_opened_from_the_url_sees_the_same_data,
         writers_in_two_stores_on_one_database_get_contiguous_version_numbers,
         listing_with_a_visibility_filter_returns_exactly_the_visible_prompts,
+        the_review_queue_shows_only_prompts_the_principal_may_see,
         an_audit_row_edited_with_raw_sql_is_named_by_verification,
         appenders_in_two_stores_on_one_database_form_one_audit_chain,
         sealed_versions_read_back_identical_and_their_text_is_not_in_the_database,
@@ -438,6 +449,7 @@ async fn listing_filters_by_scope_owner_tag_type_status_and_label(store: Arc<dyn
             restricted_creation: false,
             requires_approval: false,
             review_every_days: None,
+            approval_workflow: None,
         })
         .await
         .expect("create type");
@@ -1725,6 +1737,7 @@ fn prompt_type(key: &str) -> NewPromptType {
         restricted_creation: true,
         requires_approval: false,
         review_every_days: None,
+        approval_workflow: None,
     }
 }
 
@@ -1758,6 +1771,7 @@ async fn prompt_types_can_be_created_read_listed_updated_and_deleted(store: Arc<
         requires_approval: Some(true),
         restricted_creation: None,
         review_every_days: None,
+        approval_workflow: None,
     };
     let updated = store
         .update_prompt_type("summary", patch)
@@ -4813,4 +4827,656 @@ async fn archiving_a_version_a_split_still_serves_is_refused(store: Arc<dyn Stor
         .await
         .expect("no label serves it any more");
     assert_eq!(archived.status, VersionStatus::Archived);
+}
+
+// --- Approval workflows --------------------------------------------------------------------
+
+const AUTHOR: Uuid = Uuid::from_u128(0xa0);
+
+/// A prompt whose version 1 (written by [`AUTHOR`]) is in review.
+async fn in_review(store: &Arc<dyn Store>, prompt: NewPrompt) -> Uuid {
+    let first = NewVersion {
+        author_id: Some(AUTHOR),
+        ..text("Please review {{ topic }}")
+    };
+    let id = store
+        .create_prompt(prompt, first)
+        .await
+        .expect("create")
+        .prompt
+        .id;
+    store
+        .set_version_status(id, 1, VersionStatus::Draft, VersionStatus::Review)
+        .await
+        .expect("submit");
+    id
+}
+
+fn by(role: Role, user: u128) -> NewReview {
+    NewReview {
+        reviewer: Reviewer::new(role, Some(Uuid::from_u128(user)), None),
+        comment: Some(format!("looked at it as {role}")),
+        policy: ApprovalPolicy::default(),
+    }
+}
+
+fn refusal<T: std::fmt::Debug>(result: Result<T, StoreError>) -> ApprovalRefusal {
+    match result {
+        Err(StoreError::Approval(refusal)) => refusal,
+        other => panic!("expected an approval refusal, got {other:?}"),
+    }
+}
+
+async fn approvals_follow_each_classifications_workflow_and_complete_it_atomically(
+    store: Arc<dyn Store>,
+) {
+    // (classification, the approvals that complete its default workflow, in order)
+    let cases: [(Classification, &[(Role, u128)]); 3] = [
+        (Classification::Internal, &[(Role::User, 1)]),
+        (
+            Classification::Confidential,
+            &[(Role::User, 1), (Role::Admin, 2)],
+        ),
+        (
+            Classification::Restricted,
+            &[(Role::User, 1), (Role::Admin, 2)],
+        ),
+    ];
+    for (classification, approvals) in cases {
+        let id = in_review(
+            &store,
+            classified(&format!("wf/{classification}"), classification),
+        )
+        .await;
+        for (index, (role, user)) in approvals.iter().enumerate() {
+            let revision = store
+                .find_prompt(&PromptKey::Id(id))
+                .await
+                .expect("find")
+                .revision;
+            let outcome = store
+                .approve_version(id, 1, by(*role, *user))
+                .await
+                .expect("approval recorded");
+            let last = index + 1 == approvals.len();
+            assert_eq!(outcome.complete, last, "{classification} approval {index}");
+            assert_eq!(outcome.record.decision, ReviewDecision::Approve);
+            assert_eq!(outcome.record.round, 1);
+            assert_eq!(outcome.round.len(), index + 1);
+            let expected_status = if last {
+                VersionStatus::Approved
+            } else {
+                VersionStatus::Review
+            };
+            assert_eq!(outcome.version.status, expected_status);
+            assert_eq!(
+                store.get_version(id, 1).await.expect("v1").status,
+                expected_status
+            );
+            let after = store
+                .find_prompt(&PromptKey::Id(id))
+                .await
+                .expect("find")
+                .revision;
+            assert_eq!(after, revision + 1, "every decision bumps the revision");
+        }
+        let reviews = store.list_reviews(id, 1).await.expect("reviews").reviews;
+        assert_eq!(reviews.len(), approvals.len());
+        for (review, (role, user)) in reviews.iter().zip(approvals.iter()) {
+            assert_eq!(review.reviewer_id, Uuid::from_u128(*user).to_string());
+            assert_eq!(review.reviewer_role, *role);
+            assert_eq!(
+                review.comment.as_deref(),
+                Some(format!("looked at it as {role}").as_str())
+            );
+        }
+        if classification == Classification::Restricted {
+            assert_eq!(
+                reviews.iter().map(|review| review.step).collect::<Vec<_>>(),
+                vec![0, 1],
+                "the second approval counts toward the second step"
+            );
+        }
+        // Approved: no further approvals.
+        assert_eq!(
+            refusal(store.approve_version(id, 1, by(Role::Admin, 9)).await),
+            ApprovalRefusal::NotInReview {
+                status: VersionStatus::Approved
+            }
+        );
+    }
+}
+
+async fn refused_approvals_write_nothing_and_say_why(store: Arc<dyn Store>) {
+    let id = in_review(&store, classified("wf/refused", Classification::Restricted)).await;
+    let revision = store
+        .find_prompt(&PromptKey::Id(id))
+        .await
+        .expect("find")
+        .revision;
+    assert_eq!(
+        refusal(store.approve_version(id, 1, by(Role::Admin, 0xa0)).await),
+        ApprovalRefusal::SelfApproval
+    );
+    assert_eq!(
+        refusal(store.approve_version(id, 1, by(Role::Agent, 3)).await).code(),
+        "approver_role_not_allowed"
+    );
+    assert_eq!(
+        refusal(store.reject_version(id, 1, by(Role::User, 0xa0)).await),
+        ApprovalRefusal::SelfApproval
+    );
+    store
+        .approve_version(id, 1, by(Role::User, 1))
+        .await
+        .expect("step 1");
+    assert_eq!(
+        refusal(store.approve_version(id, 1, by(Role::User, 2)).await),
+        ApprovalRefusal::RoleNotAllowed {
+            step: 1,
+            role: Role::User,
+            allowed: vec![Role::Admin]
+        }
+    );
+    assert_eq!(
+        refusal(store.approve_version(id, 1, by(Role::Admin, 1)).await),
+        ApprovalRefusal::AlreadyApproved { step: 0 }
+    );
+    let after = store
+        .find_prompt(&PromptKey::Id(id))
+        .await
+        .expect("find")
+        .revision;
+    assert_eq!(
+        after,
+        revision + 1,
+        "only the recorded approval bumped the revision"
+    );
+    assert_eq!(
+        store
+            .list_reviews(id, 1)
+            .await
+            .expect("reviews")
+            .reviews
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.get_version(id, 1).await.expect("v1").status,
+        VersionStatus::Review
+    );
+
+    let draft = create(&store, "wf/draft").await;
+    assert_eq!(
+        refusal(store.approve_version(draft, 1, by(Role::Admin, 1)).await),
+        ApprovalRefusal::NotInReview {
+            status: VersionStatus::Draft
+        }
+    );
+    assert!(matches!(
+        store.approve_version(draft, 7, by(Role::Admin, 1)).await,
+        Err(StoreError::NotFound { what }) if what.contains("version 7")
+    ));
+    assert!(matches!(
+        store.list_reviews(Uuid::now_v7(), 1).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.list_reviews(draft, 7).await,
+        Err(StoreError::NotFound { what }) if what.contains("version 7")
+    ));
+}
+
+async fn a_rejection_sends_the_version_to_draft_and_a_resubmission_starts_a_fresh_round(
+    store: Arc<dyn Store>,
+) {
+    let id = in_review(
+        &store,
+        classified("wf/reject", Classification::Confidential),
+    )
+    .await;
+    store
+        .approve_version(id, 1, by(Role::User, 1))
+        .await
+        .expect("first approval");
+    let rejected = store
+        .reject_version(
+            id,
+            1,
+            NewReview {
+                comment: Some("the tone is off".into()),
+                ..by(Role::Admin, 2)
+            },
+        )
+        .await
+        .expect("rejected");
+    assert_eq!(rejected.version.status, VersionStatus::Draft);
+    assert_eq!(rejected.record.decision, ReviewDecision::Reject);
+    assert_eq!(rejected.record.comment.as_deref(), Some("the tone is off"));
+    assert_eq!(
+        refusal(store.reject_version(id, 1, by(Role::Admin, 2)).await).code(),
+        "not_in_review"
+    );
+
+    store
+        .set_version_status(id, 1, VersionStatus::Draft, VersionStatus::Review)
+        .await
+        .expect("resubmit");
+    assert_eq!(
+        store
+            .list_reviews(id, 1)
+            .await
+            .expect("reviews")
+            .current_round,
+        2
+    );
+    // The first round's approval no longer counts: two new approvals are needed, and the
+    // earlier approver may approve again.
+    let again = store
+        .approve_version(id, 1, by(Role::User, 1))
+        .await
+        .expect("round 2");
+    assert_eq!(again.record.round, 2);
+    assert!(!again.complete);
+    assert_eq!(again.round.len(), 1);
+    let done = store
+        .approve_version(id, 1, by(Role::User, 3))
+        .await
+        .expect("round 2, second");
+    assert!(done.complete);
+    let reviews = store.list_reviews(id, 1).await.expect("reviews").reviews;
+    assert_eq!(
+        reviews
+            .iter()
+            .map(|review| (review.round, review.decision))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, ReviewDecision::Approve),
+            (1, ReviewDecision::Reject),
+            (2, ReviewDecision::Approve),
+            (2, ReviewDecision::Approve),
+        ],
+        "every decision of every round is kept"
+    );
+}
+
+/// A type whose workflow takes `count` approvals by admins or users.
+async fn many_approvals_type(store: &Arc<dyn Store>, key: &str, count: u32) {
+    store
+        .create_prompt_type(NewPromptType {
+            schema: None,
+            restricted_creation: false,
+            approval_workflow: Some(ApprovalWorkflow::one_step(
+                &[Role::Admin, Role::User],
+                count,
+            )),
+            ..prompt_type(key)
+        })
+        .await
+        .expect("type");
+}
+
+async fn concurrent_approvals_by_different_approvers_count_exactly(store: Arc<dyn Store>) {
+    many_approvals_type(&store, "five", 5).await;
+    let id = in_review(
+        &store,
+        NewPrompt {
+            prompt_type: Some("five".into()),
+            ..new_prompt("wf/concurrent")
+        },
+    )
+    .await;
+    let tasks: Vec<_> = (0..12u128)
+        .map(|user| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .approve_version(id, 1, by(Role::User, 100 + user))
+                    .await
+            })
+        })
+        .collect();
+    let mut recorded = 0;
+    let mut completed = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(outcome) => {
+                recorded += 1;
+                completed += usize::from(outcome.complete);
+            }
+            Err(StoreError::Approval(ApprovalRefusal::NotInReview { status })) => {
+                assert_eq!(status, VersionStatus::Approved)
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(recorded, 5, "exactly the five approvals the workflow takes");
+    assert_eq!(completed, 1, "exactly one approval completes it");
+    assert_eq!(
+        store
+            .list_reviews(id, 1)
+            .await
+            .expect("reviews")
+            .reviews
+            .len(),
+        5
+    );
+    assert_eq!(
+        store.get_version(id, 1).await.expect("v1").status,
+        VersionStatus::Approved
+    );
+}
+
+async fn concurrent_approvals_by_the_same_approver_count_once(store: Arc<dyn Store>) {
+    many_approvals_type(&store, "three", 3).await;
+    let id = in_review(
+        &store,
+        NewPrompt {
+            prompt_type: Some("three".into()),
+            ..new_prompt("wf/same")
+        },
+    )
+    .await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.approve_version(id, 1, by(Role::Admin, 7)).await })
+        })
+        .collect();
+    let mut recorded = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => recorded += 1,
+            Err(StoreError::Approval(ApprovalRefusal::AlreadyApproved { step: 0 })) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(recorded, 1);
+    assert_eq!(
+        store
+            .list_reviews(id, 1)
+            .await
+            .expect("reviews")
+            .reviews
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.get_version(id, 1).await.expect("v1").status,
+        VersionStatus::Review
+    );
+}
+
+async fn a_prompt_types_workflow_round_trips_and_overrides_the_classification(
+    store: Arc<dyn Store>,
+) {
+    let workflow = ApprovalWorkflow {
+        steps: vec![
+            ApprovalStep {
+                roles: vec![Role::User],
+                count: 1,
+            },
+            ApprovalStep {
+                roles: vec![Role::Admin],
+                count: 2,
+            },
+        ],
+    };
+    let created = store
+        .create_prompt_type(NewPromptType {
+            approval_workflow: Some(workflow.clone()),
+            schema: None,
+            ..prompt_type("gated")
+        })
+        .await
+        .expect("type");
+    assert_eq!(created.approval_workflow.as_ref(), Some(&workflow));
+    assert_eq!(
+        store
+            .get_prompt_type("gated")
+            .await
+            .expect("read")
+            .approval_workflow,
+        Some(workflow.clone())
+    );
+    assert_eq!(
+        store.list_prompt_types().await.expect("list")[0].approval_workflow,
+        Some(workflow.clone())
+    );
+    // A public prompt of this type follows the type's three-approval workflow.
+    let id = in_review(
+        &store,
+        NewPrompt {
+            prompt_type: Some("gated".into()),
+            ..classified("wf/typed", Classification::Public)
+        },
+    )
+    .await;
+    assert_eq!(
+        refusal(store.approve_version(id, 1, by(Role::Admin, 1)).await).code(),
+        "approver_role_not_allowed",
+        "step 1 takes a user"
+    );
+    let first = store
+        .approve_version(id, 1, by(Role::User, 1))
+        .await
+        .expect("step 1");
+    assert_eq!(first.workflow, workflow);
+    assert!(
+        !store
+            .approve_version(id, 1, by(Role::Admin, 2))
+            .await
+            .expect("2")
+            .complete
+    );
+    assert!(
+        store
+            .approve_version(id, 1, by(Role::Admin, 3))
+            .await
+            .expect("3")
+            .complete
+    );
+
+    // Patching leaves it alone unless asked; clearing it restores the classification's.
+    let renamed = store
+        .update_prompt_type(
+            "gated",
+            PromptTypePatch {
+                name: Some("Gated".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("rename");
+    assert_eq!(renamed.approval_workflow, Some(workflow));
+    let cleared = store
+        .update_prompt_type(
+            "gated",
+            PromptTypePatch {
+                approval_workflow: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("clear");
+    assert_eq!(cleared.approval_workflow, None);
+    let second = store
+        .add_version(
+            id,
+            NewVersion {
+                author_id: Some(AUTHOR),
+                ..text("Second {{ topic }}")
+            },
+        )
+        .await
+        .expect("v2");
+    assert_eq!(second.version.version_number, 2);
+    store
+        .set_version_status(id, 2, VersionStatus::Draft, VersionStatus::Review)
+        .await
+        .expect("submit v2");
+    assert!(
+        store
+            .approve_version(id, 2, by(Role::User, 1))
+            .await
+            .expect("one")
+            .complete,
+        "public: one approval by a user"
+    );
+}
+
+async fn the_review_queue_lists_versions_in_review_with_this_rounds_approvals(
+    store: Arc<dyn Store>,
+) {
+    assert!(
+        store
+            .review_queue(None)
+            .await
+            .expect("empty queue")
+            .is_empty()
+    );
+    let second = in_review(&store, classified("queue/b", Classification::Confidential)).await;
+    let first = in_review(&store, classified("queue/a", Classification::Internal)).await;
+    create(&store, "queue/draft-only").await;
+    store
+        .approve_version(second, 1, by(Role::User, 1))
+        .await
+        .expect("one of two");
+    // An earlier round's decisions are not this round's.
+    store
+        .add_version(
+            second,
+            NewVersion {
+                author_id: Some(AUTHOR),
+                ..text("B two {{ topic }}")
+            },
+        )
+        .await
+        .expect("v2");
+    store
+        .set_version_status(second, 2, VersionStatus::Draft, VersionStatus::Review)
+        .await
+        .expect("submit v2");
+    store
+        .reject_version(second, 2, by(Role::User, 1))
+        .await
+        .expect("reject v2");
+    store
+        .set_version_status(second, 2, VersionStatus::Draft, VersionStatus::Review)
+        .await
+        .expect("resubmit v2");
+
+    let queue = store.review_queue(None).await.expect("queue");
+    let rows: Vec<(String, i64, i64, usize)> = queue
+        .iter()
+        .map(|item| {
+            (
+                item.prompt.name.to_string(),
+                item.version_number,
+                item.round,
+                item.approvals.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("queue/a".to_string(), 1, 1, 0),
+            ("queue/b".to_string(), 1, 1, 1),
+            ("queue/b".to_string(), 2, 2, 0),
+        ]
+    );
+    assert_eq!(queue[0].prompt.id, first);
+    assert_eq!(queue[1].author_id, Some(AUTHOR));
+    assert_eq!(queue[1].semver, "1.0.0");
+    assert_eq!(
+        queue[1].approvals[0].reviewer_id,
+        Uuid::from_u128(1).to_string()
+    );
+    assert_eq!(queue[1].type_workflow, None);
+
+    // Approved versions leave the queue; archived prompts are not in it.
+    store
+        .approve_version(first, 1, by(Role::User, 1))
+        .await
+        .expect("approve a");
+    store
+        .update_prompt(
+            second,
+            PromptPatch {
+                status: Some(PromptStatus::Archived),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("archive b");
+    assert!(store.review_queue(None).await.expect("queue").is_empty());
+}
+
+async fn the_review_queue_shows_only_prompts_the_principal_may_see(database: &TestDatabase) {
+    let store = database.store();
+    let owner = Uuid::from_u128(0x51);
+    let mut expected_for_owner = Vec::new();
+    let mut expected_for_stranger = Vec::new();
+    for (prompt_name, scope, classification) in [
+        (
+            "vis/global-internal",
+            Scope::Global,
+            Classification::Internal,
+        ),
+        (
+            "vis/global-restricted",
+            Scope::Global,
+            Classification::Restricted,
+        ),
+        ("vis/user-owned", Scope::User, Classification::Internal),
+    ] {
+        let prompt = NewPrompt {
+            scope,
+            owner_id: Some(owner),
+            ..classified(prompt_name, classification)
+        };
+        let created = in_review(&store, prompt).await;
+        let detail = store
+            .get_prompt(&PromptKey::Id(created))
+            .await
+            .expect("read");
+        for (principal, expected) in [
+            (
+                principal(Role::User, Some(owner), None),
+                &mut expected_for_owner,
+            ),
+            (
+                principal(Role::User, Some(Uuid::from_u128(0x52)), None),
+                &mut expected_for_stranger,
+            ),
+        ] {
+            if is_visible(&principal, &detail.prompt) {
+                expected.push(prompt_name.to_string());
+            }
+        }
+    }
+    for (principal, expected) in [
+        (principal(Role::User, Some(owner), None), expected_for_owner),
+        (
+            principal(Role::User, Some(Uuid::from_u128(0x52)), None),
+            expected_for_stranger,
+        ),
+    ] {
+        let filter = visibility_filter(&principal).expect("a user is filtered");
+        let names: Vec<String> = store
+            .review_queue(Some(&filter))
+            .await
+            .expect("queue")
+            .iter()
+            .map(|item| item.prompt.name.to_string())
+            .collect();
+        assert_eq!(names, expected, "{principal:?}");
+    }
+    assert_eq!(
+        store.review_queue(None).await.expect("all").len(),
+        3,
+        "no filter: everything"
+    );
 }

@@ -20,6 +20,7 @@ use promptvault_api::{
         PromoteRequest, PromptListResponse, PromptResponse, RenderRequest, RenderResponse,
         SetLabelRequest, TransitionRequest, VersionResponse,
     },
+    reviews::{ApproveRequest, RejectRequest, ReviewOutcomeResponse, ReviewQueueResponse},
     testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -370,6 +371,43 @@ impl Backend for HttpBackend {
             self.request(
                 Method::POST,
                 &Self::prompt_path(prompt, &format!("/versions/{version}/transition")),
+            )
+            .json(&request),
+        )
+        .await
+    }
+
+    async fn review_queue(&self) -> CliResult<ReviewQueueResponse> {
+        self.send_json(self.request(Method::GET, "/api/reviews"))
+            .await
+    }
+
+    async fn approve(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: ApproveRequest,
+    ) -> CliResult<ReviewOutcomeResponse> {
+        self.send_json(
+            self.request(
+                Method::POST,
+                &Self::prompt_path(prompt, &format!("/versions/{version}/approve")),
+            )
+            .json(&request),
+        )
+        .await
+    }
+
+    async fn reject(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: RejectRequest,
+    ) -> CliResult<ReviewOutcomeResponse> {
+        self.send_json(
+            self.request(
+                Method::POST,
+                &Self::prompt_path(prompt, &format!("/versions/{version}/reject")),
             )
             .json(&request),
         )

@@ -16,6 +16,7 @@ use promptvault_api::{
         PromoteRequest, PromptListResponse, PromptResponse, RenderRequest, RenderResponse,
         SetLabelRequest, TransitionRequest, VersionResponse,
     },
+    reviews::{ApproveRequest, RejectRequest, ReviewOutcomeResponse, ReviewQueueResponse},
     testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
 use promptvault_server::{
@@ -202,6 +203,34 @@ impl Backend for LocalBackend {
         Ok(self
             .vault
             .rollback_label(&self.actor, prompt, label)
+            .await?)
+    }
+
+    async fn review_queue(&self) -> CliResult<ReviewQueueResponse> {
+        Ok(self.vault.review_queue(&self.actor).await?)
+    }
+
+    async fn approve(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: ApproveRequest,
+    ) -> CliResult<ReviewOutcomeResponse> {
+        Ok(self
+            .vault
+            .approve_version(&self.actor, prompt, version, request)
+            .await?)
+    }
+
+    async fn reject(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: RejectRequest,
+    ) -> CliResult<ReviewOutcomeResponse> {
+        Ok(self
+            .vault
+            .reject_version(&self.actor, prompt, version, request)
             .await?)
     }
 }

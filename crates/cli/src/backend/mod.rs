@@ -20,6 +20,7 @@ use promptvault_api::{
         PromoteRequest, PromptListResponse, PromptResponse, RenderRequest, RenderResponse,
         SetLabelRequest, TransitionRequest, VersionResponse,
     },
+    reviews::{ApproveRequest, RejectRequest, ReviewOutcomeResponse, ReviewQueueResponse},
     testcases::{RunTestsRequest, RunTestsResponse, SetTestsRequest, TestsResponse},
 };
 
@@ -106,4 +107,18 @@ pub trait Backend: Send + Sync {
     ) -> CliResult<LabelResponse>;
     /// Moves a label back to the previous approved target of its history.
     async fn rollback_label(&self, prompt: &str, label: &str) -> CliResult<LabelResponse>;
+    /// The versions in review the caller could approve now.
+    async fn review_queue(&self) -> CliResult<ReviewQueueResponse>;
+    async fn approve(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: ApproveRequest,
+    ) -> CliResult<ReviewOutcomeResponse>;
+    async fn reject(
+        &self,
+        prompt: &str,
+        version: i64,
+        request: RejectRequest,
+    ) -> CliResult<ReviewOutcomeResponse>;
 }

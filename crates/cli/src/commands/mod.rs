@@ -10,6 +10,7 @@ pub mod labels;
 pub mod prompts;
 pub mod render;
 pub mod retire;
+pub mod reviews;
 pub mod serve;
 pub mod test;
 
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Token(args) => access::token(backend, args, json).await?,
         Command::Audit(args) => access::audit(backend, args, json).await?,
         Command::Keys(args) => access::keys(backend, args, json).await?,
+        Command::Review(args) => reviews::review(backend, args, json).await?,
         Command::Show(args) => prompts::show(backend, args, json).await?,
         Command::Create(args) => prompts::create(backend, args, json).await?,
         Command::Version(args) => prompts::version(backend, args, json).await?,

@@ -9,6 +9,7 @@ mod errors;
 mod parity;
 mod postgres;
 mod retire;
+mod reviews;
 mod serve;
 mod support;
 mod test;

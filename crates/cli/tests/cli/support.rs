@@ -253,10 +253,17 @@ impl Vault {
         });
     }
 
-    /// Takes version `n` from draft to approved (no CLI command approves yet): through the API
-    /// when this vault is a server, straight in its database otherwise.
+    /// Takes version `n` from draft to approved: submitted (see [`Vault::submit`]), then
+    /// approved with `prompt review approve` as this vault's admin (the default workflow of an
+    /// internal prompt takes one approval).
     pub fn approve(&self, name: &str, n: i64) {
-        use promptvault_core::model::VersionStatus;
+        self.submit(name, n);
+        self.ok(&["review", "approve", name, &n.to_string()]);
+    }
+
+    /// Submits version `n` of a prompt for review, which no CLI command does: through the API
+    /// when this vault is a server, straight in its database otherwise.
+    pub fn submit(&self, name: &str, n: i64) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -268,40 +275,49 @@ impl Vault {
                 "{place}/api/prompts/{}/versions/{n}/transition",
                 name.replace('/', "%2F")
             );
-            for to in ["review", "approved"] {
-                let status = runtime.block_on(async {
-                    reqwest::Client::new()
-                        .post(&url)
-                        .bearer_auth(TEST_TOKEN)
-                        .json(&serde_json::json!({ "to": to }))
-                        .send()
-                        .await
-                        .expect("POST the transition")
-                        .status()
-                });
-                assert!(status.is_success(), "moving {name} v{n} to {to}: {status}");
-            }
+            let status = runtime.block_on(async {
+                reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(TEST_TOKEN)
+                    .json(&serde_json::json!({ "to": "review" }))
+                    .send()
+                    .await
+                    .expect("POST the transition")
+                    .status()
+            });
+            assert!(status.is_success(), "submitting {name} v{n}: {status}");
             return;
         }
         let database_url = match mode {
             "--data-dir" => format!("sqlite:{place}/promptvault.db"),
             _ => place.to_string(),
         };
+        // The key the local mode generated, so sealed (confidential) versions can be read.
+        let keys = std::fs::read_to_string(Path::new(place).join("encryption.key"))
+            .ok()
+            .map(|text| {
+                std::sync::Arc::new(
+                    promptvault_core::crypto::KeyRing::parse(text.trim()).expect("key ring"),
+                )
+            });
         runtime.block_on(async {
-            let store = promptvault_store::connect(&database_url)
-                .await
-                .expect("open the database");
+            let store = promptvault_store::connect_with(
+                &database_url,
+                promptvault_store::ConnectOptions { keys },
+            )
+            .await
+            .expect("open the database");
             let key = PromptKey::Name(PromptName::parse(name).expect("prompt name"));
             let prompt = store.find_prompt(&key).await.expect("find the prompt");
-            for (from, to) in [
-                (VersionStatus::Draft, VersionStatus::Review),
-                (VersionStatus::Review, VersionStatus::Approved),
-            ] {
-                store
-                    .set_version_status(prompt.id, n, from, to)
-                    .await
-                    .expect("move the status");
-            }
+            store
+                .set_version_status(
+                    prompt.id,
+                    n,
+                    promptvault_core::model::VersionStatus::Draft,
+                    promptvault_core::model::VersionStatus::Review,
+                )
+                .await
+                .expect("submit for review");
         });
     }
 

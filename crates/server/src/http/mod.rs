@@ -7,6 +7,7 @@ pub mod extract;
 pub mod links;
 pub mod prompts;
 pub mod retire;
+pub mod reviews;
 pub mod system;
 pub mod testcases;
 
@@ -57,7 +58,7 @@ pub struct AppState {
         (name = "system", description = "Health"),
         (name = "access", description = "Users, API tokens and the audit log (admins)"),
         (name = "tests", description = "Template test cases stored with a prompt"),
-        (name = "reviews", description = "Periodic review: attestations and overdue prompts"),
+        (name = "reviews", description = "Periodic review (attestations, overdue prompts) and approval workflows: approve, reject, who approved what, the review queue"),
     ),
     modifiers(&SecuritySchemes),
     security(("bearer" = []))
@@ -184,6 +185,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deploy::promote_label))
         .routes(routes!(deploy::rollback_label))
         .routes(routes!(deploy::resolve))
+        .routes(routes!(reviews::approve_version))
+        .routes(routes!(reviews::reject_version))
+        .routes(routes!(reviews::version_approvals))
+        .routes(routes!(reviews::review_queue))
 }
 
 /// A request still running after the configured time is answered with 503 `timeout`.

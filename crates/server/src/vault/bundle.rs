@@ -110,6 +110,7 @@ impl Vault {
                 restricted_creation: prompt_type.restricted_creation,
                 requires_approval: prompt_type.requires_approval,
                 review_every_days: prompt_type.review_every_days,
+                approval_workflow: prompt_type.approval_workflow,
             })
             .collect();
         Ok(Bundle {

@@ -217,6 +217,10 @@ const ROUTES: &[Route] = &[
         target: Target::ServedPrompt,
         ..route("GET", "/api/resolve", "AOUGX.")
     },
+    on_prompt("POST", "/api/prompts/{id}/versions/{n}/approve", "AOU..."),
+    on_prompt("POST", "/api/prompts/{id}/versions/{n}/reject", "AOU..."),
+    on_prompt("GET", "/api/prompts/{id}/versions/{n}/approvals", "AOUGX."),
+    route("GET", "/api/reviews", "AOUGX."),
     // Deleting comes last so that no other cell loses its prompt (each delete cell deletes a
     // fresh copy of its fixture anyway).
     on_prompt("DELETE", "/api/prompts/{id}", "AO...."),
@@ -380,6 +384,35 @@ async fn prepare(
                 Some(json!({"to": "review"})),
             )
         }
+        (
+            "POST",
+            "/api/prompts/{id}/versions/{n}/approve" | "/api/prompts/{id}/versions/{n}/reject",
+        ) => {
+            // A fresh version in review per cell (written by the admin token, so no principal
+            // of the table is its author), so every allowed cell can decide on it.
+            let response = cast
+                .admin
+                .post(app.url(&format!("/api/prompts/{prompt}/version")))
+                .json(&json!({"content": format!("Hello, review {serial}")}))
+                .send()
+                .await
+                .expect("set-up version");
+            let version = expect_json(response, StatusCode::CREATED).await;
+            let number = version["version_number"].to_string();
+            admin(
+                Method::POST,
+                format!("/api/prompts/{prompt}/versions/{number}/transition"),
+                json!({"to": "review"}),
+            )
+            .await;
+            let body = if route.path.ends_with("approve") {
+                json!({"comment": "fine"})
+            } else {
+                json!({"comment": "not yet"})
+            };
+            (path.replace("{n}", &number), Some(body))
+        }
+        ("GET", "/api/prompts/{id}/versions/{n}/approvals") => (path.replace("{n}", "1"), None),
         ("GET", "/api/prompts/{id}/diff") => (format!("{path}?from=1&to=1"), None),
         ("PUT", "/api/prompts/{id}/labels/{label}") => (
             path.replace("{label}", "staging"),
@@ -400,14 +433,7 @@ async fn prepare(
         ("POST", "/api/prompts/{id}/labels/{label}/rollback") => {
             // An approved version, then a move away from it: a rollback goes back to it.
             let version = admin_version(app, cast, &prompt, &format!("rollback {serial}")).await;
-            for to in ["review", "approved"] {
-                admin(
-                    Method::POST,
-                    format!("/api/prompts/{prompt}/versions/{version}/transition"),
-                    json!({"to": to}),
-                )
-                .await;
-            }
+            app.approve(&prompt.replace("%2F", "/"), version).await;
             for version in [version, 1] {
                 admin(
                     Method::PUT,

@@ -206,20 +206,53 @@ impl TestApp {
             .await
     }
 
-    /// Takes version `n` of a prompt from draft to approved, as the admin (who is not its
-    /// author): the one place tests make a version approved, so a change to how approval works
-    /// changes only this.
+    /// Takes version `n` of a prompt from draft to approved under whatever approval workflow
+    /// applies: the admin submits it for review, then fresh approvers (each a new user with a
+    /// token: an admin, or a user where the current step takes no admin) approve it until the
+    /// workflow is complete. The one place tests make a version approved, so a change to how
+    /// approval works changes only this.
     #[allow(dead_code)]
     pub async fn approve(&self, name: &str, n: i64) {
-        for to in ["review", "approved"] {
+        let path = |action: &str| format!("/api/prompts/{}/versions/{n}/{action}", encode(name));
+        let status = expect_json(
+            self.get(&format!("/api/prompts/{}/versions/{n}", encode(name)))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        if status["status"] == "draft" {
             let response = self
-                .post(
-                    &format!("/api/prompts/{}/versions/{n}/transition", encode(name)),
-                    &json!({ "to": to }),
-                )
+                .post(&path("transition"), &json!({ "to": "review" }))
                 .await;
             expect_json(response, StatusCode::OK).await;
         }
+        for _ in 0..50 {
+            let approvals = expect_json(self.get(&path("approvals")).await, StatusCode::OK).await;
+            if approvals["status"] == "approved" {
+                return;
+            }
+            let step = approvals["progress"]["current_step"]
+                .as_u64()
+                .expect("a current step") as usize;
+            let roles = &approvals["progress"]["steps"][step - 1]["roles"];
+            let role = if roles.as_array().expect("roles").contains(&json!("admin")) {
+                "admin"
+            } else {
+                "user"
+            };
+            let user = self.user(&[role]).await;
+            let token = self
+                .token(json!({"name": format!("approver {user}"), "role": role, "user_id": user}))
+                .await;
+            let response = client_for(&token)
+                .post(self.url(&path("approve")))
+                .json(&json!({"comment": "approved by the test harness"}))
+                .send()
+                .await
+                .expect("request");
+            expect_json(response, StatusCode::OK).await;
+        }
+        panic!("version {n} of {name} was not approved after 50 approvals");
     }
 }
 

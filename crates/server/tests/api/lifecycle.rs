@@ -1,7 +1,8 @@
 //! The version lifecycle through HTTP (SPEC §6, issue 4 item 1):
 //! `POST /api/prompts/{id}/versions/{n}/transition` moves a version along
-//! draft → review → approved → deprecated → archived (and review → draft), as the core's
-//! transition table allows, and the audit log holds every step.
+//! draft → review, approved → deprecated → archived (and review → draft), as the core's
+//! transition table allows; review → approved goes through the approval workflow
+//! (`…/approve`, see `reviews.rs`), never a transition. The audit log holds every step.
 
 use std::collections::BTreeSet;
 
@@ -110,34 +111,33 @@ async fn an_author_submits_an_admin_approves_deprecates_and_archives_and_every_s
     assert_eq!(submitted["content"], "Hello");
     assert_eq!(submitted["author_id"], json!(author_id));
 
-    // A user may not approve, deprecate or archive.
+    // Nobody approves through a transition: the approval workflow decides.
     let refused = expect_problem(
-        transition(&app, &author, "life/flow", 1, json!({"to": "approved"})).await,
-        StatusCode::FORBIDDEN,
-        "forbidden_transition",
+        transition(&app, &admin, "life/flow", 1, json!({"to": "approved"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "approval_required",
     )
     .await;
     assert!(
         refused["detail"]
             .as_str()
             .expect("present")
-            .contains("role user"),
+            .contains("/versions/1/approve"),
         "{refused}"
     );
 
     let approved = expect_json(
-        transition(
-            &app,
-            &admin,
-            "life/flow",
-            1,
-            json!({"to": "approved", "comment": "looks good"}),
-        )
-        .await,
+        admin
+            .post(app.url("/api/prompts/life%2Fflow/versions/1/approve"))
+            .json(&json!({"comment": "looks good"}))
+            .send()
+            .await
+            .expect("request"),
         StatusCode::OK,
     )
     .await;
-    assert_eq!(approved["status"], "approved");
+    assert_eq!(approved["version"]["status"], "approved");
+    // A user may not deprecate or archive.
     expect_problem(
         transition(&app, &author, "life/flow", 1, json!({"to": "deprecated"})).await,
         StatusCode::FORBIDDEN,
@@ -200,16 +200,22 @@ async fn an_author_submits_an_admin_approves_deprecates_and_archives_and_every_s
         steps,
         vec![
             step("ok", "user", "draft", "review", "submit"),
-            step("denied", "user", "review", "approved", ""),
-            step("ok", "admin", "review", "approved", "approve"),
             step("denied", "user", "approved", "deprecated", ""),
             step("ok", "admin", "approved", "deprecated", "deprecate"),
             step("ok", "admin", "deprecated", "archived", "archive"),
         ]
     );
     assert_eq!(entries[0]["actor_id"], json!(author_id));
-    assert_eq!(entries[2]["detail"]["comment"], "looks good");
-    assert_eq!(entries[2]["detail"]["version"], 1);
+    let approvals = expect_json(
+        app.get("/api/audit?limit=1000&action=version.approve&prompt=life%2Fflow")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let approval = &approvals["entries"][0];
+    assert_eq!(approval["detail"]["comment"], "looks good");
+    assert_eq!(approval["detail"]["version"], 1);
+    assert_eq!(approval["detail"]["completed"], true);
     assert_eq!(entries[0]["prompt_name"], "life/flow");
 }
 
@@ -255,33 +261,28 @@ async fn nobody_approves_their_own_version_and_agents_never_transition(app: Test
         StatusCode::OK,
     )
     .await;
+    let approve = |client: &Client| {
+        client
+            .post(app.url("/api/prompts/life%2Fown/versions/1/approve"))
+            .json(&json!({}))
+            .send()
+    };
     let own = expect_problem(
-        transition(
-            &app,
-            &admin_author,
-            "life/own",
-            1,
-            json!({"to": "approved"}),
-        )
-        .await,
+        approve(&admin_author).await.expect("request"),
         StatusCode::FORBIDDEN,
-        "forbidden_transition",
+        "self_approval",
     )
     .await;
     assert!(
         own["detail"]
             .as_str()
             .expect("present")
-            .contains("not the version's author"),
+            .contains("own version"),
         "{own}"
     );
     assert_eq!(status_of(&app, "life/own", 1).await, "review");
     // Another admin may.
-    expect_json(
-        transition(&app, &admin, "life/own", 1, json!({"to": "approved"})).await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_json(approve(&admin).await.expect("request"), StatusCode::OK).await;
 
     // An agent sees the prompt but never moves a status.
     let bot = agent(&app).await;
@@ -314,15 +315,21 @@ async fn a_jump_or_an_unknown_status_is_refused_and_a_hidden_prompt_is_not_found
     let admin = client_for(&app.admin_token);
     create(&app, &admin, "life/jump", json!({"content": "Jump"})).await;
     let jump = expect_problem(
-        transition(&app, &admin, "life/jump", 1, json!({"to": "approved"})).await,
+        transition(&app, &admin, "life/jump", 1, json!({"to": "deprecated"})).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_transition",
     )
     .await;
     assert_eq!(
         jump["detail"],
-        "a version cannot go from draft to approved; from draft it may go to: review"
+        "a version cannot go from draft to deprecated; from draft it may go to: review"
     );
+    expect_problem(
+        transition(&app, &admin, "life/jump", 1, json!({"to": "approved"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "approval_required",
+    )
+    .await;
     expect_problem(
         transition(&app, &admin, "life/jump", 1, json!({"to": "draft"})).await,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -16,4 +16,5 @@ mod lifecycle;
 mod openapi;
 mod prompts;
 mod retire;
+mod reviews;
 mod testcases;

@@ -40,8 +40,10 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     GET /api/prompts/{id}/labels/{label}/history
     GET /api/prompts/{id}/tests
     GET /api/prompts/{id}/versions/{n}
+    GET /api/prompts/{id}/versions/{n}/approvals
     GET /api/prompts/{id}/versions/{n}/findings
     GET /api/resolve
+    GET /api/reviews
     GET /api/reviews/due
     GET /api/tokens
     GET /api/users
@@ -59,6 +61,8 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     POST /api/prompts/{id}/reviewed
     POST /api/prompts/{id}/tests/run
     POST /api/prompts/{id}/version
+    POST /api/prompts/{id}/versions/{n}/approve
+    POST /api/prompts/{id}/versions/{n}/reject
     POST /api/prompts/{id}/versions/{n}/transition
     POST /api/tokens
     POST /api/users

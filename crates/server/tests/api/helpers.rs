@@ -211,7 +211,6 @@ impl TestApp {
     /// token: an admin, or a user where the current step takes no admin) approve it until the
     /// workflow is complete. The one place tests make a version approved, so a change to how
     /// approval works changes only this.
-    #[allow(dead_code)]
     pub async fn approve(&self, name: &str, n: i64) {
         let path = |action: &str| format!("/api/prompts/{}/versions/{n}/{action}", encode(name));
         let status = expect_json(

@@ -10,6 +10,7 @@ mod bad_input;
 mod bundle;
 mod compliance;
 mod concurrency;
+mod governance;
 mod helpers;
 mod labels;
 mod lifecycle;

@@ -665,6 +665,26 @@ pub struct ReviewArgs {
 pub enum ReviewCommand {
     /// The versions in review you could approve now
     List,
+    /// Submit a draft for review (runs the compliance gate: an error finding blocks it)
+    Submit {
+        /// The prompt's name (or id)
+        name: String,
+        /// The version number
+        version: i64,
+        /// A note for the reviewers (recorded in the audit log)
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Take your own version back from review to draft
+    Withdraw {
+        /// The prompt's name (or id)
+        name: String,
+        /// The version number
+        version: i64,
+        /// Why (recorded in the audit log)
+        #[arg(long)]
+        comment: Option<String>,
+    },
     /// Approve a version in review (counts toward the first incomplete step of its workflow)
     Approve {
         /// The prompt's name (or id)

@@ -1,8 +1,11 @@
-//! `prompt review list|approve|reject`: the approval workflow (SPEC §6). `list` shows the
-//! versions in review the caller could approve now; `approve` and `reject` decide on one.
+//! `prompt review list|submit|withdraw|approve|reject`: the approval workflow (SPEC §6). `list`
+//! shows the versions in review the caller could approve now; `submit` and `withdraw` move a
+//! version into and out of review (lifecycle transitions); `approve` and `reject` decide on one.
 
-use promptvault_api::reviews::{
-    ApproveRequest, RejectRequest, ReviewOutcomeResponse, ReviewQueueResponse,
+use promptvault_api::{
+    VersionStatus,
+    prompts::TransitionRequest,
+    reviews::{ApproveRequest, RejectRequest, ReviewOutcomeResponse, ReviewQueueResponse},
 };
 
 use crate::{
@@ -22,6 +25,16 @@ pub async fn review(backend: &dyn Backend, args: ReviewArgs, json: bool) -> CliR
                 Ok(queue_text(&queue))
             }
         }
+        ReviewCommand::Submit {
+            name,
+            version,
+            comment,
+        } => move_to(backend, &name, version, VersionStatus::Review, comment, json).await,
+        ReviewCommand::Withdraw {
+            name,
+            version,
+            comment,
+        } => move_to(backend, &name, version, VersionStatus::Draft, comment, json).await,
         ReviewCommand::Approve {
             name,
             version,
@@ -51,6 +64,29 @@ pub async fn review(backend: &dyn Backend, args: ReviewArgs, json: bool) -> CliR
             }
         }
     }
+}
+
+/// A lifecycle transition of one version (into review, or back to draft).
+async fn move_to(
+    backend: &dyn Backend,
+    name: &str,
+    version: i64,
+    to: VersionStatus,
+    comment: Option<String>,
+    json: bool,
+) -> CliResult<String> {
+    let request = TransitionRequest {
+        to,
+        comment,
+        replacement: None,
+        period: None,
+        sunset: None,
+    };
+    let moved = backend.transition(name, version, request).await?;
+    if json {
+        return output::json(&moved);
+    }
+    Ok(format!("{name} v{}: {}\n", moved.version_number, moved.status))
 }
 
 fn queue_text(queue: &ReviewQueueResponse) -> String {

@@ -1,4 +1,4 @@
-//! `prompt review list|approve|reject`: the approval workflow from the command line, with the
+//! `prompt review list|submit|withdraw|approve|reject`: the approval workflow from the command line, with the
 //! same output on the local database and through a server.
 
 use crate::support::Vault;
@@ -19,7 +19,14 @@ fn review_a_version_list_approve_reject(vault: &Vault) -> Vec<String> {
     assert_eq!(empty, "no versions wait for your review\n");
     outputs.push(empty);
 
-    vault.submit("review/one", 1);
+    let submitted = vault.ok(&["review", "submit", "review/one", "1"]);
+    assert_eq!(submitted, "review/one v1: review\n");
+    outputs.push(submitted);
+    // The author may take it back, and submit it again.
+    let withdrawn = vault.ok(&["review", "withdraw", "review/one", "1", "--comment", "typo"]);
+    assert_eq!(withdrawn, "review/one v1: draft\n");
+    outputs.push(withdrawn);
+    vault.ok(&["review", "submit", "review/one", "1"]);
     vault.submit("review/two", 1);
     let queue = vault.ok(&["review", "list"]);
     let lines: Vec<&str> = queue.lines().collect();

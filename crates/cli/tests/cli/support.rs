@@ -261,67 +261,11 @@ impl Vault {
         self.ok(&["review", "approve", name, &n.to_string()]);
     }
 
-    /// Submits version `n` of a prompt for review, which no CLI command does: through the API
-    /// when this vault is a server, straight in its database otherwise.
+    /// Submits version `n` of a prompt for review (`prompt review submit`).
     pub fn submit(&self, name: &str, n: i64) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let (mode, place) = (self.target[0].as_str(), self.target[1].as_str());
-        if mode == "--server" {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let url = format!(
-                "{place}/api/prompts/{}/versions/{n}/transition",
-                name.replace('/', "%2F")
-            );
-            let status = runtime.block_on(async {
-                reqwest::Client::new()
-                    .post(url)
-                    .bearer_auth(TEST_TOKEN)
-                    .json(&serde_json::json!({ "to": "review" }))
-                    .send()
-                    .await
-                    .expect("POST the transition")
-                    .status()
-            });
-            assert!(status.is_success(), "submitting {name} v{n}: {status}");
-            return;
-        }
-        let database_url = match mode {
-            "--data-dir" => format!("sqlite:{place}/promptvault.db"),
-            _ => place.to_string(),
-        };
-        // The key the local mode generated, so sealed (confidential) versions can be read.
-        let keys = std::fs::read_to_string(Path::new(place).join("encryption.key"))
-            .ok()
-            .map(|text| {
-                std::sync::Arc::new(
-                    promptvault_core::crypto::KeyRing::parse(text.trim()).expect("key ring"),
-                )
-            });
-        runtime.block_on(async {
-            let store = promptvault_store::connect_with(
-                &database_url,
-                promptvault_store::ConnectOptions { keys },
-            )
-            .await
-            .expect("open the database");
-            let key = PromptKey::Name(PromptName::parse(name).expect("prompt name"));
-            let prompt = store.find_prompt(&key).await.expect("find the prompt");
-            store
-                .set_version_status(
-                    prompt.id,
-                    n,
-                    promptvault_core::model::VersionStatus::Draft,
-                    promptvault_core::model::VersionStatus::Review,
-                )
-                .await
-                .expect("submit for review");
-        });
+        self.ok(&["review", "submit", name, &n.to_string()]);
     }
 
-    /// Runs a command that must fail; returns the run.
     pub fn fail(&self, args: &[&str]) -> Run {
         let run = self.run(args);
         assert_ne!(run.code, 0, "prompt {args:?} succeeded: {}", run.stdout);

@@ -552,6 +552,10 @@ pub struct ResolveResponse {
     /// for a question about the past (`at`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprecation: Option<DeprecationResponse>,
+    /// How many secrets and PII matches were replaced by `[REDACTED:<rule>]` in the version's
+    /// content (for the classifications in `compliance.redact`).
+    #[serde(default)]
+    pub redactions: u64,
 }
 
 /// One move of a label.

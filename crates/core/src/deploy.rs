@@ -116,6 +116,14 @@ impl Split {
                 "a split needs at least two versions (to point at one, give `version`)".into(),
             ));
         }
+        // Positive weights summing to 100 allow at most 100 entries; refusing more first keeps
+        // the checks below cheap whatever the request holds.
+        if entries.len() > 100 {
+            return Err(invalid(format!(
+                "a split has at most 100 versions (positive weights summing to 100), not {}",
+                entries.len()
+            )));
+        }
         for (index, entry) in entries.iter().enumerate() {
             if entry.version < 1 {
                 return Err(invalid(format!(
@@ -384,6 +392,12 @@ mod tests {
             assert_eq!(error.code(), "invalid_field");
         }
         assert_eq!(split(&[(7, 90), (8, 10)]).primary(), 7);
+        // More than 100 entries can never sum to 100 with positive weights: refused by count.
+        let many = (1..=101)
+            .map(|version| SplitEntry { version, weight: 1 })
+            .collect();
+        let error = Split::new(many).expect_err("too many entries");
+        assert!(error.to_string().contains("at most 100"), "{error}");
     }
 
     #[test]

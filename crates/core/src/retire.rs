@@ -24,6 +24,44 @@ use crate::{
 /// The longest deprecation period accepted (ten years).
 pub const MAX_PERIOD_DAYS: i64 = 3650;
 
+/// Whether `replacement` reaches everyone `prompt` reaches, so that naming it in a deprecation
+/// (in headers, bodies and 410 details shown to whoever may serve the old prompt) reveals
+/// nothing they may not see: a classification no stricter, a global scope or the same
+/// scope/owner/agent, and no per-prompt rules beyond the old prompt's own.
+pub fn replacement_reaches_as_far(
+    prompt: &crate::model::Prompt,
+    replacement: &crate::model::Prompt,
+) -> bool {
+    use crate::model::{PromptAccess, Scope};
+    let classification = replacement.classification <= prompt.classification;
+    let scope = replacement.scope == Scope::Global
+        || (replacement.scope == prompt.scope
+            && replacement.owner_id == prompt.owner_id
+            && replacement.agent_id == prompt.agent_id);
+    let rules =
+        replacement.access == PromptAccess::default() || replacement.access == prompt.access;
+    classification && scope && rules
+}
+
+/// The longest periodic-review interval (a century): longer ones are refused wherever they are
+/// given (prompt types, settings, bundles).
+pub const MAX_REVIEW_INTERVAL_DAYS: u32 = 36_500;
+
+/// A review interval as given: 1 to [`MAX_REVIEW_INTERVAL_DAYS`] days.
+pub fn check_review_interval(days: u32) -> Result<u32, DomainError> {
+    if (1..=MAX_REVIEW_INTERVAL_DAYS).contains(&days) {
+        Ok(days)
+    } else {
+        Err(DomainError::InvalidField {
+            field: "review_every_days",
+            reason: format!(
+                "must be between 1 and {MAX_REVIEW_INTERVAL_DAYS} days (leave it out for no \
+                 periodic review)"
+            ),
+        })
+    }
+}
+
 /// The prompt that replaces a deprecated version's prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replacement {
@@ -293,7 +331,11 @@ pub fn review_due(
     now: OffsetDateTime,
 ) -> Option<ReviewDue> {
     let interval = interval_days.filter(|days| *days > 0)?;
-    let due_since = last_reviewed.unwrap_or(created_at) + Duration::days(i64::from(interval));
+    // An interval past the representable times is never due (intervals are capped where they
+    // are given; this keeps stored ones from panicking).
+    let due_since = last_reviewed
+        .unwrap_or(created_at)
+        .checked_add(Duration::days(i64::from(interval)))?;
     (now >= due_since).then(|| ReviewDue {
         due_since,
         days_overdue: (now - due_since).whole_days(),
@@ -303,6 +345,84 @@ pub fn review_due(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (replacement scope, owner, classification, owner_only) against an internal global prompt
+    /// owned by user 1: may it be named as the replacement?
+    #[test]
+    fn a_replacement_must_reach_everyone_the_deprecated_prompt_reaches() {
+        use crate::{
+            ident::PromptName,
+            model::{Classification, Kind, Prompt, PromptAccess, Scope, Source},
+        };
+        fn prompt(
+            scope: Scope,
+            owner: u128,
+            classification: Classification,
+            owner_only: bool,
+        ) -> Prompt {
+            Prompt {
+                id: Uuid::from_u128(owner * 1000 + classification as u128),
+                name: PromptName::parse("team/p").expect("name"),
+                title: None,
+                description: None,
+                long_description_markdown: None,
+                scope,
+                agent_id: None,
+                owner_id: Some(Uuid::from_u128(owner)),
+                creator_id: None,
+                prompt_type: None,
+                kind: Kind::Text,
+                tags: Vec::new(),
+                source: Source::human(),
+                classification,
+                status: PromptStatus::Active,
+                access: PromptAccess {
+                    owner_only,
+                    ..PromptAccess::default()
+                },
+                revision: 1,
+                created_at: OffsetDateTime::UNIX_EPOCH,
+                updated_at: OffsetDateTime::UNIX_EPOCH,
+            }
+        }
+        use Classification::{Confidential, Internal, Public, Restricted};
+        let old = prompt(Scope::Global, 1, Internal, false);
+        let cases = [
+            (Scope::Global, 2, Public, false, true),
+            (Scope::Global, 2, Internal, false, true),
+            (Scope::Global, 2, Confidential, false, false),
+            (Scope::Global, 2, Restricted, false, false),
+            (Scope::User, 2, Internal, false, false),
+            (Scope::Global, 2, Internal, true, false),
+        ];
+        for (scope, owner, classification, owner_only, expected) in cases {
+            let replacement = prompt(scope, owner, classification, owner_only);
+            assert_eq!(
+                replacement_reaches_as_far(&old, &replacement),
+                expected,
+                "{scope:?} {classification:?} owner_only={owner_only}"
+            );
+        }
+        // A user prompt may be replaced by another of the same owner.
+        let mine = prompt(Scope::User, 1, Internal, false);
+        assert!(replacement_reaches_as_far(
+            &mine,
+            &prompt(Scope::User, 1, Internal, false)
+        ));
+        assert!(!replacement_reaches_as_far(
+            &mine,
+            &prompt(Scope::User, 2, Internal, false)
+        ));
+    }
+
+    #[test]
+    fn a_huge_review_interval_is_refused_when_given_and_never_due_when_stored() {
+        assert!(check_review_interval(0).is_err());
+        assert_eq!(check_review_interval(90).ok(), Some(90));
+        assert!(check_review_interval(MAX_REVIEW_INTERVAL_DAYS + 1).is_err());
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(review_due(Some(u32::MAX), None, now, now), None);
+    }
     use VersionStatus::{Approved, Archived, Deprecated, Draft, Review};
 
     fn t(seconds: i64) -> OffsetDateTime {

@@ -238,6 +238,12 @@ impl Reviewer {
     pub fn is_author(&self, author: Option<Uuid>) -> bool {
         author.is_some_and(|author| author.to_string() == self.id)
     }
+
+    /// Whether this reviewer is an API token bound to no user: a credential that cannot be told
+    /// apart from the unknown author of a version written without a user.
+    pub fn is_userless_token(&self) -> bool {
+        self.id.starts_with("token:")
+    }
 }
 
 /// How far a review round got: approvals per step, and the first step still short of its count.
@@ -294,6 +300,9 @@ pub enum ApprovalRefusal {
     NotInReview { status: VersionStatus },
     /// The reviewer wrote the version (answer 403).
     SelfApproval,
+    /// The version's author is unknown (it was written by a credential without a user) and the
+    /// approver is such a credential too, so it could be the author (answer 403).
+    UnidentifiedApprover,
     /// The reviewer's role may not decide at the current step (answer 403).
     RoleNotAllowed {
         step: usize,
@@ -309,6 +318,7 @@ impl ApprovalRefusal {
         match self {
             ApprovalRefusal::NotInReview { .. } => "not_in_review",
             ApprovalRefusal::SelfApproval => "self_approval",
+            ApprovalRefusal::UnidentifiedApprover => "unidentified_approver",
             ApprovalRefusal::RoleNotAllowed { .. } => "approver_role_not_allowed",
             ApprovalRefusal::AlreadyApproved { .. } => "already_approved",
         }
@@ -326,6 +336,10 @@ impl fmt::Display for ApprovalRefusal {
             ApprovalRefusal::SelfApproval => f.write_str(
                 "nobody approves or rejects their own version (the author may withdraw it: \
                  transition to draft)",
+            ),
+            ApprovalRefusal::UnidentifiedApprover => f.write_str(
+                "the version was written by a credential without a user, so only a user's \
+                 credential may approve it (a token without a user could be its author)",
             ),
             ApprovalRefusal::RoleNotAllowed {
                 step,
@@ -371,6 +385,11 @@ pub fn decide_approval(
     }
     if approver.is_author(author) {
         return Err(ApprovalRefusal::SelfApproval);
+    }
+    // Who wrote a version without a user is unknown; a token without a user approving it could
+    // be that very credential. Users (and the local operator, who holds the database) may.
+    if author.is_none() && approver.is_userless_token() {
+        return Err(ApprovalRefusal::UnidentifiedApprover);
     }
     if let Some(earlier) = round.iter().find(|record| {
         record.decision == ReviewDecision::Approve && record.reviewer_id == approver.id
@@ -472,6 +491,29 @@ mod tests {
 
     fn two_of_writers() -> ApprovalWorkflow {
         ApprovalPolicy::default().confidential
+    }
+
+    /// A version written without a user has an unknown author: a token without a user (which
+    /// could be that author) may not approve it; a user or the local operator may. A version
+    /// with a known author may be approved by a token without a user.
+    #[test]
+    fn a_token_without_a_user_never_approves_a_version_whose_author_is_unknown() {
+        let token = Reviewer::new(Role::Admin, None, Some(Uuid::from_u128(9)));
+        let operator = Reviewer::new(Role::Admin, None, None);
+        let user = reviewer(Role::Admin, ALICE);
+        let cases: &[(&Reviewer, Option<Uuid>, Result<(), &str>)] = &[
+            (&token, None, Err("unidentified_approver")),
+            (&token, Some(AUTHOR), Ok(())),
+            (&user, None, Ok(())),
+            (&operator, None, Ok(())),
+        ];
+        let workflow = ApprovalPolicy::default().internal;
+        for (who, author, expected) in cases {
+            let got = decide_approval(&workflow, Review, &[], who, *author)
+                .map(|_| ())
+                .map_err(|refusal| refusal.code());
+            assert_eq!(&got, expected, "{} approving (author {author:?})", who.id);
+        }
     }
 
     /// (workflow, approvals so far as (step, role, user), approver role, approver user, expected).

@@ -196,9 +196,9 @@ impl From<promptvault_core::workflow::ApprovalRefusal> for AppError {
     fn from(refusal: promptvault_core::workflow::ApprovalRefusal) -> Self {
         use promptvault_core::workflow::ApprovalRefusal;
         let status = match refusal {
-            ApprovalRefusal::SelfApproval | ApprovalRefusal::RoleNotAllowed { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            ApprovalRefusal::SelfApproval
+            | ApprovalRefusal::UnidentifiedApprover
+            | ApprovalRefusal::RoleNotAllowed { .. } => StatusCode::FORBIDDEN,
             ApprovalRefusal::NotInReview { .. } | ApprovalRefusal::AlreadyApproved { .. } => {
                 StatusCode::CONFLICT
             }

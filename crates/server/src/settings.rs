@@ -380,11 +380,12 @@ impl Settings {
             .lifecycle
             .review_every_days
             .values()
-            .any(|days| *days == 0)
+            .any(|days| promptvault_core::retire::check_review_interval(*days).is_err())
         {
-            return Err(SettingsError(
-                "lifecycle.review_every_days: every interval must be > 0".into(),
-            ));
+            return Err(SettingsError(format!(
+                "lifecycle.review_every_days: every interval must be between 1 and {} days",
+                promptvault_core::retire::MAX_REVIEW_INTERVAL_DAYS
+            )));
         }
         if self.render.fuel == 0 || self.render.max_output_bytes == 0 || self.render.recursion == 0
         {

@@ -341,12 +341,14 @@ impl Vault {
                 || request.owner_id.is_some()
                 || request.classification.is_some()
                 || request.scope.is_some()
-                || request.agent_id.is_some())
+                || request.agent_id.is_some()
+                || request.prompt_type.is_some())
         {
             return Err(forbidden(
-                "only admins and the prompt's owner can change its owner, scope, agent, classification or access rules",
+                "only admins and the prompt's owner can change its owner, scope, agent, type, classification or access rules",
             ));
         }
+        self.check_governance_change(&prompt, &request).await?;
         let expected_revision = match if_match {
             Some(header) => Some(revision_from_if_match(&prompt, header)?),
             None => None,
@@ -418,6 +420,86 @@ impl Vault {
         .await?;
         let detail = self.store.get_prompt(&PromptKey::Id(prompt.id)).await?;
         Ok(PromptResponse::from(&detail))
+    }
+
+    /// A prompt's type and classification decide its approval workflow and which of its labels
+    /// are protected, so changing them must not weaken a review under way or leave a newly
+    /// protected label on a version that was never approved: refused (409) while a version is
+    /// in review, and when the new type protects every label (`requires_approval`) while a label
+    /// points at a version that is not approved.
+    async fn check_governance_change(
+        &self,
+        prompt: &Prompt,
+        request: &UpdatePromptRequest,
+    ) -> AppResult<()> {
+        let new_type = match &request.prompt_type {
+            Some(new) if new.as_deref() != prompt.prompt_type.as_deref() => Some(new.as_deref()),
+            _ => None,
+        };
+        let new_classification = request
+            .classification
+            .filter(|classification| *classification != prompt.classification);
+        if new_type.is_none() && new_classification.is_none() {
+            return Ok(());
+        }
+        let detail = self.store.get_prompt(&PromptKey::Id(prompt.id)).await?;
+        if let Some(version) = detail
+            .versions
+            .iter()
+            .find(|version| version.status == VersionStatus::Review)
+        {
+            return Err(AppError::new(
+                axum::http::StatusCode::CONFLICT,
+                "review_in_progress",
+                format!(
+                    "version {} is in review; its workflow follows the prompt's type and \
+                     classification, so finish or withdraw the review before changing them",
+                    version.version_number
+                ),
+            ));
+        }
+        let Some(Some(type_key)) = new_type else {
+            return Ok(());
+        };
+        if !self
+            .store
+            .get_prompt_type(type_key)
+            .await?
+            .requires_approval
+        {
+            return Ok(());
+        }
+        let status_of = |number: i64| {
+            detail
+                .versions
+                .iter()
+                .find(|version| version.version_number == number)
+                .map(|version| version.status)
+        };
+        for (label, primary) in &detail.labels {
+            if label == LabelName::latest().as_str() {
+                continue;
+            }
+            let mut numbers = vec![*primary];
+            if let Some(split) = detail.label_splits.get(label) {
+                numbers.extend(split.entries().iter().map(|entry| entry.version));
+            }
+            for number in numbers {
+                let status = status_of(number);
+                if status != Some(VersionStatus::Approved) {
+                    return Err(AppError::unprocessable(
+                        "label_requires_approval",
+                        format!(
+                            "prompt type {type_key:?} protects every label, and label {label:?} \
+                             points at version {number}, which is {}; move the label to an \
+                             approved version first",
+                            status.map_or("missing", |status| status.as_str())
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub async fn delete_prompt(&self, actor: &Actor, key: &str) -> AppResult<()> {
@@ -1131,13 +1213,8 @@ fn validate_prompt_type(request: CreatePromptTypeRequest) -> AppResult<NewPrompt
 
 /// A review interval is a positive number of days.
 fn checked_review_days(days: Option<u32>) -> Result<Option<u32>, DomainError> {
-    if days == Some(0) {
-        return Err(DomainError::InvalidField {
-            field: "review_every_days",
-            reason: "must be at least 1 (leave it out for no periodic review)".into(),
-        });
-    }
-    Ok(days)
+    days.map(promptvault_core::retire::check_review_interval)
+        .transpose()
 }
 
 fn check_name_text(name: &str) -> AppResult<()> {
@@ -1259,6 +1336,29 @@ fn redact_rendered(rendered: Rendered) -> (Rendered, u64) {
         ),
     };
     (rendered, count)
+}
+
+/// Redacts a version's content as it goes out (a text, or the `content` of every chat entry),
+/// returning how many matches were replaced.
+pub(crate) fn redact_content(content: &mut serde_json::Value) -> u64 {
+    let mut count = 0u64;
+    let mut redact = |text: &mut String| {
+        let (redacted, found) = compliance::redact(text);
+        count += found as u64;
+        *text = redacted;
+    };
+    match content {
+        serde_json::Value::String(text) => redact(text),
+        serde_json::Value::Array(entries) => {
+            for entry in entries {
+                if let Some(serde_json::Value::String(text)) = entry.get_mut("content") {
+                    redact(text);
+                }
+            }
+        }
+        _ => {}
+    }
+    count
 }
 
 fn forbidden(reason: &str) -> AppError {

@@ -13,7 +13,6 @@ use promptvault_core::{
         ApiToken, Classification, Content, Prompt, PromptAccess, PromptStatus, PromptVersion, Role,
         Scope, Source, User, VersionStatus,
     },
-    render::RenderLimits,
     retire::{Deprecation, Replacement, VersionLifecycle},
     testcase::TestCase,
     version::{Semver, VersionDraft},
@@ -610,7 +609,7 @@ pub(crate) fn new_version(
             version.draft.content(),
             version.draft.parameter_schema(),
             tests,
-            RenderLimits::STANDARD,
+            promptvault_core::testcase::WRITE_LIMITS,
         );
         report
             .findings

@@ -29,7 +29,17 @@ pub async fn review(backend: &dyn Backend, args: ReviewArgs, json: bool) -> CliR
             name,
             version,
             comment,
-        } => move_to(backend, &name, version, VersionStatus::Review, comment, json).await,
+        } => {
+            move_to(
+                backend,
+                &name,
+                version,
+                VersionStatus::Review,
+                comment,
+                json,
+            )
+            .await
+        }
         ReviewCommand::Withdraw {
             name,
             version,
@@ -86,7 +96,10 @@ async fn move_to(
     if json {
         return output::json(&moved);
     }
-    Ok(format!("{name} v{}: {}\n", moved.version_number, moved.status))
+    Ok(format!(
+        "{name} v{}: {}\n",
+        moved.version_number, moved.status
+    ))
 }
 
 fn queue_text(queue: &ReviewQueueResponse) -> String {

@@ -15,7 +15,7 @@ fn review_a_version_list_approve_reject(vault: &Vault) -> Vec<String> {
         "--classification",
         "confidential",
     ]);
-    let empty = vault.ok(&["review", "list"]);
+    let empty = vault.as_reviewer_ok(&["review", "list"]);
     assert_eq!(empty, "no versions wait for your review\n");
     outputs.push(empty);
 
@@ -28,7 +28,7 @@ fn review_a_version_list_approve_reject(vault: &Vault) -> Vec<String> {
     outputs.push(withdrawn);
     vault.ok(&["review", "submit", "review/one", "1"]);
     vault.submit("review/two", 1);
-    let queue = vault.ok(&["review", "list"]);
+    let queue = vault.as_reviewer_ok(&["review", "list"]);
     let lines: Vec<&str> = queue.lines().collect();
     assert_eq!(lines.len(), 3, "{queue}");
     assert!(lines[0].starts_with("PROMPT"), "{queue}");
@@ -38,33 +38,34 @@ fn review_a_version_list_approve_reject(vault: &Vault) -> Vec<String> {
     assert!(lines[2].contains("0/2"), "{queue}");
     outputs.push(queue);
 
-    let approved = vault.ok(&["review", "approve", "review/one", "1", "--comment", "ok"]);
+    let approved =
+        vault.as_reviewer_ok(&["review", "approve", "review/one", "1", "--comment", "ok"]);
     assert_eq!(
         approved,
         "approved review/one v1 at step 1 (1/1 approvals): the version is now approved\n"
     );
     outputs.push(approved);
-    let first = vault.ok(&["review", "approve", "review/two", "1"]);
+    let first = vault.as_reviewer_ok(&["review", "approve", "review/two", "1"]);
     assert_eq!(
         first,
         "approved review/two v1 at step 1 (1/2 approvals): still in review\n"
     );
     outputs.push(first);
     // The same approver counts once.
-    let again = vault.fail(&["review", "approve", "review/two", "1"]);
+    let again = vault.as_reviewer_fail(&["review", "approve", "review/two", "1"]);
     assert!(
         again.stderr.contains("(already_approved)"),
         "{}",
         again.stderr
     );
     outputs.push(again.stderr);
-    let json = vault.json(&["review", "list"]);
+    let json = vault.as_reviewer_json(&["review", "list"]);
     assert_eq!(json["items"].as_array().expect("items").len(), 0);
 
     // A rejection needs a comment, and sends the version back to draft.
-    let usage = vault.fail(&["review", "reject", "review/two", "1"]);
+    let usage = vault.as_reviewer_fail(&["review", "reject", "review/two", "1"]);
     assert_eq!(usage.code, 2, "{}", usage.stderr);
-    let rejected = vault.ok(&[
+    let rejected = vault.as_reviewer_ok(&[
         "review",
         "reject",
         "review/two",
@@ -77,7 +78,7 @@ fn review_a_version_list_approve_reject(vault: &Vault) -> Vec<String> {
         "rejected review/two v1: back to draft (cite a source)\n"
     );
     outputs.push(rejected);
-    let not_in_review = vault.fail(&["review", "approve", "review/two", "1"]);
+    let not_in_review = vault.as_reviewer_fail(&["review", "approve", "review/two", "1"]);
     assert!(
         not_in_review.stderr.contains("(not_in_review)"),
         "{}",
@@ -85,7 +86,9 @@ fn review_a_version_list_approve_reject(vault: &Vault) -> Vec<String> {
     );
     outputs.push(not_in_review.stderr);
     assert_eq!(
-        vault.fail(&["review", "approve", "review/none", "1"]).code,
+        vault
+            .as_reviewer_fail(&["review", "approve", "review/none", "1"])
+            .code,
         3
     );
     outputs

@@ -80,6 +80,8 @@ pub struct Vault {
     /// `--data-dir DIR` or `--server URL`, and maybe `--database-url`.
     target: Vec<String>,
     _server: Option<Server>,
+    /// On a server: the token of the admin user [`Vault::as_reviewer`] acts as.
+    reviewer_token: std::sync::OnceLock<String>,
 }
 
 impl Vault {
@@ -91,6 +93,7 @@ impl Vault {
             target: vec!["--data-dir".into(), data.display().to_string()],
             dir,
             _server: None,
+            reviewer_token: Default::default(),
         }
     }
 
@@ -100,6 +103,7 @@ impl Vault {
             dir: tempfile::tempdir().expect("temp dir"),
             target: vec!["--database-url".into(), url.to_string()],
             _server: None,
+            reviewer_token: Default::default(),
         }
     }
 
@@ -109,6 +113,7 @@ impl Vault {
             dir: tempfile::tempdir().expect("temp dir"),
             target: vec!["--server".into(), url.to_string()],
             _server: None,
+            reviewer_token: Default::default(),
         }
     }
 
@@ -119,6 +124,7 @@ impl Vault {
             dir: tempfile::tempdir().expect("temp dir"),
             target: vec!["--server".into(), server.url.clone()],
             _server: Some(server),
+            reviewer_token: Default::default(),
         }
     }
 
@@ -254,11 +260,58 @@ impl Vault {
     }
 
     /// Takes version `n` from draft to approved: submitted (see [`Vault::submit`]), then
-    /// approved with `prompt review approve` as this vault's admin (the default workflow of an
-    /// internal prompt takes one approval).
+    /// approved with `prompt review approve` as a reviewer (the default workflow of an internal
+    /// prompt takes one approval).
     pub fn approve(&self, name: &str, n: i64) {
         self.submit(name, n);
-        self.ok(&["review", "approve", name, &n.to_string()]);
+        self.as_reviewer_ok(&["review", "approve", name, &n.to_string()]);
+    }
+
+    /// Runs a command as someone who may review what this vault's own credential wrote: locally
+    /// the operator (the same as [`Vault::run`]); on a server, an admin user's token made for it
+    /// (the vault's token has no user, so it may not approve versions it wrote itself).
+    pub fn as_reviewer(&self, args: &[&str]) -> Run {
+        if self.target[0] != "--server" {
+            return self.run(args);
+        }
+        let token = self.reviewer_token.get_or_init(|| {
+            let user = self.json(&[
+                "user",
+                "add",
+                "--email",
+                "reviewer@example.com",
+                "--role",
+                "admin",
+            ]);
+            let id = user["id"].as_str().expect("user id").to_string();
+            let token = self.json(&[
+                "token", "create", "--name", "reviewer", "--role", "admin", "--user", &id,
+            ]);
+            token["token"].as_str().expect("token secret").to_string()
+        });
+        self.run_with_env(args, &[("PROMPTVAULT_TOKEN", token)])
+    }
+
+    /// [`Vault::as_reviewer`] expecting failure.
+    pub fn as_reviewer_fail(&self, args: &[&str]) -> Run {
+        let run = self.as_reviewer(args);
+        assert_ne!(run.code, 0, "prompt {args:?} succeeded: {}", run.stdout);
+        run
+    }
+
+    /// [`Vault::as_reviewer`] with `--json`, expecting success; returns the parsed stdout.
+    pub fn as_reviewer_json(&self, args: &[&str]) -> Value {
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        let stdout = self.as_reviewer_ok(&with_json);
+        serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"))
+    }
+
+    /// [`Vault::as_reviewer`] expecting success; returns stdout.
+    pub fn as_reviewer_ok(&self, args: &[&str]) -> String {
+        let run = self.as_reviewer(args);
+        assert_eq!(run.code, 0, "prompt {args:?} failed: {}", run.stderr);
+        run.stdout
     }
 
     /// Submits version `n` of a prompt for review (`prompt review submit`).

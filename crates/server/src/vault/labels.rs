@@ -264,6 +264,13 @@ impl Vault {
             Some(_) => None,
         };
         self.audit_text_read(actor, &prompt, "resolve").await?;
+        // The template leaves the server filtered like rendered output (`compliance.redact`).
+        let mut version_response = VersionResponse::from(&version);
+        let redactions = if self.compliance.redact.contains(&prompt.classification) {
+            crate::vault::redact_content(&mut version_response.content)
+        } else {
+            0
+        };
         Ok(ResolveResponse {
             prompt: ResolvedPrompt {
                 id: prompt.id,
@@ -275,12 +282,13 @@ impl Vault {
                 status: prompt.status,
                 prompt_type: prompt.prompt_type.clone(),
             },
-            version: VersionResponse::from(&version),
+            version: version_response,
             label: label.map(|label| label.to_string()),
             at,
             split,
             picked,
             deprecation,
+            redactions,
         })
     }
 

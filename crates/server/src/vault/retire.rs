@@ -84,6 +84,14 @@ impl Vault {
             }
             Err(other) => return Err(other.into()),
         };
+        if !promptvault_core::retire::replacement_reaches_as_far(prompt, &found) {
+            return Err(invalid(format!(
+                "replacement prompt {raw:?} is more restricted than {:?} (classification, scope \
+                 or access rules): whoever may serve this prompt must be able to see its \
+                 replacement",
+                prompt.name.as_str()
+            )));
+        }
         if found.id == prompt.id {
             return Err(invalid(format!(
                 "a prompt cannot replace itself ({:?}); name another prompt, or none to deprecate \

@@ -258,6 +258,8 @@ struct Cast {
     other_id: String,
     owner: Client,
     admin: Client,
+    /// An admin user outside the table, who writes the versions the table's principals review.
+    author: Client,
 }
 
 async fn cast(app: &TestApp) -> Cast {
@@ -275,6 +277,10 @@ async fn cast(app: &TestApp) -> Cast {
     let other_agent_token = app
         .token(json!({"name": "other bot", "role": "agent", "agent_id": "other-bot"}))
         .await;
+    let author_id = app.user(&["admin"]).await;
+    let author_token = app
+        .token(json!({"name": "author", "role": "admin", "user_id": author_id}))
+        .await;
     let clients = vec![
         client_for(&app.admin_token),
         client_for(&owner_token),
@@ -286,6 +292,7 @@ async fn cast(app: &TestApp) -> Cast {
     Cast {
         owner: clients[1].clone(),
         admin: clients[0].clone(),
+        author: client_for(&author_token),
         clients,
         owner_id,
         other_id,
@@ -388,10 +395,10 @@ async fn prepare(
             "POST",
             "/api/prompts/{id}/versions/{n}/approve" | "/api/prompts/{id}/versions/{n}/reject",
         ) => {
-            // A fresh version in review per cell (written by the admin token, so no principal
-            // of the table is its author), so every allowed cell can decide on it.
+            // A fresh version in review per cell (written by an admin user outside the table, so
+            // no principal of the table is its author), so every allowed cell can decide on it.
             let response = cast
-                .admin
+                .author
                 .post(app.url(&format!("/api/prompts/{prompt}/version")))
                 .json(&json!({"content": format!("Hello, review {serial}")}))
                 .send()

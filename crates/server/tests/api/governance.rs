@@ -18,6 +18,11 @@ use crate::helpers::{TestApp, client_for, expect_json, expect_problem};
 
 crate::on_both_backends!(
     a_version_reaches_production_only_through_review_and_approvals_then_canary_promote_and_rollback_are_audited,
+    a_credential_without_a_user_cannot_approve_a_version_whose_author_is_unknown,
+    changing_the_type_or_classification_never_weakens_a_review_or_protection,
+    a_replacement_more_restricted_than_the_deprecated_prompt_is_refused,
+    a_review_interval_beyond_a_century_is_refused,
+    resolve_redacts_the_template_of_a_confidential_prompt,
 );
 
 const PROMPT: &str = "/api/prompts/gov%2Fsupport";
@@ -456,4 +461,257 @@ async fn a_version_reaches_production_only_through_review_and_approvals_then_can
     ];
     let expected: Vec<String> = expected.iter().map(|step| step.to_string()).collect();
     assert_eq!(steps, expected);
+}
+
+/// A version written by a credential without a user has no known author: such a credential (an
+/// API token, the bootstrap admin token) may not approve it, since it could be its author; a
+/// user may.
+async fn a_credential_without_a_user_cannot_approve_a_version_whose_author_is_unknown(
+    app: TestApp,
+) {
+    let ci = client_for(&app.token(json!({"name": "ci", "role": "user"})).await);
+    for client in [&ci, &app.client] {
+        let name = if std::ptr::eq(client, &ci) {
+            "gov/ci"
+        } else {
+            "gov/admin"
+        };
+        let path = format!("/api/prompts/{}", name.replace('/', "%2F"));
+        expect_json(
+            send(
+                &app,
+                client,
+                "POST",
+                "/api/prompts",
+                json!({"name": name, "content": "Hi"}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        expect_json(
+            send(
+                &app,
+                client,
+                "POST",
+                &format!("{path}/versions/1/transition"),
+                json!({"to": "review"}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        expect_problem(
+            send(
+                &app,
+                client,
+                "POST",
+                &format!("{path}/versions/1/approve"),
+                json!({}),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "unidentified_approver",
+        )
+        .await;
+        let (reviewer, _) = member(&app, "user").await;
+        let approved = expect_json(
+            send(
+                &app,
+                &reviewer,
+                "POST",
+                &format!("{path}/versions/1/approve"),
+                json!({}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(approved["version"]["status"], "approved");
+    }
+}
+
+/// The type and classification decide a prompt's workflow and protected labels: only its owner
+/// or an admin changes them, never while a version is in review, and never so that a label ends
+/// up protected on a version that is not approved.
+async fn changing_the_type_or_classification_never_weakens_a_review_or_protection(app: TestApp) {
+    expect_json(
+        app.post(
+            "/api/prompt-types",
+            &json!({"key": "gated", "name": "Gated", "requires_approval": true}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let (owner, owner_id) = member(&app, "user").await;
+    let (other, _) = member(&app, "user").await;
+    expect_json(
+        send(
+            &app,
+            &owner,
+            "POST",
+            "/api/prompts",
+            json!({"name": "gov/typed", "content": "Hi", "owner_id": owner_id, "labels": ["staging"]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let path = "/api/prompts/gov%2Ftyped";
+    expect_problem(
+        send(&app, &other, "PUT", path, json!({"type": "gated"})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    // Staging points at a draft: a type protecting every label is refused.
+    expect_problem(
+        send(&app, &owner, "PUT", path, json!({"type": "gated"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "label_requires_approval",
+    )
+    .await;
+    // While version 1 is in review, neither the type nor the classification changes.
+    expect_json(
+        send(
+            &app,
+            &owner,
+            "POST",
+            &format!("{path}/versions/1/transition"),
+            json!({"to": "review"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    for change in [
+        json!({"type": "gated"}),
+        json!({"classification": "public"}),
+    ] {
+        expect_problem(
+            send(&app, &owner, "PUT", path, change).await,
+            StatusCode::CONFLICT,
+            "review_in_progress",
+        )
+        .await;
+    }
+    // Approved, the label may become protected.
+    let (reviewer, _) = member(&app, "user").await;
+    expect_json(
+        send(
+            &app,
+            &reviewer,
+            "POST",
+            &format!("{path}/versions/1/approve"),
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let typed = expect_json(
+        send(&app, &owner, "PUT", path, json!({"type": "gated"})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(typed["type"], "gated", "{typed}");
+}
+
+/// Naming a replacement must not reveal a prompt that callers of the deprecated one may not
+/// see: a replacement with a stricter classification, a narrower scope or its own access rules
+/// is refused.
+async fn a_replacement_more_restricted_than_the_deprecated_prompt_is_refused(app: TestApp) {
+    app.create_prompt("gov/old", "Old").await;
+    app.approve("gov/old", 1).await;
+    expect_json(
+        app.post(
+            "/api/prompts",
+            &json!({"name": "gov/secret-plan", "content": "New", "classification": "restricted"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    app.create_prompt("gov/new", "New").await;
+    let deprecate =
+        |replacement: &str| json!({"to": "deprecated", "replacement": replacement, "period": "7d"});
+    expect_problem(
+        app.post(
+            "/api/prompts/gov%2Fold/versions/1/transition",
+            &deprecate("gov/secret-plan"),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_replacement",
+    )
+    .await;
+    let deprecated = expect_json(
+        app.post(
+            "/api/prompts/gov%2Fold/versions/1/transition",
+            &deprecate("gov/new"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(deprecated["deprecation"]["replacement"]["name"], "gov/new");
+}
+
+/// Review intervals are bounded where they are given, so the overdue list never overflows.
+async fn a_review_interval_beyond_a_century_is_refused(app: TestApp) {
+    let problem = expect_problem(
+        app.post(
+            "/api/prompt-types",
+            &json!({"key": "slow", "name": "Slow", "review_every_days": 4_294_967_295u64}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("36500"),
+        "{problem}"
+    );
+    expect_json(app.get("/api/reviews/due").await, StatusCode::OK).await;
+}
+
+/// Resolve hands out the template itself: for the classifications whose output is redacted,
+/// its secrets and PII are redacted too.
+async fn resolve_redacts_the_template_of_a_confidential_prompt(app: TestApp) {
+    for (name, classification, redacted) in [
+        ("gov/conf", "confidential", true),
+        ("gov/open", "internal", false),
+    ] {
+        expect_json(
+            app.post(
+                "/api/prompts",
+                &json!({"name": name, "content": "Write to ada@example.com about {{ topic }}",
+                        "classification": classification, "labels": ["staging"]}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let resolved = expect_json(
+            app.get(&format!(
+                "/api/resolve?name={}&label=staging",
+                name.replace('/', "%2F")
+            ))
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let content = resolved["version"]["content"].as_str().unwrap_or_default();
+        assert_eq!(content.contains("ada@example.com"), !redacted, "{resolved}");
+        assert_eq!(
+            resolved["redactions"],
+            json!(u64::from(redacted)),
+            "{resolved}"
+        );
+    }
 }

@@ -16,14 +16,6 @@ crate::on_both_backends!(
 
 const AWS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 
-async fn member(app: &TestApp, role: &str) -> Client {
-    let id = app.user(&[role]).await;
-    let token = app
-        .token(json!({"name": format!("{role} {id}"), "role": role, "user_id": id}))
-        .await;
-    client_for(&token)
-}
-
 async fn create(app: &TestApp, client: &Client, body: Value) -> Value {
     let response = client
         .post(app.url("/api/prompts"))
@@ -72,7 +64,7 @@ fn rules(findings: &Value) -> Vec<(String, String)> {
 }
 
 async fn a_finding_blocks_review_then_a_fixed_version_goes_through(app: TestApp) {
-    let author = member(&app, "user").await;
+    let author = app.member("user").await.0;
     let name = "comply/leaky";
     let created = create(
         &app,
@@ -163,8 +155,8 @@ async fn a_finding_blocks_review_then_a_fixed_version_goes_through(app: TestApp)
 async fn template_variables_are_compared_with_the_schema_and_hidden_findings_are_not_found(
     app: TestApp,
 ) {
-    let owner = member(&app, "user").await;
-    let stranger = member(&app, "user").await;
+    let owner = app.member("user").await.0;
+    let stranger = app.member("user").await.0;
     let name = "comply/schema";
     let created = create(
         &app,

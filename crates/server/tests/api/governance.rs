@@ -27,14 +27,6 @@ crate::on_both_backends!(
 
 const PROMPT: &str = "/api/prompts/gov%2Fsupport";
 
-async fn member(app: &TestApp, role: &str) -> (Client, String) {
-    let id = app.user(&[role]).await;
-    let token = app
-        .token(json!({"name": format!("{role} {id}"), "role": role, "user_id": id}))
-        .await;
-    (client_for(&token), id)
-}
-
 async fn send(
     app: &TestApp,
     client: &Client,
@@ -118,9 +110,9 @@ async fn a_version_reaches_production_only_through_review_and_approvals_then_can
             };
         })
         .await;
-    let (author, _) = member(&app, "user").await;
-    let (reviewer, _) = member(&app, "user").await;
-    let (lead, _) = member(&app, "admin").await;
+    let (author, _) = app.member("user").await;
+    let (reviewer, _) = app.member("user").await;
+    let (lead, _) = app.member("admin").await;
 
     // 1. The author drafts a version that leaks an API key: it cannot go to review.
     let created = send(
@@ -514,7 +506,7 @@ async fn a_credential_without_a_user_cannot_approve_a_version_whose_author_is_un
             "unidentified_approver",
         )
         .await;
-        let (reviewer, _) = member(&app, "user").await;
+        let (reviewer, _) = app.member("user").await;
         let approved = expect_json(
             send(
                 &app,
@@ -544,8 +536,8 @@ async fn changing_the_type_or_classification_never_weakens_a_review_or_protectio
         StatusCode::CREATED,
     )
     .await;
-    let (owner, owner_id) = member(&app, "user").await;
-    let (other, _) = member(&app, "user").await;
+    let (owner, owner_id) = app.member("user").await;
+    let (other, _) = app.member("user").await;
     expect_json(
         send(
             &app,
@@ -597,7 +589,7 @@ async fn changing_the_type_or_classification_never_weakens_a_review_or_protectio
         .await;
     }
     // Approved, the label may become protected.
-    let (reviewer, _) = member(&app, "user").await;
+    let (reviewer, _) = app.member("user").await;
     expect_json(
         send(
             &app,

@@ -288,6 +288,15 @@ impl TestApp {
         created["token"].as_str().expect("token secret").to_string()
     }
 
+    /// A user with `role` and a token bound to them: their client, and their id.
+    pub async fn member(&self, role: &str) -> (Client, String) {
+        let id = self.user(&[role]).await;
+        let token = self
+            .token(json!({"name": format!("{role} {id}"), "role": role, "user_id": id}))
+            .await;
+        (client_for(&token), id)
+    }
+
     /// Creates a user (as the admin) and returns its id.
     pub async fn user(&self, roles: &[&str]) -> String {
         let created = expect_json(

@@ -19,15 +19,6 @@ crate::on_both_backends!(
     concurrent_transitions_of_one_version_let_exactly_one_through,
 );
 
-/// A user (or admin) with a token, as a client, and their id.
-async fn member(app: &TestApp, role: &str) -> (Client, String) {
-    let id = app.user(&[role]).await;
-    let token = app
-        .token(json!({"name": format!("{role} {id}"), "role": role, "user_id": id}))
-        .await;
-    (client_for(&token), id)
-}
-
 async fn agent(app: &TestApp) -> Client {
     let token = app
         .token(json!({"name": "bot", "role": "agent", "agent_id": "bot"}))
@@ -92,7 +83,7 @@ async fn transitions(app: &TestApp, name: &str) -> Vec<Value> {
 async fn an_author_submits_an_admin_approves_deprecates_and_archives_and_every_step_is_audited(
     app: TestApp,
 ) {
-    let (author, author_id) = member(&app, "user").await;
+    let (author, author_id) = app.member("user").await;
     let admin = client_for(&app.admin_token);
     let created = create(&app, &author, "life/flow", json!({"content": "Hello"})).await;
     assert_eq!(
@@ -220,8 +211,8 @@ async fn an_author_submits_an_admin_approves_deprecates_and_archives_and_every_s
 }
 
 async fn review_goes_back_to_draft_by_withdrawal_or_by_requested_changes(app: TestApp) {
-    let (author, _) = member(&app, "user").await;
-    let (reviewer, _) = member(&app, "user").await;
+    let (author, _) = app.member("user").await;
+    let (reviewer, _) = app.member("user").await;
     create(&app, &author, "life/back", json!({"content": "Hi"})).await;
 
     for (client, action) in [(&author, "withdraw"), (&reviewer, "request_changes")] {
@@ -253,7 +244,7 @@ async fn review_goes_back_to_draft_by_withdrawal_or_by_requested_changes(app: Te
 }
 
 async fn nobody_approves_their_own_version_and_agents_never_transition(app: TestApp) {
-    let (admin_author, _) = member(&app, "admin").await;
+    let (admin_author, _) = app.member("admin").await;
     let admin = client_for(&app.admin_token);
     create(&app, &admin_author, "life/own", json!({"content": "Mine"})).await;
     expect_json(
@@ -366,8 +357,8 @@ async fn a_jump_or_an_unknown_status_is_refused_and_a_hidden_prompt_is_not_found
         "prompt_not_found",
     )
     .await;
-    let (owner, _) = member(&app, "user").await;
-    let (stranger, _) = member(&app, "user").await;
+    let (owner, _) = app.member("user").await;
+    let (stranger, _) = app.member("user").await;
     create(
         &app,
         &owner,

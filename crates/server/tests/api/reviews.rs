@@ -5,7 +5,7 @@
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, client_for, encode, expect_json, expect_problem};
+use crate::helpers::{TestApp, encode, expect_json, expect_problem};
 
 crate::on_both_backends!(
     two_approvals_by_other_people_approve_a_confidential_version_and_everyone_sees_who,
@@ -14,15 +14,6 @@ crate::on_both_backends!(
     a_prompt_types_workflow_is_validated_kept_exported_and_followed,
     the_test_helper_approves_under_any_workflow,
 );
-
-/// A user (or admin) with a token, as a client, and their id.
-async fn member(app: &TestApp, role: &str) -> (Client, String) {
-    let id = app.user(&[role]).await;
-    let token = app
-        .token(json!({"name": format!("{role} {id}"), "role": role, "user_id": id}))
-        .await;
-    (client_for(&token), id)
-}
 
 async fn post(app: &TestApp, client: &Client, path: &str, body: Value) -> reqwest::Response {
     client
@@ -92,9 +83,9 @@ async fn audited(app: &TestApp, action: &str, name: &str) -> Vec<Value> {
 async fn two_approvals_by_other_people_approve_a_confidential_version_and_everyone_sees_who(
     app: TestApp,
 ) {
-    let (author, author_id) = member(&app, "user").await;
-    let (alice, alice_id) = member(&app, "user").await;
-    let (bob, bob_id) = member(&app, "admin").await;
+    let (author, author_id) = app.member("user").await;
+    let (alice, alice_id) = app.member("user").await;
+    let (bob, bob_id) = app.member("admin").await;
     submitted(
         &app,
         &author,
@@ -258,9 +249,9 @@ async fn two_approvals_by_other_people_approve_a_confidential_version_and_everyo
 async fn a_rejection_sends_the_version_back_with_the_comment_and_the_next_round_starts_fresh(
     app: TestApp,
 ) {
-    let (author, _) = member(&app, "user").await;
-    let (alice, _) = member(&app, "user").await;
-    let (bob, bob_id) = member(&app, "user").await;
+    let (author, _) = app.member("user").await;
+    let (alice, _) = app.member("user").await;
+    let (bob, bob_id) = app.member("user").await;
     submitted(
         &app,
         &author,
@@ -363,10 +354,10 @@ async fn a_rejection_sends_the_version_back_with_the_comment_and_the_next_round_
 }
 
 async fn a_restricted_version_needs_a_user_or_admin_then_an_admin(app: TestApp) {
-    let (author, _) = member(&app, "user").await;
-    let (alice, alice_id) = member(&app, "user").await;
-    let (carol, carol_id) = member(&app, "user").await;
-    let (bob, _) = member(&app, "admin").await;
+    let (author, _) = app.member("user").await;
+    let (alice, alice_id) = app.member("user").await;
+    let (carol, carol_id) = app.member("user").await;
+    let (bob, _) = app.member("admin").await;
     submitted(
         &app,
         &author,
@@ -459,7 +450,7 @@ async fn a_prompt_types_workflow_is_validated_kept_exported_and_followed(app: Te
     let export = expect_json(app.get("/api/export").await, StatusCode::OK).await;
     assert_eq!(export["prompt_types"][0]["approval_workflow"], three);
 
-    let (author, _) = member(&app, "user").await;
+    let (author, _) = app.member("user").await;
     submitted(
         &app,
         &author,

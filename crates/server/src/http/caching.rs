@@ -140,7 +140,10 @@ mod tests {
         let tag = etag_of(b"{}");
         let headers_with = |value: &str| {
             let mut headers = HeaderMap::new();
-            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());
+            headers.insert(
+                header::IF_NONE_MATCH,
+                HeaderValue::from_str(value).expect("header"),
+            );
             headers
         };
         assert!(none_match(&headers_with(&tag), &tag));

@@ -492,13 +492,18 @@ pub struct PromoteRequest {
     pub version: Option<i64>,
 }
 
-/// Query of `GET /api/resolve`.
+/// Query of `GET /api/resolve`: a prompt by `name`, or by `agent` + `capability` through links.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ResolveQuery {
-    /// The prompt's name (or id).
-    pub name: String,
+    /// The prompt's name (or id); exclusive with `agent` and `capability`.
+    pub name: Option<String>,
+    /// The agent whose links are followed first (then global links); goes with `capability`.
+    pub agent: Option<String>,
+    /// Resolve through links: the agent's own links to this capability first, then global ones,
+    /// highest priority first; the first prompt the caller may serve wins.
+    pub capability: Option<String>,
     /// The label to resolve (default `production`); exclusive with `version`.
     pub label: Option<String>,
     /// A version number; exclusive with `label` and `at`.
@@ -507,6 +512,37 @@ pub struct ResolveQuery {
     pub at: Option<String>,
     /// Sticky key for a split label: the same key always gets the same version.
     pub request_key: Option<String>,
+    /// Render in the same call: a JSON object of render inputs (URL-encoded).
+    pub params: Option<String>,
+    /// With `params`: `strict` (default), `lenient` or `chainable`.
+    pub undefined: Option<UndefinedMode>,
+}
+
+/// `POST /api/resolve`: the same as the query of `GET /api/resolve`, for large params.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// The prompt's name (or id); exclusive with `agent` and `capability`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_key: Option<String>,
+    /// Render in the same call with these inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undefined: Option<UndefinedMode>,
 }
 
 /// The prompt's essentials in a resolve answer.
@@ -556,6 +592,14 @@ pub struct ResolveResponse {
     /// content (for the classifications in `compliance.redact`).
     #[serde(default)]
     pub redactions: u64,
+    /// With `params`: the rendered version (a string for text prompts, a list of `{role,
+    /// content}` for chat prompts), filtered like a render's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Rendered>)]
+    pub rendered: Option<Value>,
+    /// With `params`: how many matches were redacted in `rendered`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered_redactions: Option<u64>,
 }
 
 /// One move of a label.

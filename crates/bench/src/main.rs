@@ -4,6 +4,8 @@
 //! - **serve path**: render a prompt by name + label with 3 params
 //!   (`POST /api/prompts/bench%2Fgreet/render`), 64 connections, against a bare axum handler that
 //!   returns a constant string;
+//! - **resolve path**: `GET /api/resolve` by name + label with 3 params rendered in the same
+//!   call, served from the resolve cache (a hit after the first request), 64 connections;
 //! - **write path**: create versions with 16 concurrent clients (each on its own prompt, and all
 //!   on one prompt), reported against the 1,000/s target;
 //!
@@ -102,6 +104,20 @@ async fn main() -> anyhow::Result<()> {
             render.row(&format!("{backend}: render by name+label, 3 params")),
             render.requests_per_second() / baseline_result.requests_per_second()
         );
+        let resolve = load::run(
+            address,
+            resolve_request(),
+            options.connections,
+            options.duration,
+        )
+        .await?;
+        println!(
+            "{}   ratio {:.2}x baseline",
+            resolve.row(&format!(
+                "{backend}: resolve+render by name+label, cache hit"
+            )),
+            resolve.requests_per_second() / baseline_result.requests_per_second()
+        );
         let spread = load::run_writers(address, options.writers, options.duration, true).await?;
         println!(
             "{}   {:.2}x the 1,000/s target",
@@ -163,6 +179,12 @@ fn render_request() -> Request {
     Request::post_json(
         "/api/prompts/bench%2Fgreet/render",
         json!({"label": "stable", "params": {"name": "Ada", "city": "Paris", "words": 20}}),
+    )
+}
+
+fn resolve_request() -> Request {
+    Request::get(
+        "/api/resolve?name=bench%2Fgreet&label=stable&params=%7B%22name%22%3A%22Ada%22%2C%22city%22%3A%22Paris%22%2C%22words%22%3A20%7D",
     )
 }
 

@@ -9,6 +9,7 @@ pub mod actor;
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod serve_cache;
 pub mod settings;
 pub mod telemetry;
 pub mod vault;
@@ -60,7 +61,10 @@ pub fn state_with_store(
         .with_compliance(settings.compliance.clone())
         .with_lifecycle(settings.lifecycle.clone())
         .with_label_policy(settings.labels.policy()?)
-        .with_approvals(settings.approvals.clone());
+        .with_approvals(settings.approvals.clone())
+        .with_serve_cache(Arc::new(serve_cache::ServeCache::new(
+            settings.serving.cache_capacity,
+        )));
     Ok(AppState {
         vault: Arc::new(vault),
         auth: Arc::new(auth),

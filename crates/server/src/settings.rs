@@ -61,6 +61,32 @@ pub struct Settings {
     /// type's own workflow overrides its prompts' classification's.
     #[serde(default)]
     pub approvals: ApprovalPolicy,
+    /// The resolve cache and HTTP caching of serve answers — `[serving]` in TOML,
+    /// `PROMPTVAULT_SERVING__<FIELD>`.
+    #[serde(default)]
+    pub serving: ServingSettings,
+}
+
+/// Serving: the in-process resolve cache and what clients may cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServingSettings {
+    /// How many resolve answers (prompt + label/version + versions) the in-process cache keeps;
+    /// 0 disables it. Default 100000.
+    pub cache_capacity: u64,
+    /// Under `electron_remote` (and `electron_local`), how long a client may reuse a resolve
+    /// answer before revalidating it with its `ETag` (`Cache-Control: private, max-age=<ttl>,
+    /// must-revalidate`). Default 60.
+    pub client_ttl_secs: u64,
+}
+
+impl Default for ServingSettings {
+    fn default() -> Self {
+        ServingSettings {
+            cache_capacity: 100_000,
+            client_ttl_secs: 60,
+        }
+    }
 }
 
 /// Deprecation, archive retention and periodic review (SPEC §6).
@@ -299,6 +325,7 @@ impl Default for Settings {
             lifecycle: LifecycleSettings::default(),
             labels: LabelSettings::default(),
             approvals: ApprovalPolicy::default(),
+            serving: ServingSettings::default(),
         }
     }
 }

@@ -55,11 +55,13 @@ mod access;
 mod bundle;
 mod guard;
 mod labels;
+mod resolve;
 mod retire;
 mod reviews;
 mod testcases;
 
 pub use access::parse_time_or_age;
+pub use resolve::resolve_request;
 pub(crate) use retire::version_labelled;
 
 const MAX_TITLE: usize = 255;
@@ -89,6 +91,8 @@ pub struct Vault {
     label_policy: LabelPolicy,
     /// The approval workflow of each classification (SPEC §6).
     approvals: ApprovalPolicy,
+    /// What resolve serves, by what it depends on; every write that changes it invalidates it.
+    serve_cache: Arc<crate::serve_cache::ServeCache>,
 }
 
 impl Vault {
@@ -107,7 +111,23 @@ impl Vault {
             lifecycle: Default::default(),
             label_policy: LabelPolicy::default(),
             approvals: ApprovalPolicy::default(),
+            serve_cache: Arc::new(crate::serve_cache::ServeCache::new(10_000)),
         }
+    }
+
+    pub fn with_serve_cache(mut self, cache: Arc<crate::serve_cache::ServeCache>) -> Self {
+        self.serve_cache = cache;
+        self
+    }
+
+    /// The resolve cache (a shared cache applies remote invalidations through it).
+    pub fn serve_cache(&self) -> &Arc<crate::serve_cache::ServeCache> {
+        &self.serve_cache
+    }
+
+    /// Every write that may change what resolve returns ends here.
+    pub(crate) fn changed(&self, event: crate::serve_cache::CacheEvent) {
+        self.serve_cache.invalidate(event);
     }
 
     pub fn with_lifecycle(mut self, lifecycle: crate::settings::LifecycleSettings) -> Self {
@@ -248,6 +268,7 @@ impl Vault {
             )
             .await?;
         let detail = self.store.create_prompt(prompt, version).await?;
+        self.changed(crate::serve_cache::CacheEvent::Prompt(detail.prompt.id));
         let first_hash = detail
             .versions
             .first()
@@ -412,6 +433,7 @@ impl Vault {
             .store
             .update_prompt(prompt.id, patch, expected_revision)
             .await?;
+        self.changed(crate::serve_cache::CacheEvent::Prompt(prompt.id));
         self.audit(
             actor,
             Audited::ok("prompt.update", Some(&updated))
@@ -505,6 +527,7 @@ impl Vault {
     pub async fn delete_prompt(&self, actor: &Actor, key: &str) -> AppResult<()> {
         let prompt = self.authorized_prompt(actor, key, Action::Delete).await?;
         self.store.delete_prompt(prompt.id).await?;
+        self.changed(crate::serve_cache::CacheEvent::Prompt(prompt.id));
         self.audit(actor, Audited::ok("prompt.delete", Some(&prompt)))
             .await
     }
@@ -575,7 +598,9 @@ impl Vault {
                 .labels
         };
         let requested_labels = version.labels.clone();
-        let added = self.store.add_version(prompt.id, version).await?;
+        let added = self.store.add_version(prompt.id, version).await;
+        self.changed(crate::serve_cache::CacheEvent::Prompt(prompt.id));
+        let added = added?;
         if added.created {
             let audited = Audited::ok("version.create", Some(&prompt))
                 .hashes(Some(before_hash), Some(added.version.diff_hash.clone()))
@@ -740,6 +765,7 @@ impl Vault {
                     .await
             }
         };
+        self.changed(crate::serve_cache::CacheEvent::Prompt(prompt.id));
         let moved = match moved {
             Ok(moved) => moved,
             Err(StoreError::VersionLabelled { version, labels }) => {
@@ -856,6 +882,9 @@ impl Vault {
                 priority: request.priority.unwrap_or(0),
             })
             .await?;
+        self.changed(crate::serve_cache::CacheEvent::Capability(
+            link.capability.clone(),
+        ));
         let audited = Audited::ok("link.set", Some(&prompt)).detail(serde_json::json!({
             "capability": link.capability, "agent_id": link.agent_id, "priority": link.priority
         }));
@@ -920,6 +949,9 @@ impl Vault {
                 }
             })?;
         self.store.delete_link(id).await?;
+        self.changed(crate::serve_cache::CacheEvent::Capability(
+            link.capability.clone(),
+        ));
         let audited = Audited::ok("link.delete", Some(&prompt)).detail(serde_json::json!({
             "link_id": id, "capability": link.capability, "agent_id": link.agent_id
         }));
@@ -987,19 +1019,7 @@ impl Vault {
         let deprecation = self.serving_notice(&version)?;
         self.audit_text_read(actor, &prompt, "render").await?;
         let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
-        let slot = self
-            .render_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|error| AppError::internal(&error))?;
-        let params = request.params;
-        let rendered = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            compiled.render(&params)
-        })
-        .await
-        .map_err(|error| AppError::internal(&error))??;
+        let rendered = self.render_compiled(compiled, request.params).await?;
         let (rendered, redactions) = if self.compliance.redact.contains(&prompt.classification) {
             redact_rendered(rendered)
         } else {
@@ -1011,7 +1031,27 @@ impl Vault {
         Ok(response)
     }
 
-    fn compiled(
+    /// Renders on the blocking pool, one render per core at a time.
+    pub(crate) async fn render_compiled(
+        &self,
+        compiled: Arc<CompiledPrompt>,
+        params: serde_json::Map<String, Value>,
+    ) -> AppResult<Rendered> {
+        let slot = self
+            .render_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|error| AppError::internal(&error))?;
+        Ok(tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            compiled.render(&params)
+        })
+        .await
+        .map_err(|error| AppError::internal(&error))??)
+    }
+
+    pub(crate) fn compiled(
         &self,
         version: &PromptVersion,
         undefined: UndefinedMode,
@@ -1316,7 +1356,7 @@ fn render_response(prompt: &Prompt, version: &PromptVersion, rendered: Rendered)
 
 /// Output filtering (SPEC §9): every secret and PII match in the rendered text (each chat
 /// message) replaced by `[REDACTED:<rule>]`; returns how many were.
-fn redact_rendered(rendered: Rendered) -> (Rendered, u64) {
+pub(crate) fn redact_rendered(rendered: Rendered) -> (Rendered, u64) {
     let mut count = 0u64;
     let mut redact = |text: String| {
         let (text, found) = compliance::redact(&text);

@@ -39,8 +39,8 @@ pub use crate::error::{StoreError, StoreResult};
 use crate::types::{
     AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
     NewReview, NewUser, NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery,
-    PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState, UserPatch,
-    VersionReviews, VersionSelector,
+    PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState, ServeCandidate,
+    ServeSubject, UserPatch, VersionReviews, VersionSelector,
 };
 
 /// Everything promptvault keeps, behind use-case-shaped methods. Implementations: SQLite and
@@ -337,6 +337,19 @@ pub trait Store: Send + Sync + 'static {
         &self,
         visibility: Option<&VisibilityFilter>,
     ) -> StoreResult<Vec<ReviewQueueItem>>;
+
+    /// The resolve path, in one read transaction of two statements whatever the number of
+    /// candidates (no N+1): the prompt(s) the subject names — one by key, or every prompt linked
+    /// to the capability in `list_links` order (the agent's own links first, then global ones,
+    /// highest priority, oldest, id) — each with where the selector's label points now and the
+    /// versions that target may serve. Access is not decided here: the caller skips candidates
+    /// the principal may not serve. A missing prompt (by key) is `NotFound`; no links is an empty
+    /// list.
+    async fn serve_candidates(
+        &self,
+        subject: &ServeSubject,
+        selector: &VersionSelector,
+    ) -> StoreResult<Vec<ServeCandidate>>;
 }
 
 /// How to open a store, beyond its URL.

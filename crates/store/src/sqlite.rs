@@ -54,7 +54,7 @@ use crate::{
         AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
         NewReview, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
         PromptQuery, PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState,
-        UserPatch, VersionReviews, VersionSelector,
+        ServeCandidate, ServeSubject, UserPatch, VersionReviews, VersionSelector,
     },
 };
 
@@ -2868,6 +2868,138 @@ impl Store for SqliteStore {
             }
         }
         Ok(items)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn serve_candidates(
+        &self,
+        subject: &ServeSubject,
+        selector: &VersionSelector,
+    ) -> StoreResult<Vec<ServeCandidate>> {
+        // Statement 1: the candidate prompts, each with where the label points now.
+        let label = match selector {
+            VersionSelector::Label(label) => Some(label.as_str().to_string()),
+            VersionSelector::Number(_) => None,
+        };
+        let mut query = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            prompt_columns!(),
+            ", lb.version_number, lb.split FROM "
+        ));
+        match subject {
+            ServeSubject::Prompt(_) => query.push("prompts p"),
+            ServeSubject::Capability { .. } => {
+                query.push("links k JOIN prompts p ON p.id = k.prompt_id")
+            }
+        };
+        query
+            .push(" LEFT JOIN labels lb ON lb.prompt_id = p.id AND lb.name = ")
+            .push_bind(label.clone());
+        match subject {
+            ServeSubject::Prompt(PromptKey::Id(id)) => {
+                query.push(" WHERE p.id = ").push_bind(*id);
+            }
+            ServeSubject::Prompt(PromptKey::Name(name)) => {
+                query
+                    .push(" WHERE p.name = ")
+                    .push_bind(name.as_str().to_string());
+            }
+            ServeSubject::Capability {
+                agent_id,
+                capability,
+            } => {
+                query
+                    .push(" WHERE k.capability = ")
+                    .push_bind(capability.clone());
+                match agent_id {
+                    Some(agent_id) => query
+                        .push(" AND (k.agent_id = ")
+                        .push_bind(agent_id.clone())
+                        .push(" OR k.agent_id IS NULL)"),
+                    None => query.push(" AND k.agent_id IS NULL"),
+                };
+                query.push(" ORDER BY k.agent_id IS NULL, k.priority DESC, k.created_at, k.id");
+            }
+        }
+        let rows = query.build().fetch_all(&self.reader).await?;
+        if rows.is_empty()
+            && let ServeSubject::Prompt(key) = subject
+        {
+            return Err(StoreError::not_found(key.to_string()));
+        }
+        let mut candidates = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let prompt = decode_prompt(row, 0)?;
+            let target = match selector {
+                VersionSelector::Number(_) => None,
+                VersionSelector::Label(_) => {
+                    match row.try_get::<Option<i64>, _>(PROMPT_COLUMNS)? {
+                        None => None,
+                        Some(primary) => {
+                            let split = common::decode_split(
+                                row.try_get::<Option<Json<Vec<SplitEntry>>>, _>(
+                                    PROMPT_COLUMNS + 1,
+                                )?
+                                .map(|json| json.0),
+                            )?;
+                            Some(LabelTarget::from_parts(primary, split))
+                        }
+                    }
+                }
+            };
+            candidates.push(ServeCandidate {
+                prompt,
+                target,
+                versions: Vec::new(),
+            });
+        }
+        // Statement 2: every version those candidates may serve.
+        let wanted: Vec<(Uuid, Vec<i64>)> = candidates
+            .iter()
+            .filter_map(|candidate| {
+                let numbers = match (selector, &candidate.target) {
+                    (VersionSelector::Number(number), _) => vec![*number],
+                    (VersionSelector::Label(_), Some(target)) => target.versions(),
+                    (VersionSelector::Label(_), None) => return None,
+                };
+                Some((candidate.prompt.id, numbers))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(candidates);
+        }
+        let mut query = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            version_columns!(),
+            " FROM prompt_versions v WHERE "
+        ));
+        for (index, (prompt_id, numbers)) in wanted.iter().enumerate() {
+            if index > 0 {
+                query.push(" OR ");
+            }
+            query
+                .push("(v.prompt_id = ")
+                .push_bind(*prompt_id)
+                .push(" AND v.version_number IN (");
+            let mut separated = query.separated(", ");
+            for number in numbers {
+                separated.push_bind(*number);
+            }
+            separated.push_unseparated("))");
+        }
+        let rows = query.build().fetch_all(&self.reader).await?;
+        for row in &rows {
+            let Some(version) = decode_version(row, 0, self.keys())? else {
+                continue;
+            };
+            if let Some(candidate) = candidates
+                .iter_mut()
+                .find(|candidate| candidate.prompt.id == version.prompt_id)
+            {
+                candidate.versions.push(version);
+            }
+        }
+        Ok(candidates)
     }
 }
 

@@ -330,3 +330,45 @@ pub struct VersionReviews {
     /// Every decision, every round, oldest first.
     pub reviews: Vec<ReviewRecord>,
 }
+
+/// What `GET /api/resolve` serves: one prompt by id or name, or the prompts linked to a
+/// capability (an agent's own links, then global ones).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ServeSubject {
+    Prompt(PromptKey),
+    /// Links of `capability`: with an agent, its own links first, then global ones; without one,
+    /// global links only.
+    Capability {
+        agent_id: Option<String>,
+        capability: String,
+    },
+}
+
+impl std::hash::Hash for PromptKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            PromptKey::Id(id) => id.hash(state),
+            PromptKey::Name(name) => name.as_str().hash(state),
+        }
+    }
+}
+
+/// One prompt a resolve may serve, with everything serving it needs: where the label asked for
+/// points now (`None` when the prompt has no such label, or a version number was asked for) and
+/// the versions that target may serve (a split's every entry; for a number, that version if it
+/// exists).
+#[derive(Debug, Clone)]
+pub struct ServeCandidate {
+    pub prompt: Prompt,
+    pub target: Option<promptvault_core::deploy::LabelTarget>,
+    pub versions: Vec<PromptVersion>,
+}
+
+impl ServeCandidate {
+    /// The candidate's version with this number, if it was loaded.
+    pub fn version(&self, number: i64) -> Option<&PromptVersion> {
+        self.versions
+            .iter()
+            .find(|version| version.version_number == number)
+    }
+}

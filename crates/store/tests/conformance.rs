@@ -37,7 +37,7 @@ use promptvault_store::{
     types::{
         AuditQuery, CarryOver, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
         NewReview, NewUser, NewVersion, PromptKey, PromptPatch, PromptQuery, PromptTypePatch,
-        UserPatch, VersionSelector,
+        ServeSubject, UserPatch, VersionSelector,
     },
 };
 use serde_json::{Value, json};
@@ -106,6 +106,8 @@ macro_rules! conformance {
 
 conformance! {
     store: [
+        serve_candidates_by_name_give_the_prompt_the_label_target_and_its_versions,
+        serve_candidates_by_capability_follow_the_link_order_with_their_versions,
         findings_and_the_token_count_are_stored_with_the_version,
         findings_compare_the_carried_over_schema,
         the_store_answers_a_ping,
@@ -5479,4 +5481,139 @@ async fn the_review_queue_shows_only_prompts_the_principal_may_see(database: &Te
         3,
         "no filter: everything"
     );
+}
+
+async fn serve_candidates_by_name_give_the_prompt_the_label_target_and_its_versions(
+    store: Arc<dyn Store>,
+) {
+    let id = with_versions(&store, "serve/one", 3).await;
+    let staging = label("staging");
+    store
+        .set_label_target(
+            id,
+            &staging,
+            &LabelTarget::Split(split_of(&[(2, 70), (3, 30)])),
+            None,
+            None,
+        )
+        .await
+        .expect("split");
+    let subject = ServeSubject::Prompt(by_name("serve/one"));
+    let found = store
+        .serve_candidates(&subject, &VersionSelector::Label(staging.clone()))
+        .await
+        .expect("candidates");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].prompt.id, id);
+    assert_eq!(
+        found[0].target,
+        Some(LabelTarget::Split(split_of(&[(2, 70), (3, 30)])))
+    );
+    let mut numbers: Vec<i64> = found[0].versions.iter().map(|v| v.version_number).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [2, 3]);
+    assert_eq!(
+        found[0].version(3).map(|v| v.content.clone()),
+        Some(Content::Text("version 3".into()))
+    );
+    // By id, a missing label: the prompt, no target, no versions.
+    let by_id = ServeSubject::Prompt(PromptKey::Id(id));
+    let missing = store
+        .serve_candidates(&by_id, &VersionSelector::Label(label("production")))
+        .await
+        .expect("candidates");
+    assert_eq!(missing.len(), 1);
+    assert_eq!(
+        (missing[0].target.as_ref(), missing[0].versions.len()),
+        (None, 0)
+    );
+    // By number: that version, or none.
+    let second = store
+        .serve_candidates(&by_id, &VersionSelector::Number(2))
+        .await
+        .expect("candidates");
+    assert_eq!(second[0].versions.len(), 1);
+    assert_eq!(second[0].versions[0].version_number, 2);
+    let none = store
+        .serve_candidates(&by_id, &VersionSelector::Number(9))
+        .await
+        .expect("candidates");
+    assert!(none[0].versions.is_empty());
+    // A missing prompt is NotFound.
+    assert_not_found(
+        store
+            .serve_candidates(
+                &ServeSubject::Prompt(by_name("serve/none")),
+                &VersionSelector::Label(label("latest")),
+            )
+            .await,
+        "prompt \"serve/none\"",
+    );
+}
+
+async fn serve_candidates_by_capability_follow_the_link_order_with_their_versions(
+    store: Arc<dyn Store>,
+) {
+    let a = with_versions(&store, "serve/a", 2).await;
+    let b = create(&store, "serve/b").await;
+    let c = create(&store, "serve/c").await;
+    let other = create(&store, "serve/other").await;
+    for new in [
+        link(a, "summarize", None, 1),
+        link(b, "summarize", None, 9),
+        link(c, "summarize", Some("agent-1"), 0),
+        link(other, "summarize", Some("agent-2"), 100),
+        link(other, "triage", Some("agent-1"), 100),
+    ] {
+        store.upsert_link(new).await.expect("link");
+    }
+    let latest = VersionSelector::Label(label("latest"));
+    let ids = |found: &[promptvault_store::types::ServeCandidate]| {
+        found.iter().map(|c| c.prompt.id).collect::<Vec<_>>()
+    };
+    let for_agent = store
+        .serve_candidates(
+            &ServeSubject::Capability {
+                agent_id: Some("agent-1".into()),
+                capability: "summarize".into(),
+            },
+            &latest,
+        )
+        .await
+        .expect("candidates");
+    assert_eq!(ids(&for_agent), [c, b, a]);
+    assert_eq!(for_agent[2].target, Some(LabelTarget::Version(2)));
+    assert_eq!(
+        for_agent
+            .iter()
+            .map(|c| c
+                .versions
+                .iter()
+                .map(|v| v.version_number)
+                .collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        [vec![1], vec![1], vec![2]]
+    );
+    let global_only = store
+        .serve_candidates(
+            &ServeSubject::Capability {
+                agent_id: None,
+                capability: "summarize".into(),
+            },
+            &latest,
+        )
+        .await
+        .expect("candidates");
+    assert_eq!(ids(&global_only), [b, a]);
+    let nothing = store
+        .serve_candidates(
+            &ServeSubject::Capability {
+                agent_id: Some("agent-1".into()),
+                capability: "nothing".into(),
+            },
+            &latest,
+        )
+        .await
+        .expect("candidates");
+    assert!(nothing.is_empty());
 }

@@ -2,17 +2,17 @@
 //! `GET /api/resolve` (what a label serves — now, at a past time, or for a sticky
 //! `request_key`). Moving and removing a label are in `prompts.rs` with the other label routes.
 
-use axum::{Json, body::Bytes, extract::State, response::Response};
+use axum::{Json, body::Bytes, extract::State, http::HeaderMap, response::Response};
 use promptvault_api::{
     problem::Problem,
-    prompts::{LabelResponse, PromoteRequest, ResolveQuery, ResolveResponse},
+    prompts::{LabelResponse, PromoteRequest, ResolveQuery, ResolveRequest, ResolveResponse},
 };
 
 use crate::{
     error::{AppError, AppResult},
     http::{
         AppState,
-        extract::{ApiPath, ApiQuery, CurrentActor},
+        extract::{ApiJson, ApiPath, ApiQuery, CurrentActor},
     },
 };
 
@@ -84,8 +84,9 @@ pub async fn rollback_label(
     get, path = "/api/resolve", tag = "render",
     params(ResolveQuery),
     responses(
-        (status = 200, description = "the version the label serves (for this request_key), or the version asked for; a deprecated one (before its sunset) comes with `Deprecation`, `Sunset` and `Link: rel=\"successor-version\"` headers and a `deprecation` field", body = ResolveResponse),
-        (status = 404, description = "no such prompt, version, or label (at that time)", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "the version the label serves (for this request_key), or the version asked for, rendered when `params` is given; a deprecated one (before its sunset) comes with `Deprecation`, `Sunset` and `Link: rel=\"successor-version\"` headers and a `deprecation` field. Strong `ETag`; `Cache-Control` by deployment model", body = ResolveResponse),
+        (status = 304, description = "`If-None-Match` matched the answer's `ETag`"),
+        (status = 404, description = "no such prompt, version, or label (at that time); no prompt the caller may use linked to the capability (`link_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`version_sunset`: deprecated and past its sunset (the detail names the replacement); `version_archived`: archived (not for `at`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     )
@@ -93,11 +94,46 @@ pub async fn rollback_label(
 pub async fn resolve(
     State(state): State<AppState>,
     CurrentActor(actor): CurrentActor,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<ResolveQuery>,
 ) -> AppResult<Response> {
-    let resolved = state.vault.resolve(&actor, query).await?;
-    Ok(crate::http::retire::with_deprecation(
-        resolved.deprecation.clone().as_ref(),
-        resolved,
-    ))
+    let request = crate::vault::resolve_request(query)?;
+    let resolved = state.vault.resolve(&actor, request).await?;
+    Ok(resolved_answer(&state, &headers, resolved))
+}
+
+#[utoipa::path(
+    post, path = "/api/resolve", tag = "render",
+    request_body = ResolveRequest,
+    responses(
+        (status = 200, description = "as `GET /api/resolve`, for params too large for a URL", body = ResolveResponse),
+        (status = 304, description = "`If-None-Match` matched the answer's `ETag`"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 410, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn resolve_post(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<ResolveRequest>,
+) -> AppResult<Response> {
+    let resolved = state.vault.resolve(&actor, request).await?;
+    Ok(resolved_answer(&state, &headers, resolved))
+}
+
+/// The resolve answer with its deprecation headers, `ETag` and `Cache-Control` (or a 304).
+fn resolved_answer(state: &AppState, headers: &HeaderMap, resolved: ResolveResponse) -> Response {
+    let deprecation = resolved.deprecation.clone();
+    let policy = crate::http::caching::CachePolicy::Revalidate {
+        ttl_secs: state.settings.serving.client_ttl_secs,
+    };
+    let answer = crate::http::caching::cached_json(
+        headers,
+        state.settings.deployment_model,
+        policy,
+        &resolved,
+    );
+    crate::http::retire::deprecation_on(deprecation.as_ref(), answer)
 }

@@ -2,6 +2,7 @@
 //! the middleware stack (request ids, tracing, timeout, body limit, panic guard) and [`serve`].
 
 pub mod access;
+pub mod caching;
 pub mod deploy;
 pub mod extract;
 pub mod links;
@@ -184,7 +185,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retire::reviews_due))
         .routes(routes!(deploy::promote_label))
         .routes(routes!(deploy::rollback_label))
-        .routes(routes!(deploy::resolve))
+        .routes(routes!(deploy::resolve, deploy::resolve_post))
         .routes(routes!(reviews::approve_version))
         .routes(routes!(reviews::reject_version))
         .routes(routes!(reviews::version_approvals))

@@ -185,16 +185,24 @@ pub async fn add_version(
         ("n" = i64, Path, description = "The version number"),
     ),
     responses(
-        (status = 200, body = VersionResponse),
+        (status = 200, description = "the version, with a strong `ETag`; its content never changes, so outside `web_application` it may be cached for a year (`immutable`)", body = VersionResponse),
+        (status = 304, description = "`If-None-Match` matched the version's `ETag`"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_version(
     State(state): State<AppState>,
     CurrentActor(actor): CurrentActor,
+    headers: axum::http::HeaderMap,
     ApiPath((id, number)): ApiPath<(String, i64)>,
-) -> AppResult<Json<VersionResponse>> {
-    Ok(Json(state.vault.get_version(&actor, &id, number).await?))
+) -> AppResult<Response> {
+    let version = state.vault.get_version(&actor, &id, number).await?;
+    Ok(crate::http::caching::cached_json(
+        &headers,
+        state.settings.deployment_model,
+        crate::http::caching::CachePolicy::Immutable,
+        &version,
+    ))
 }
 
 #[utoipa::path(

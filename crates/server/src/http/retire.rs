@@ -29,7 +29,14 @@ pub fn with_deprecation<T: serde::Serialize>(
     deprecation: Option<&DeprecationResponse>,
     body: T,
 ) -> Response {
-    let mut response = Json(body).into_response();
+    deprecation_on(deprecation, Json(body).into_response())
+}
+
+/// Adds the deprecation headers to an answer already built.
+pub fn deprecation_on(
+    deprecation: Option<&DeprecationResponse>,
+    mut response: Response,
+) -> Response {
     if let Some(deprecation) = deprecation {
         let headers = response.headers_mut();
         for (name, value) in deprecation_headers(deprecation) {

@@ -418,6 +418,7 @@ impl Vault {
                     actor.user_id(),
                 )
                 .await;
+            self.changed(crate::serve_cache::CacheEvent::Prompt(prompt_id));
             let moved = match moved {
                 Err(StoreError::Domain(DomainError::LabelRequiresApproval { .. })) => {
                     report.labels_skipped.push(skip("label_requires_approval"));
@@ -438,6 +439,9 @@ impl Vault {
                 .store
                 .upsert_link(NewLink { prompt_id, ..link })
                 .await?;
+            self.changed(crate::serve_cache::CacheEvent::Capability(
+                link.capability.clone(),
+            ));
             report.links_set += 1;
             let audited = Audited::ok("link.set", Some(&target)).detail(json!({
                 "capability": link.capability, "agent_id": link.agent_id, "priority": link.priority, "via": "import"
@@ -484,6 +488,7 @@ impl Vault {
             .create_prompt(prompt, first.into_new_version(actor, &self.compliance))
             .await?;
         let prompt_id = detail.prompt.id;
+        self.changed(crate::serve_cache::CacheEvent::Prompt(prompt_id));
         report.prompts_created += 1;
         report.versions_created += 1;
         let mut latest_hash = detail
@@ -507,7 +512,9 @@ impl Vault {
             let added = self
                 .store
                 .add_version(prompt_id, version.into_new_version(actor, &self.compliance))
-                .await?;
+                .await;
+            self.changed(crate::serve_cache::CacheEvent::Prompt(prompt_id));
+            let added = added?;
             if added.created {
                 report.versions_created += 1;
                 let after = Some(added.version.diff_hash.clone());
@@ -534,6 +541,7 @@ impl Vault {
                     None,
                 )
                 .await?;
+            self.changed(crate::serve_cache::CacheEvent::Prompt(prompt_id));
             self.audit(
                 actor,
                 Audited::ok("prompt.update", Some(&detail.prompt))
@@ -570,7 +578,9 @@ impl Vault {
                     detail.prompt.id,
                     version.into_new_version(actor, &self.compliance),
                 )
-                .await?;
+                .await;
+            self.changed(crate::serve_cache::CacheEvent::Prompt(detail.prompt.id));
+            let added = added?;
             if added.created {
                 report.versions_created += 1;
                 let audited = Audited::ok("version.create", Some(&detail.prompt))

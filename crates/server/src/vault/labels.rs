@@ -10,10 +10,7 @@
 
 use promptvault_api::{
     convert::split_entries,
-    prompts::{
-        LabelResponse, PromoteRequest, ResolveQuery, ResolveResponse, ResolvedPrompt,
-        SetLabelRequest, SplitPick, VersionResponse,
-    },
+    prompts::{LabelResponse, PromoteRequest, SetLabelRequest, SplitPick},
 };
 use promptvault_core::{
     access::Action,
@@ -25,7 +22,6 @@ use promptvault_core::{
 };
 use promptvault_store::StoreError;
 use serde_json::json;
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
     actor::Actor,
@@ -79,6 +75,7 @@ impl Vault {
             .store
             .set_label_target(prompt.id, &label, &target, required, actor.user_id())
             .await;
+        self.changed(crate::serve_cache::CacheEvent::Prompt(prompt.id));
         let moved = self
             .audit_refusal(actor, &prompt, &label, "set", moved)
             .await?;
@@ -104,6 +101,7 @@ impl Vault {
             .store
             .remove_label(prompt.id, &label, actor.user_id())
             .await?;
+        self.changed(crate::serve_cache::CacheEvent::Prompt(prompt.id));
         let audited = Audited::ok("label.remove", Some(&prompt))
             .detail(json!({"label": label.as_str(), "from": event.from_version}));
         self.audit(actor, audited).await
@@ -135,6 +133,7 @@ impl Vault {
                 actor.user_id(),
             )
             .await;
+        self.changed(crate::serve_cache::CacheEvent::Prompt(prompt.id));
         let promoted = match promoted {
             Err(StoreError::Conflict { what }) => {
                 return Err(AppError::new(
@@ -169,6 +168,7 @@ impl Vault {
             .store
             .rollback_label(prompt.id, &label, actor.user_id())
             .await
+            .inspect(|_| self.changed(crate::serve_cache::CacheEvent::Prompt(prompt.id)))
         {
             Err(StoreError::Conflict { what }) => {
                 let refused = Audited {
@@ -193,103 +193,6 @@ impl Vault {
             .await?;
         self.audit_move(actor, &prompt, &event).await?;
         Ok(label_response(&event))
-    }
-
-    /// `GET /api/resolve`: the version a label serves (now or `at` a past time; a split picks
-    /// by `request_key`, or at random without one), or a version by number.
-    pub async fn resolve(&self, actor: &Actor, query: ResolveQuery) -> AppResult<ResolveResponse> {
-        if query.version.is_some() && (query.label.is_some() || query.at.is_some()) {
-            return Err(AppError::unprocessable(
-                "invalid_query",
-                "give either version, or label (optionally with at), not both",
-            ));
-        }
-        let at = query
-            .at
-            .as_deref()
-            .map(|text| {
-                OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
-                    AppError::unprocessable(
-                        "invalid_query",
-                        format!("at must be an RFC 3339 time, not {text:?}"),
-                    )
-                })
-            })
-            .transpose()?;
-        // Parsed before the prompt is read, so a bad label is a 422 whoever asks.
-        let label = match (query.version, &query.label) {
-            (Some(_), _) => None,
-            (None, Some(label)) => Some(LabelName::parse(label)?),
-            (None, None) => Some(LabelName::production()),
-        };
-        let prompt = self
-            .authorized_prompt(actor, &query.name, Action::Serve)
-            .await?;
-        let (version, split, picked) = match &label {
-            // No label: a version number was asked for.
-            None => (
-                self.store
-                    .get_version(prompt.id, query.version.unwrap_or_default())
-                    .await?,
-                None,
-                None,
-            ),
-            Some(label) => {
-                let Some(target) = self.store.label_target(prompt.id, label, at).await? else {
-                    let when = at
-                        .and_then(|at| at.format(&Rfc3339).ok())
-                        .map(|at| format!(" at {at}"))
-                        .unwrap_or_default();
-                    return Err(AppError::not_found(
-                        "label_not_found",
-                        format!(
-                            "label {:?} of prompt {:?} not found{when}",
-                            label.as_str(),
-                            prompt.name.as_str()
-                        ),
-                    ));
-                };
-                let (number, picked) = pick(&prompt, label, &target, query.request_key.as_deref())?;
-                (
-                    self.store.get_version(prompt.id, number).await?,
-                    target.split().map(split_entries),
-                    picked,
-                )
-            }
-        };
-        // Serving now follows the deprecation rules (a notice, or 410 past the sunset or when
-        // archived); a question about the past answers what was served, whatever it is now.
-        let deprecation = match at {
-            None => self.serving_notice(&version)?,
-            Some(_) => None,
-        };
-        self.audit_text_read(actor, &prompt, "resolve").await?;
-        // The template leaves the server filtered like rendered output (`compliance.redact`).
-        let mut version_response = VersionResponse::from(&version);
-        let redactions = if self.compliance.redact.contains(&prompt.classification) {
-            crate::vault::redact_content(&mut version_response.content)
-        } else {
-            0
-        };
-        Ok(ResolveResponse {
-            prompt: ResolvedPrompt {
-                id: prompt.id,
-                name: prompt.name.to_string(),
-                title: prompt.title.clone(),
-                kind: prompt.kind,
-                scope: prompt.scope,
-                classification: prompt.classification,
-                status: prompt.status,
-                prompt_type: prompt.prompt_type.clone(),
-            },
-            version: version_response,
-            label: label.map(|label| label.to_string()),
-            at,
-            split,
-            picked,
-            deprecation,
-            redactions,
-        })
     }
 
     /// The version a render by label serves when the label splits traffic: `version` itself
@@ -436,7 +339,7 @@ fn label_response(event: &LabelEvent) -> LabelResponse {
 }
 
 /// The version a target serves for this request, and which split entry that was.
-fn pick(
+pub(crate) fn pick(
     prompt: &Prompt,
     label: &LabelName,
     target: &LabelTarget,

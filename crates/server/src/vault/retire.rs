@@ -132,6 +132,7 @@ impl Vault {
         let purged = self.store.purge_archived_versions(cutoff).await?;
         let system = Actor::system();
         for version in &purged {
+            self.changed(crate::serve_cache::CacheEvent::Prompt(version.prompt_id));
             let prompt = match self
                 .store
                 .find_prompt(&promptvault_store::types::PromptKey::Id(version.prompt_id))

@@ -182,6 +182,7 @@ impl Vault {
                     .await
             }
         };
+        self.changed(crate::serve_cache::CacheEvent::Prompt(prompt.id));
         let outcome = match decided {
             Ok(outcome) => outcome,
             Err(StoreError::Approval(refusal)) => {

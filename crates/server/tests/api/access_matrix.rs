@@ -217,6 +217,10 @@ const ROUTES: &[Route] = &[
         target: Target::ServedPrompt,
         ..route("GET", "/api/resolve", "AOUGX.")
     },
+    Route {
+        target: Target::ServedPrompt,
+        ..route("POST", "/api/resolve", "AOUGX.")
+    },
     on_prompt("POST", "/api/prompts/{id}/versions/{n}/approve", "AOU..."),
     on_prompt("POST", "/api/prompts/{id}/versions/{n}/reject", "AOU..."),
     on_prompt("GET", "/api/prompts/{id}/versions/{n}/approvals", "AOUGX."),
@@ -452,6 +456,10 @@ async fn prepare(
             (path.replace("{label}", "staging"), None)
         }
         ("GET", "/api/resolve") => (format!("{path}?name={prompt}&label=latest"), None),
+        ("POST", "/api/resolve") => (
+            path,
+            Some(json!({"name": prompt.replace("%2F", "/"), "label": "latest"})),
+        ),
         ("DELETE", "/api/prompts/{id}/labels/{label}") => {
             admin(
                 Method::PUT,

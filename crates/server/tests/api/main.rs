@@ -16,6 +16,7 @@ mod labels;
 mod lifecycle;
 mod openapi;
 mod prompts;
+mod resolve;
 mod retire;
 mod reviews;
 mod testcases;

@@ -64,6 +64,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     POST /api/prompts/{id}/versions/{n}/approve
     POST /api/prompts/{id}/versions/{n}/reject
     POST /api/prompts/{id}/versions/{n}/transition
+    POST /api/resolve
     POST /api/tokens
     POST /api/users
     PUT /api/prompt-types/{key}

@@ -115,6 +115,11 @@ async fn a_deprecated_version_is_served_with_a_notice_until_its_sunset_then_gone
     app.database()
         .execute("UPDATE prompt_versions SET sunset_at = '2000-01-01T00:00:00.000000Z' WHERE sunset_at IS NOT NULL")
         .await;
+    // Raw SQL goes around the vault, so its resolve cache is told by hand.
+    app.state
+        .vault
+        .serve_cache()
+        .apply(&promptvault_server::serve_cache::CacheEvent::All);
     let problem = expect_problem(
         render(&app, "dep/old", json!({"params": {"x": 1}})).await,
         StatusCode::GONE,

@@ -1,0 +1,200 @@
+//! The in-process cache of what `GET /api/resolve` serves: for a subject (a prompt by name or
+//! id, or the prompts linked to an agent's capability) and a selector (a label or a version
+//! number), the candidate prompts with their label target and the versions it may serve — each
+//! version's outgoing content already filtered (`compliance.redact`). A hit reads no database at
+//! all. Access is never cached: the vault decides it on every request from the cached prompt.
+//!
+//! Invalidation has one entry point, [`ServeCache::invalidate`], taking a [`CacheEvent`]; the
+//! vault calls it after every write that can change what resolve returns. `Prompt(id)` drops
+//! exactly the entries holding that prompt; `Capability(c)` drops the entries of that capability
+//! (every agent), as a link change can reorder them. A shared cache (e.g. Redis with pub/sub)
+//! plugs in as an [`InvalidationSink`]: it receives every local event to publish, and events
+//! from other servers come back through [`ServeCache::apply`].
+//!
+//! A read that raced a write never leaves a stale entry: every invalidation bumps an epoch
+//! before dropping entries, and a filler re-checks the epoch after inserting (and drops its own
+//! entry when it moved).
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use moka::sync::Cache;
+use promptvault_api::prompts::VersionResponse;
+use promptvault_core::{
+    deploy::LabelTarget,
+    model::{Prompt, PromptVersion},
+};
+use uuid::Uuid;
+
+/// What a cache entry is keyed by: the subject as addressed and the selector.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ServeKey {
+    /// A prompt by id.
+    Id { id: Uuid, selector: Selector },
+    /// A prompt by name.
+    Name { name: String, selector: Selector },
+    /// The prompts linked to a capability (for an agent, or global links only).
+    Capability {
+        agent: Option<String>,
+        capability: String,
+        selector: Selector,
+    },
+}
+
+/// A label or a version number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Selector {
+    Label(String),
+    Number(i64),
+}
+
+/// A change that may alter what resolve returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheEvent {
+    /// Anything about this prompt: metadata, access, classification, type, versions, statuses,
+    /// labels, deletion.
+    Prompt(Uuid),
+    /// A link of this capability was added, changed or removed.
+    Capability(String),
+    /// Everything (e.g. an import touching many prompts, key rotation).
+    All,
+}
+
+/// Where a shared cache learns of local invalidations (to publish them to other servers).
+pub trait InvalidationSink: Send + Sync {
+    fn publish(&self, event: &CacheEvent);
+}
+
+/// One version ready to serve.
+#[derive(Debug)]
+pub struct ServedVersion {
+    pub version: PromptVersion,
+    /// The wire form, content already redacted when the classification asks for it.
+    pub response: VersionResponse,
+    /// How many matches the redaction replaced.
+    pub redactions: u64,
+}
+
+/// One prompt a resolve may serve.
+#[derive(Debug)]
+pub struct ServedCandidate {
+    pub prompt: Prompt,
+    pub target: Option<LabelTarget>,
+    pub versions: Vec<ServedVersion>,
+}
+
+impl ServedCandidate {
+    pub fn version(&self, number: i64) -> Option<&ServedVersion> {
+        self.versions
+            .iter()
+            .find(|served| served.version.version_number == number)
+    }
+}
+
+/// The candidates of one key, in resolution order.
+#[derive(Debug)]
+pub struct Served {
+    pub candidates: Vec<ServedCandidate>,
+}
+
+/// The resolve cache (see the module documentation).
+pub struct ServeCache {
+    entries: Cache<ServeKey, Arc<Served>>,
+    epoch: AtomicU64,
+    sinks: Vec<Arc<dyn InvalidationSink>>,
+}
+
+impl ServeCache {
+    /// A cache of at most `capacity` entries (0 disables caching).
+    pub fn new(capacity: u64) -> Self {
+        ServeCache {
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .support_invalidation_closures()
+                .build(),
+            epoch: AtomicU64::new(0),
+            sinks: Vec::new(),
+        }
+    }
+
+    /// Forwards every local invalidation to `sink` too.
+    pub fn with_sink(mut self, sink: Arc<dyn InvalidationSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    pub fn get(&self, key: &ServeKey) -> Option<Arc<Served>> {
+        self.entries.get(key)
+    }
+
+    /// The epoch to pass to [`ServeCache::insert`], read before loading from the database.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Caches what was loaded since `epoch`, unless an invalidation happened meanwhile.
+    pub fn insert(&self, key: ServeKey, served: Arc<Served>, epoch: u64) {
+        if self.epoch() != epoch {
+            return;
+        }
+        self.entries.insert(key.clone(), served);
+        if self.epoch() != epoch {
+            self.entries.invalidate(&key);
+        }
+    }
+
+    /// A write changed something resolve may return: drop the affected entries here and tell
+    /// the sinks.
+    pub fn invalidate(&self, event: CacheEvent) {
+        self.apply(&event);
+        for sink in &self.sinks {
+            sink.publish(&event);
+        }
+    }
+
+    /// Drops the entries `event` affects, in this process only (for events from elsewhere).
+    pub fn apply(&self, event: &CacheEvent) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        match event {
+            CacheEvent::All => self.entries.invalidate_all(),
+            CacheEvent::Prompt(id) => {
+                let id = *id;
+                self.invalidate_if(move |_, served| {
+                    served
+                        .candidates
+                        .iter()
+                        .any(|candidate| candidate.prompt.id == id)
+                });
+            }
+            CacheEvent::Capability(changed) => {
+                let changed = changed.clone();
+                self.invalidate_if(move |key, _| {
+                    matches!(key, ServeKey::Capability { capability, .. } if *capability == changed)
+                });
+            }
+        }
+    }
+
+    fn invalidate_if(
+        &self,
+        predicate: impl Fn(&ServeKey, &Arc<Served>) -> bool + Send + Sync + 'static,
+    ) {
+        if let Err(error) = self.entries.invalidate_entries_if(predicate) {
+            // Only possible when closures are not enabled (they are): drop everything instead.
+            tracing::warn!(error = %error, "serve cache: dropping every entry");
+            self.entries.invalidate_all();
+        }
+    }
+
+    /// How many entries are cached (approximate; for tests and metrics).
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -9,6 +9,7 @@ pub mod actor;
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod recorder;
 pub mod settings;
 pub mod telemetry;
 pub mod vault;
@@ -60,7 +61,8 @@ pub fn state_with_store(
         .with_compliance(settings.compliance.clone())
         .with_lifecycle(settings.lifecycle.clone())
         .with_label_policy(settings.labels.policy()?)
-        .with_approvals(settings.approvals.clone());
+        .with_approvals(settings.approvals.clone())
+        .with_runs(settings.runs.clone(), settings.runs.alert_rule()?);
     Ok(AppState {
         vault: Arc::new(vault),
         auth: Arc::new(auth),

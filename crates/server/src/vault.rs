@@ -57,6 +57,7 @@ mod guard;
 mod labels;
 mod retire;
 mod reviews;
+mod runs;
 mod testcases;
 
 pub use access::parse_time_or_age;
@@ -89,6 +90,13 @@ pub struct Vault {
     label_policy: LabelPolicy,
     /// The approval workflow of each classification (SPEC §6).
     approvals: ApprovalPolicy,
+    /// The queue runs are recorded through (none: runs are not recorded).
+    runs: Option<Arc<crate::recorder::RunRecorder>>,
+    run_settings: crate::settings::RunSettings,
+    /// The performance-monitoring rule (none: no alerts).
+    alert_rule: Option<promptvault_core::runs::AlertRule>,
+    /// The (prompt, version) pairs whose alert is raised, so it is raised once per breach.
+    alerting: std::sync::Mutex<std::collections::HashSet<(Uuid, i64)>>,
 }
 
 impl Vault {
@@ -107,7 +115,35 @@ impl Vault {
             lifecycle: Default::default(),
             label_policy: LabelPolicy::default(),
             approvals: ApprovalPolicy::default(),
+            runs: None,
+            run_settings: Default::default(),
+            alert_rule: None,
+            alerting: Default::default(),
         }
+    }
+
+    /// Records runs (started on the current tokio runtime; without one, runs are not
+    /// recorded) and monitors their outcomes with `rule`.
+    pub fn with_runs(
+        mut self,
+        settings: crate::settings::RunSettings,
+        rule: Option<promptvault_core::runs::AlertRule>,
+    ) -> Self {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.runs = Some(Arc::new(crate::recorder::RunRecorder::start(
+                self.store.clone(),
+                settings.queue_capacity,
+                settings.batch_size,
+            )));
+        }
+        self.run_settings = settings;
+        self.alert_rule = rule;
+        self
+    }
+
+    /// The run recorder, if runs are recorded (its counters feed monitoring).
+    pub fn run_recorder(&self) -> Option<&Arc<crate::recorder::RunRecorder>> {
+        self.runs.as_ref()
     }
 
     pub fn with_lifecycle(mut self, lifecycle: crate::settings::LifecycleSettings) -> Self {
@@ -993,13 +1029,15 @@ impl Vault {
             .acquire_owned()
             .await
             .map_err(|error| AppError::internal(&error))?;
+        let record = self.wants_run(&request)?;
         let params = request.params;
-        let rendered = tokio::task::spawn_blocking(move || {
+        let (rendered, params) = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            compiled.render(&params)
+            (compiled.render(&params), params)
         })
         .await
-        .map_err(|error| AppError::internal(&error))??;
+        .map_err(|error| AppError::internal(&error))?;
+        let rendered = rendered?;
         let (rendered, redactions) = if self.compliance.redact.contains(&prompt.classification) {
             redact_rendered(rendered)
         } else {
@@ -1008,6 +1046,16 @@ impl Vault {
         let mut response = render_response(&prompt, &version, rendered);
         response.redactions = redactions;
         response.deprecation = deprecation;
+        if record {
+            response.run_id = self.record_run(
+                actor,
+                &prompt,
+                &version,
+                &params,
+                &response.rendered,
+                request.session_id,
+            );
+        }
         Ok(response)
     }
 
@@ -1311,6 +1359,7 @@ fn render_response(prompt: &Prompt, version: &PromptVersion, rendered: Rendered)
         config: version.config.clone(),
         redactions: 0,
         deprecation: None,
+        run_id: None,
     }
 }
 

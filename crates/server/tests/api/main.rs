@@ -18,4 +18,5 @@ mod openapi;
 mod prompts;
 mod retire;
 mod reviews;
+mod runs;
 mod testcases;

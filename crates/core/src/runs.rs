@@ -422,7 +422,8 @@ mod tests {
 
     #[test]
     fn redacting_a_value_reaches_every_string_and_keeps_the_shape() {
-        let value = json!({"to": "ann@example.com", "n": 3, "list": ["call 4111 1111 1111 1111", true]});
+        let value =
+            json!({"to": "ann@example.com", "n": 3, "list": ["call 4111 1111 1111 1111", true]});
         let redacted = redact_value(&value);
         assert_eq!(redacted["n"], 3);
         assert_eq!(redacted["list"][1], true);

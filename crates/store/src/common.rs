@@ -1258,8 +1258,9 @@ pub(crate) fn open_run(
     let plaintext = keys
         .open(&sealed, &run_aad(run_id))
         .map_err(|error| run_crypto_error(run_id, error))?;
-    let mut payload: Value = serde_json::from_slice(&plaintext)
-        .map_err(|error| StoreError::Corrupt(format!("runs: sealed payload of run {run_id}: {error}")))?;
+    let mut payload: Value = serde_json::from_slice(&plaintext).map_err(|error| {
+        StoreError::Corrupt(format!("runs: sealed payload of run {run_id}: {error}"))
+    })?;
     Ok((payload["params"].take(), payload["rendered"].take()))
 }
 
@@ -1274,7 +1275,10 @@ pub(crate) fn feedback_of(
     score: Option<f64>,
     comment: Option<String>,
     at: Option<OffsetDateTime>,
-) -> (Option<promptvault_core::runs::Feedback>, Option<OffsetDateTime>) {
+) -> (
+    Option<promptvault_core::runs::Feedback>,
+    Option<OffsetDateTime>,
+) {
     match at {
         None => (None, None),
         Some(at) => (

@@ -39,9 +39,9 @@ use uuid::Uuid;
 pub use crate::error::{StoreError, StoreResult};
 use crate::types::{
     AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
-    NewReview, NewUser, NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery,
+    NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery,
     PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState, Run, RunHead,
-    UserPatch, VersionReviews, VersionSelector, VersionUsage, NewRun,
+    UserPatch, VersionReviews, VersionSelector, VersionUsage,
 };
 
 /// Everything promptvault keeps, behind use-case-shaped methods. Implementations: SQLite and

@@ -59,9 +59,9 @@ use crate::{
     redact_url,
     types::{
         AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
-        NewReview, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
+        NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
         PromptQuery, PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState,
-        Run, RunHead, UserPatch, VersionReviews, VersionSelector, VersionUsage, NewRun,
+        Run, RunHead, UserPatch, VersionReviews, VersionSelector, VersionUsage,
     },
 };
 
@@ -2897,7 +2897,8 @@ impl Store for PgStore {
         .ok_or_else(|| StoreError::not_found(common::run_with_id(id)))?;
         let head = decode_run_head(&row)?;
         let seal = common::stored_seal(row.try_get(15)?, row.try_get(16)?, row.try_get(17)?)?;
-        let (params, rendered) = common::open_run(self.keys(), id, row.try_get(13)?, row.try_get(14)?, seal)?;
+        let (params, rendered) =
+            common::open_run(self.keys(), id, row.try_get(13)?, row.try_get(14)?, seal)?;
         Ok(Run {
             head,
             params,

@@ -53,9 +53,9 @@ use crate::{
     redact_url,
     types::{
         AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
-        NewReview, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
+        NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
         PromptQuery, PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState,
-        Run, RunHead, UserPatch, VersionReviews, VersionSelector, VersionUsage, NewRun,
+        Run, RunHead, UserPatch, VersionReviews, VersionSelector, VersionUsage,
     },
 };
 

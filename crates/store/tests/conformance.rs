@@ -37,8 +37,8 @@ use promptvault_store::{
     testing::TestDatabase,
     types::{
         AuditQuery, CarryOver, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
-        NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptPatch, PromptQuery, PromptTypePatch,
-        UserPatch, VersionSelector,
+        NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptPatch, PromptQuery,
+        PromptTypePatch, UserPatch, VersionSelector,
     },
 };
 use serde_json::{Value, json};
@@ -5517,7 +5517,10 @@ fn outcome(success: Option<bool>, score: Option<f64>) -> Feedback {
 
 async fn recorded_runs_read_back_and_count_toward_their_versions_usage(store: Arc<dyn Store>) {
     let id = create(&store, "runs/usage").await;
-    store.add_version(id, text("Hi {{ name }}")).await.expect("v2");
+    store
+        .add_version(id, text("Hi {{ name }}"))
+        .await
+        .expect("v2");
     let t0 = OffsetDateTime::now_utc();
     let later = t0 + time::Duration::seconds(5);
     let first = new_run(id, 1, later);
@@ -5572,10 +5575,15 @@ async fn runs_of_a_deleted_prompt_are_skipped_and_missing_runs_are_not_found(
         .expect("batch");
     assert_eq!(written, 1);
     let missing = Uuid::now_v7();
-    assert_not_found(store.run_head(orphan.id).await, &format!("run {}", orphan.id));
+    assert_not_found(
+        store.run_head(orphan.id).await,
+        &format!("run {}", orphan.id),
+    );
     assert_not_found(store.get_run(missing).await, &format!("run {missing}"));
     assert_not_found(
-        store.upsert_feedback(missing, outcome(Some(true), None), now).await,
+        store
+            .upsert_feedback(missing, outcome(Some(true), None), now)
+            .await,
         &format!("run {missing}"),
     );
     assert!(matches!(
@@ -5659,7 +5667,13 @@ async fn recent_outcomes_are_the_newest_runs_with_an_outcome_first(store: Arc<dy
         store.recent_outcomes(id, 1, 2).await.expect("limited"),
         vec![false, false]
     );
-    assert!(store.recent_outcomes(id, 2, 10).await.expect("other").is_empty());
+    assert!(
+        store
+            .recent_outcomes(id, 2, 10)
+            .await
+            .expect("other")
+            .is_empty()
+    );
     assert!(matches!(
         store.recent_outcomes(id, 1, 0).await,
         Err(StoreError::Domain(_))
@@ -5687,7 +5701,12 @@ async fn runs_of_sealed_prompts_are_not_in_the_database_and_read_back(database: 
     } else {
         "SELECT params::text || rendered::text || coalesce(key_id, '') FROM runs"
     };
-    let stored: Vec<String> = database.query_text(sql).await.into_iter().flatten().collect();
+    let stored: Vec<String> = database
+        .query_text(sql)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     assert_eq!(stored, vec!["nullnullk1".to_string()]);
     if let Some(bytes) = database.file_bytes() {
         let marker = MARKER.as_bytes();

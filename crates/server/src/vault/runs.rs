@@ -223,9 +223,11 @@ impl Vault {
         Ok(())
     }
 
-    /// `GET /api/prompts/{id}/metrics`: usage of every version, newest first.
+    /// `GET /api/prompts/{id}/metrics`: usage of every version, newest first. Runs queued
+    /// before the call are written first, so a caller sees its own renders counted.
     pub async fn metrics(&self, actor: &Actor, key: &str) -> AppResult<MetricsResponse> {
         let prompt = self.authorized_prompt(actor, key, Action::Read).await?;
+        self.flush_runs().await;
         let versions = self
             .store
             .version_usage(prompt.id)

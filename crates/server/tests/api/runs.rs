@@ -42,13 +42,21 @@ async fn a_render_records_a_run_that_feedback_and_metrics_see(app: TestApp) {
     assert_ne!(first["run_id"], second["run_id"]);
     // Right after the render the run may still be queued: feedback waits for it.
     let given = expect_json(
-        feedback(&app, &first["run_id"], json!({"success": true, "score": 0.8})).await,
+        feedback(
+            &app,
+            &first["run_id"],
+            json!({"success": true, "score": 0.8}),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
     assert_eq!(given["run_id"], first["run_id"]);
     assert_eq!(given["version_number"], 1);
-    assert_eq!((given["success"].clone(), given["score"].clone()), (json!(true), json!(0.8)));
+    assert_eq!(
+        (given["success"].clone(), given["score"].clone()),
+        (json!(true), json!(0.8))
+    );
     // A later feedback changes the fields it gives and keeps the others.
     let corrected = expect_json(
         feedback(&app, &first["run_id"], json!({"comment": "good"})).await,
@@ -73,7 +81,11 @@ async fn a_render_records_a_run_that_feedback_and_metrics_see(app: TestApp) {
     assert_eq!(v1["mean_score"], 0.8);
 
     let store = app.database().store();
-    let run_id = first["run_id"].as_str().expect("run_id").parse().expect("uuid");
+    let run_id = first["run_id"]
+        .as_str()
+        .expect("run_id")
+        .parse()
+        .expect("uuid");
     let run = store.get_run(run_id).await.expect("stored run");
     assert_eq!(run.params, json!({"name": "Ann"}));
     assert_eq!(run.rendered, json!("Hello Ann"));
@@ -230,21 +242,41 @@ async fn an_alert_is_raised_once_when_the_success_rate_falls_below_the_threshold
             .clone()
     };
     // One failure out of one: the window of two is not full yet.
-    expect_json(feedback(&app, &runs[0], json!({"success": false})).await, StatusCode::OK).await;
+    expect_json(
+        feedback(&app, &runs[0], json!({"success": false})).await,
+        StatusCode::OK,
+    )
+    .await;
     assert!(alerts().await.is_empty());
     // Two failures out of two: raised, by the system.
-    expect_json(feedback(&app, &runs[1], json!({"success": false})).await, StatusCode::OK).await;
+    expect_json(
+        feedback(&app, &runs[1], json!({"success": false})).await,
+        StatusCode::OK,
+    )
+    .await;
     let raised = alerts().await;
     assert_eq!(raised.len(), 1, "{raised:?}");
     assert_eq!(raised[0]["actor_kind"], "system");
     assert_eq!(raised[0]["detail"]["version"], 1);
     assert_eq!(raised[0]["detail"]["success_rate"], 0.0);
     // Still breached: not raised again.
-    expect_json(feedback(&app, &runs[2], json!({"success": false})).await, StatusCode::OK).await;
+    expect_json(
+        feedback(&app, &runs[2], json!({"success": false})).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(alerts().await.len(), 1);
     // Recovered (one of the last two succeeded), then breached again: a second alert.
-    expect_json(feedback(&app, &runs[3], json!({"success": true})).await, StatusCode::OK).await;
-    expect_json(feedback(&app, &runs[3], json!({"success": false})).await, StatusCode::OK).await;
+    expect_json(
+        feedback(&app, &runs[3], json!({"success": true})).await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_json(
+        feedback(&app, &runs[3], json!({"success": false})).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(alerts().await.len(), 2);
 }
 
@@ -259,9 +291,18 @@ async fn runs_of_confidential_prompts_are_stored_redacted_and_sealed(app: TestAp
         StatusCode::CREATED,
     )
     .await;
-    let rendered = render(&app, "runs/secret", json!({"params": {"to": "ada@example.com"}})).await;
+    let rendered = render(
+        &app,
+        "runs/secret",
+        json!({"params": {"to": "ada@example.com"}}),
+    )
+    .await;
     assert_eq!(rendered["redactions"], 1, "{rendered}");
-    let run_id = rendered["run_id"].as_str().expect("run_id").parse().expect("uuid");
+    let run_id = rendered["run_id"]
+        .as_str()
+        .expect("run_id")
+        .parse()
+        .expect("uuid");
     app.state.vault.flush_runs().await;
     let run = app.database().store().get_run(run_id).await.expect("run");
     let stored = format!("{} {}", run.params, run.rendered);
@@ -272,6 +313,12 @@ async fn runs_of_confidential_prompts_are_stored_redacted_and_sealed(app: TestAp
     } else {
         "SELECT params::text || rendered::text FROM runs"
     };
-    let raw: Vec<String> = app.database().query_text(sql).await.into_iter().flatten().collect();
+    let raw: Vec<String> = app
+        .database()
+        .query_text(sql)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     assert_eq!(raw, vec!["nullnull".to_string()], "sealed at rest");
 }

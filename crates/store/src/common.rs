@@ -1136,75 +1136,6 @@ pub(crate) fn review_record(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_and_glob_escaping_neutralise_wildcards() {
-        assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
-        assert_eq!(escape_glob("a*b?c[d]"), "a[*]b[?]c[[]d]");
-    }
-
-    #[test]
-    fn requested_labels_drop_latest_and_duplicates() {
-        let parse = |label| LabelName::parse(label).expect("valid label");
-        let labels = [
-            parse("prod"),
-            parse("latest"),
-            parse("staging"),
-            parse("prod"),
-        ];
-        assert_eq!(
-            requested_labels(&labels),
-            vec![parse("prod"), parse("staging")]
-        );
-    }
-
-    #[test]
-    fn action_families_are_byte_ranges() {
-        match action_match("label.") {
-            ActionMatch::Range { from, to } => {
-                assert_eq!((from.as_str(), to.as_str()), ("label.", "label/"));
-                for inside in ["label.", "label.set", "label.remove"] {
-                    assert!(inside >= from.as_str() && inside < to.as_str(), "{inside}");
-                }
-                for outside in ["label", "labels", "label/x", "labe", "version.create"] {
-                    assert!(
-                        !(outside >= from.as_str() && outside < to.as_str()),
-                        "{outside}"
-                    );
-                }
-            }
-            ActionMatch::Exact(_) => panic!("a prefix ending in . is a range"),
-        }
-        assert!(
-            matches!(action_match("label.set"), ActionMatch::Exact(action) if action == "label.set")
-        );
-    }
-
-    #[test]
-    fn audit_times_round_trip_through_nanoseconds() {
-        let at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789)
-            .expect("valid time");
-        let nanos = unix_nanos("at", at).expect("in range");
-        assert_eq!(from_unix_nanos("at", nanos).expect("decodes"), at);
-        let far = OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 400);
-        assert!(matches!(
-            unix_nanos("at", far),
-            Err(StoreError::Domain(DomainError::InvalidField {
-                field: "at",
-                ..
-            }))
-        ));
-    }
-
-    #[test]
-    fn now_has_microsecond_precision() {
-        assert_eq!(now().nanosecond() % 1_000, 0);
-    }
-}
-
 /// The associated data of a run's sealed params and output: a purpose tag and the run id.
 pub(crate) fn run_aad(run_id: Uuid) -> Vec<u8> {
     let mut aad = b"promptvault/runs.payload/".to_vec();
@@ -1305,4 +1236,73 @@ pub(crate) fn uses_per_version<'a>(
         entry.1 = entry.1.max(run.created_at);
     }
     uses
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_and_glob_escaping_neutralise_wildcards() {
+        assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
+        assert_eq!(escape_glob("a*b?c[d]"), "a[*]b[?]c[[]d]");
+    }
+
+    #[test]
+    fn requested_labels_drop_latest_and_duplicates() {
+        let parse = |label| LabelName::parse(label).expect("valid label");
+        let labels = [
+            parse("prod"),
+            parse("latest"),
+            parse("staging"),
+            parse("prod"),
+        ];
+        assert_eq!(
+            requested_labels(&labels),
+            vec![parse("prod"), parse("staging")]
+        );
+    }
+
+    #[test]
+    fn action_families_are_byte_ranges() {
+        match action_match("label.") {
+            ActionMatch::Range { from, to } => {
+                assert_eq!((from.as_str(), to.as_str()), ("label.", "label/"));
+                for inside in ["label.", "label.set", "label.remove"] {
+                    assert!(inside >= from.as_str() && inside < to.as_str(), "{inside}");
+                }
+                for outside in ["label", "labels", "label/x", "labe", "version.create"] {
+                    assert!(
+                        !(outside >= from.as_str() && outside < to.as_str()),
+                        "{outside}"
+                    );
+                }
+            }
+            ActionMatch::Exact(_) => panic!("a prefix ending in . is a range"),
+        }
+        assert!(
+            matches!(action_match("label.set"), ActionMatch::Exact(action) if action == "label.set")
+        );
+    }
+
+    #[test]
+    fn audit_times_round_trip_through_nanoseconds() {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789)
+            .expect("valid time");
+        let nanos = unix_nanos("at", at).expect("in range");
+        assert_eq!(from_unix_nanos("at", nanos).expect("decodes"), at);
+        let far = OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 400);
+        assert!(matches!(
+            unix_nanos("at", far),
+            Err(StoreError::Domain(DomainError::InvalidField {
+                field: "at",
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn now_has_microsecond_precision() {
+        assert_eq!(now().nanosecond() % 1_000, 0);
+    }
 }

@@ -12,6 +12,7 @@ pub mod convert;
 pub mod problem;
 pub mod prompts;
 pub mod reviews;
+pub mod runs;
 pub mod testcases;
 
 pub use promptvault_core::{

@@ -600,6 +600,10 @@ pub struct ResolveResponse {
     /// With `params`: how many matches were redacted in `rendered`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rendered_redactions: Option<u64>,
+    /// With `params`: the run recorded for this use (for `POST /api/runs/{id}/feedback`), when
+    /// runs are recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<Uuid>,
 }
 
 /// One move of a label.
@@ -677,6 +681,13 @@ pub struct RenderRequest {
     /// Sticky key for a split label: the same key always gets the same version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_key: Option<String>,
+    /// Record this render as a run (default: the server's `runs.record`, on by default);
+    /// `false` opts out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<bool>,
+    /// The caller's session, kept with the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -697,6 +708,10 @@ pub struct RenderResponse {
     /// Present when the version served is deprecated (and still before its sunset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprecation: Option<DeprecationResponse>,
+    /// The run recorded for this render, for `POST /api/runs/{id}/feedback`; absent when
+    /// nothing was recorded (opted out, recording off, or the recording queue full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<Uuid>,
 }
 
 /// Query of `GET /api/prompts/{id}/diff`.

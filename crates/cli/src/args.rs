@@ -103,6 +103,14 @@ pub enum Command {
     Archive(ArchiveArgs),
     /// Approval workflows: the versions waiting for your review, approve, reject
     Review(ReviewArgs),
+    /// Usage per version: times used, last used, success rate, mean score
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The prompt's name (or id)
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod render;
 pub mod retire;
+pub mod runs;
 pub mod secret;
 pub mod template;
 pub mod testcase;

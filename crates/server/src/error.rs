@@ -130,6 +130,8 @@ impl From<StoreError> for AppError {
                     "link_not_found"
                 } else if what.starts_with("prompt type") {
                     "prompt_type_not_found"
+                } else if what.starts_with("run ") {
+                    "run_not_found"
                 } else {
                     "prompt_not_found"
                 };

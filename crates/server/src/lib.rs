@@ -9,6 +9,7 @@ pub mod actor;
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod recorder;
 pub mod serve_cache;
 pub mod settings;
 pub mod telemetry;
@@ -64,7 +65,8 @@ pub fn state_with_store(
         .with_approvals(settings.approvals.clone())
         .with_serve_cache(Arc::new(serve_cache::ServeCache::new(
             settings.serving.cache_capacity,
-        )));
+        )))
+        .with_runs(settings.runs.clone(), settings.runs.alert_rule()?);
     Ok(AppState {
         vault: Arc::new(vault),
         auth: Arc::new(auth),

@@ -65,6 +65,10 @@ pub struct Settings {
     /// `PROMPTVAULT_SERVING__<FIELD>`.
     #[serde(default)]
     pub serving: ServingSettings,
+    /// Recording runs and monitoring their outcomes — `[runs]` in TOML,
+    /// `PROMPTVAULT_RUNS__<FIELD>`.
+    #[serde(default)]
+    pub runs: RunSettings,
 }
 
 /// Serving: the in-process resolve cache and what clients may cache.
@@ -86,6 +90,52 @@ impl Default for ServingSettings {
             cache_capacity: 100_000,
             client_ttl_secs: 60,
         }
+    }
+}
+
+/// Runs (SPEC §1): whether renders are recorded, the recording queue, and the performance
+/// monitoring rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSettings {
+    /// Record a run for every render (a request may still opt out with `"record": false`).
+    pub record: bool,
+    /// Runs waiting to be written; when full, further runs are dropped (and counted), never
+    /// waited for.
+    pub queue_capacity: usize,
+    /// At most this many runs per write transaction.
+    pub batch_size: usize,
+    /// Alert when the success rate over the last `alert_window` runs with an outcome falls
+    /// below this (0 to 1); none: no alerts.
+    pub alert_below: Option<f64>,
+    pub alert_window: u32,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            record: true,
+            queue_capacity: 10_000,
+            batch_size: 500,
+            alert_below: Some(0.5),
+            alert_window: 20,
+        }
+    }
+}
+
+impl RunSettings {
+    /// The monitoring rule, if alerts are on.
+    pub fn alert_rule(&self) -> Result<Option<promptvault_core::runs::AlertRule>, SettingsError> {
+        self.alert_below
+            .map(|min_success_rate| {
+                promptvault_core::runs::AlertRule {
+                    min_success_rate,
+                    window: self.alert_window,
+                }
+                .validate()
+                .map_err(|error| SettingsError(format!("runs.alert_below / alert_window: {error}")))
+            })
+            .transpose()
     }
 }
 
@@ -271,6 +321,7 @@ pub struct Overrides {
 
 /// The environment variables read, each `PROMPTVAULT_<NAME>` (nested: `PROMPTVAULT_HTTP__BODY_LIMIT_BYTES`).
 const ENV_KEYS: &[&str] = &[
+    "runs",
     "listen",
     "data_dir",
     "database_url",
@@ -324,6 +375,7 @@ impl Default for Settings {
             compliance: ComplianceRules::default(),
             lifecycle: LifecycleSettings::default(),
             labels: LabelSettings::default(),
+            runs: RunSettings::default(),
             approvals: ApprovalPolicy::default(),
             serving: ServingSettings::default(),
         }
@@ -421,6 +473,12 @@ impl Settings {
             ));
         }
         self.labels.policy()?;
+        if self.runs.queue_capacity == 0 || !(1..=5_000).contains(&self.runs.batch_size) {
+            return Err(SettingsError(
+                "runs.queue_capacity must be > 0 and runs.batch_size between 1 and 5000".into(),
+            ));
+        }
+        self.runs.alert_rule()?;
         self.approvals
             .validate()
             .map_err(|error| SettingsError(error.to_string()))?;

@@ -58,6 +58,7 @@ mod labels;
 mod resolve;
 mod retire;
 mod reviews;
+mod runs;
 mod testcases;
 
 pub use access::parse_time_or_age;
@@ -93,6 +94,13 @@ pub struct Vault {
     approvals: ApprovalPolicy,
     /// What resolve serves, by what it depends on; every write that changes it invalidates it.
     serve_cache: Arc<crate::serve_cache::ServeCache>,
+    /// The queue runs are recorded through (none: runs are not recorded).
+    runs: Option<Arc<crate::recorder::RunRecorder>>,
+    run_settings: crate::settings::RunSettings,
+    /// The performance-monitoring rule (none: no alerts).
+    alert_rule: Option<promptvault_core::runs::AlertRule>,
+    /// The (prompt, version) pairs whose alert is raised, so it is raised once per breach.
+    alerting: std::sync::Mutex<std::collections::HashSet<(Uuid, i64)>>,
 }
 
 impl Vault {
@@ -112,6 +120,10 @@ impl Vault {
             label_policy: LabelPolicy::default(),
             approvals: ApprovalPolicy::default(),
             serve_cache: Arc::new(crate::serve_cache::ServeCache::new(10_000)),
+            runs: None,
+            run_settings: Default::default(),
+            alert_rule: None,
+            alerting: Default::default(),
         }
     }
 
@@ -128,6 +140,30 @@ impl Vault {
     /// Every write that may change what resolve returns ends here.
     pub(crate) fn changed(&self, event: crate::serve_cache::CacheEvent) {
         self.serve_cache.invalidate(event);
+    }
+
+    /// Records runs (started on the current tokio runtime; without one, runs are not
+    /// recorded) and monitors their outcomes with `rule`.
+    pub fn with_runs(
+        mut self,
+        settings: crate::settings::RunSettings,
+        rule: Option<promptvault_core::runs::AlertRule>,
+    ) -> Self {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.runs = Some(Arc::new(crate::recorder::RunRecorder::start(
+                self.store.clone(),
+                settings.queue_capacity,
+                settings.batch_size,
+            )));
+        }
+        self.run_settings = settings;
+        self.alert_rule = rule;
+        self
+    }
+
+    /// The run recorder, if runs are recorded (its counters feed monitoring).
+    pub fn run_recorder(&self) -> Option<&Arc<crate::recorder::RunRecorder>> {
+        self.runs.as_ref()
     }
 
     pub fn with_lifecycle(mut self, lifecycle: crate::settings::LifecycleSettings) -> Self {
@@ -1019,7 +1055,11 @@ impl Vault {
         let deprecation = self.serving_notice(&version)?;
         self.audit_text_read(actor, &prompt, "render").await?;
         let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
-        let rendered = self.render_compiled(compiled, request.params).await?;
+        let record = self.wants_run(&request)?;
+        let params = request.params;
+        // The params are kept (one copy) only when the run is recorded.
+        let kept = record.then(|| params.clone());
+        let rendered = self.render_compiled(compiled, params).await?;
         let (rendered, redactions) = if self.compliance.redact.contains(&prompt.classification) {
             redact_rendered(rendered)
         } else {
@@ -1028,6 +1068,16 @@ impl Vault {
         let mut response = render_response(&prompt, &version, rendered);
         response.redactions = redactions;
         response.deprecation = deprecation;
+        if let Some(params) = kept {
+            response.run_id = self.record_run(
+                actor,
+                &prompt,
+                &version,
+                &params,
+                &response.rendered,
+                request.session_id,
+            );
+        }
         Ok(response)
     }
 
@@ -1351,6 +1401,7 @@ fn render_response(prompt: &Prompt, version: &PromptVersion, rendered: Rendered)
         config: version.config.clone(),
         redactions: 0,
         deprecation: None,
+        run_id: None,
     }
 }
 

@@ -1136,6 +1136,108 @@ pub(crate) fn review_record(
     })
 }
 
+/// The associated data of a run's sealed params and output: a purpose tag and the run id.
+pub(crate) fn run_aad(run_id: Uuid) -> Vec<u8> {
+    let mut aad = b"promptvault/runs.payload/".to_vec();
+    aad.extend_from_slice(run_id.as_bytes());
+    aad
+}
+
+fn run_crypto_error(run_id: Uuid, error: CryptoError) -> StoreError {
+    match error {
+        CryptoError::InvalidKeyRing(message) => StoreError::Config(message),
+        other => StoreError::Encryption(format!("run {run_id}: {other}")),
+    }
+}
+
+/// How a run's params and output are stored: `(params, rendered, seal)`, sealed together as
+/// `{"params", "rendered"}` (the columns then hold JSON `null`) when the classification asks.
+pub(crate) fn stored_run(
+    keys: Option<&KeyRing>,
+    run: &crate::types::NewRun,
+) -> StoreResult<(Value, Value, Option<Sealed>)> {
+    if !run.classification.is_sealed_at_rest() {
+        return Ok((run.params.clone(), run.rendered.clone(), None));
+    }
+    let keys = keys.ok_or_else(encryption_key_required)?;
+    let payload = serde_json::json!({"params": run.params, "rendered": run.rendered});
+    let plaintext = serde_json::to_vec(&payload)
+        .map_err(|error| StoreError::Corrupt(format!("run does not serialize: {error}")))?;
+    let sealed = keys
+        .seal(&plaintext, &run_aad(run.id))
+        .map_err(|error| run_crypto_error(run.id, error))?;
+    Ok((Value::Null, Value::Null, Some(sealed)))
+}
+
+/// A run's params and output from its row, opened if sealed.
+pub(crate) fn open_run(
+    keys: Option<&KeyRing>,
+    run_id: Uuid,
+    params: Value,
+    rendered: Value,
+    seal: Option<Sealed>,
+) -> StoreResult<(Value, Value)> {
+    let Some(sealed) = seal else {
+        return Ok((params, rendered));
+    };
+    let keys = keys.ok_or_else(|| {
+        StoreError::Encryption(format!(
+            "run {run_id} is encrypted with key {:?}, but no encryption keys are configured",
+            sealed.key_id
+        ))
+    })?;
+    let plaintext = keys
+        .open(&sealed, &run_aad(run_id))
+        .map_err(|error| run_crypto_error(run_id, error))?;
+    let mut payload: Value = serde_json::from_slice(&plaintext).map_err(|error| {
+        StoreError::Corrupt(format!("runs: sealed payload of run {run_id}: {error}"))
+    })?;
+    Ok((payload["params"].take(), payload["rendered"].take()))
+}
+
+/// The message naming a missing run.
+pub(crate) fn run_with_id(id: Uuid) -> String {
+    format!("run {id}")
+}
+
+/// A stored feedback from its columns (none when no field was ever given).
+pub(crate) fn feedback_of(
+    success: Option<bool>,
+    score: Option<f64>,
+    comment: Option<String>,
+    at: Option<OffsetDateTime>,
+) -> (
+    Option<promptvault_core::runs::Feedback>,
+    Option<OffsetDateTime>,
+) {
+    match at {
+        None => (None, None),
+        Some(at) => (
+            Some(promptvault_core::runs::Feedback {
+                success,
+                score,
+                comment,
+            }),
+            Some(at),
+        ),
+    }
+}
+
+/// Groups a batch's runs per version: (prompt, version) → (count, newest `created_at`).
+pub(crate) fn uses_per_version<'a>(
+    runs: impl IntoIterator<Item = &'a crate::types::NewRun>,
+) -> std::collections::BTreeMap<(Uuid, i64), (i64, OffsetDateTime)> {
+    let mut uses = std::collections::BTreeMap::new();
+    for run in runs {
+        let entry = uses
+            .entry((run.prompt_id, run.version_number))
+            .or_insert((0, run.created_at));
+        entry.0 += 1;
+        entry.1 = entry.1.max(run.created_at);
+    }
+    uses
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@ use promptvault_core::{
         VersionStatus,
     },
     retire::Deprecation,
+    runs::Feedback,
     testcase::TestCase,
 };
 use time::OffsetDateTime;
@@ -38,9 +39,9 @@ use uuid::Uuid;
 pub use crate::error::{StoreError, StoreResult};
 use crate::types::{
     AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
-    NewReview, NewUser, NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery,
-    PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState, ServeCandidate,
-    ServeSubject, UserPatch, VersionReviews, VersionSelector,
+    NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery,
+    PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState, Run, RunHead,
+    ServeCandidate, ServeSubject, UserPatch, VersionReviews, VersionSelector, VersionUsage,
 };
 
 /// Everything promptvault keeps, behind use-case-shaped methods. Implementations: SQLite and
@@ -350,6 +351,43 @@ pub trait Store: Send + Sync + 'static {
         subject: &ServeSubject,
         selector: &VersionSelector,
     ) -> StoreResult<Vec<ServeCandidate>>;
+
+    /// Records a batch of runs in one transaction and adds them to their versions' usage
+    /// (`times_used`, `last_used`). Params and output are sealed for classifications sealed at
+    /// rest (`EncryptionKeyRequired` without keys, and nothing is written). Runs of prompts
+    /// deleted meanwhile are skipped. Returns how many runs were written.
+    async fn insert_runs(&self, runs: Vec<NewRun>) -> StoreResult<u64>;
+
+    /// A run's metadata and feedback (no params, no output). A missing run is `NotFound`
+    /// (`run <id>`).
+    async fn run_head(&self, id: Uuid) -> StoreResult<RunHead>;
+
+    /// A run with its params and output, opened if sealed.
+    async fn get_run(&self, id: Uuid) -> StoreResult<Run>;
+
+    /// Records feedback on a run, atomically: the fields given replace the stored ones, the
+    /// others stay (`Feedback::merged`), and the version's usage moves by
+    /// `FeedbackDelta::between` the stored and the merged feedback. Returns the run with its
+    /// merged feedback. A missing run is `NotFound`.
+    async fn upsert_feedback(
+        &self,
+        run_id: Uuid,
+        feedback: Feedback,
+        at: OffsetDateTime,
+    ) -> StoreResult<RunHead>;
+
+    /// Every version of the prompt, newest first, with its usage (zero for versions never
+    /// used). A missing prompt is `NotFound`.
+    async fn version_usage(&self, prompt_id: Uuid) -> StoreResult<Vec<VersionUsage>>;
+
+    /// The outcomes (`success`) of the version's newest runs that have one, newest run first,
+    /// at most `limit` (positive).
+    async fn recent_outcomes(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<bool>>;
 }
 
 /// How to open a store, beyond its URL.

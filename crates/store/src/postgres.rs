@@ -33,6 +33,7 @@ use promptvault_core::{
         PromptVersion, Role, User, VersionStatus,
     },
     retire::{self, Deprecation},
+    runs::{Feedback, FeedbackDelta, Usage},
     testcase::TestCase,
     version::{VersionPlan, plan_version},
     workflow::{ApprovalWorkflow, ReviewDecision, ReviewRecord},
@@ -58,9 +59,10 @@ use crate::{
     redact_url,
     types::{
         AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
-        NewReview, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
+        NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
         PromptQuery, PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState,
-        ServeCandidate, ServeSubject, UserPatch, VersionReviews, VersionSelector,
+        Run, RunHead, ServeCandidate, ServeSubject, UserPatch, VersionReviews, VersionSelector,
+        VersionUsage,
     },
 };
 
@@ -104,6 +106,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "deprecation",
         include_str!("../migrations/postgres/0008_deprecation.sql"),
+    ),
+    (
+        11,
+        "runs",
+        include_str!("../migrations/postgres/0011_runs.sql"),
     ),
 ];
 /// The advisory lock that serializes audit appends and purges ("pvaudit" in ASCII). Advisory
@@ -2914,6 +2921,262 @@ impl Store for PgStore {
         }
         Ok(candidates)
     }
+
+    async fn insert_runs(&self, runs: Vec<NewRun>) -> StoreResult<u64> {
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        let mut stored = Vec::with_capacity(runs.len());
+        for run in &runs {
+            stored.push(common::stored_run(self.keys(), run)?);
+        }
+        let mut tx = self.pool.begin().await?;
+        // The prompts that still exist, locked against deletion until the runs are in.
+        let prompt_ids: Vec<Uuid> = runs
+            .iter()
+            .map(|run| run.prompt_id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let existing: std::collections::BTreeSet<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM prompts WHERE id = ANY($1) ORDER BY id FOR KEY SHARE",
+        )
+        .bind(&prompt_ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let kept: Vec<_> = runs
+            .iter()
+            .zip(stored)
+            .filter(|(run, _)| existing.contains(&run.prompt_id))
+            .collect();
+        // 14 columns per row: well under PostgreSQL's 65535 bound parameters per statement.
+        for chunk in kept.chunks(RUNS_PER_INSERT) {
+            let mut builder = QueryBuilder::<Postgres>::new(
+                "INSERT INTO runs (id, prompt_id, version_number, params, rendered, key_id, nonce, \
+                 ciphertext, sender, session_id, request_id, agent_id, deployment_model, \
+                 created_at) ",
+            );
+            builder.push_values(chunk, |mut row, (run, (params, rendered, seal))| {
+                let (key_id, nonce, ciphertext) = match seal {
+                    Some(sealed) => (
+                        Some(sealed.key_id.clone()),
+                        Some(sealed.nonce.clone()),
+                        Some(sealed.ciphertext.clone()),
+                    ),
+                    None => (None, None, None),
+                };
+                row.push_bind(run.id)
+                    .push_bind(run.prompt_id)
+                    .push_bind(run.version_number)
+                    .push_bind(params.clone())
+                    .push_bind(rendered.clone())
+                    .push_bind(key_id)
+                    .push_bind(nonce)
+                    .push_bind(ciphertext)
+                    .push_bind(run.sender.clone())
+                    .push_bind(run.session_id.clone())
+                    .push_bind(run.request_id.clone())
+                    .push_bind(run.agent_id.clone())
+                    .push_bind(run.deployment_model.as_str())
+                    .push_bind(run.created_at);
+            });
+            builder.build().execute(&mut *tx).await?;
+        }
+        for ((prompt_id, version_number), (count, last)) in
+            common::uses_per_version(kept.iter().map(|(run, _)| *run))
+        {
+            sqlx::query(
+                "INSERT INTO version_usage (prompt_id, version_number, times_used, last_used) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (prompt_id, version_number) DO UPDATE SET \
+                 times_used = version_usage.times_used + excluded.times_used, \
+                 last_used = greatest(version_usage.last_used, excluded.last_used)",
+            )
+            .bind(prompt_id)
+            .bind(version_number)
+            .bind(count)
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(kept.len() as u64)
+    }
+
+    async fn run_head(&self, id: Uuid) -> StoreResult<RunHead> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_head_columns!(),
+            " FROM runs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::not_found(common::run_with_id(id)))?;
+        decode_run_head(&row)
+    }
+
+    async fn get_run(&self, id: Uuid) -> StoreResult<Run> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_head_columns!(),
+            ", params, rendered, key_id, nonce, ciphertext FROM runs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::not_found(common::run_with_id(id)))?;
+        let head = decode_run_head(&row)?;
+        let seal = common::stored_seal(row.try_get(15)?, row.try_get(16)?, row.try_get(17)?)?;
+        let (params, rendered) =
+            common::open_run(self.keys(), id, row.try_get(13)?, row.try_get(14)?, seal)?;
+        Ok(Run {
+            head,
+            params,
+            rendered,
+        })
+    }
+
+    async fn upsert_feedback(
+        &self,
+        run_id: Uuid,
+        feedback: Feedback,
+        at: OffsetDateTime,
+    ) -> StoreResult<RunHead> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_head_columns!(),
+            " FROM runs WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found(common::run_with_id(run_id)))?;
+        let mut head = decode_run_head(&row)?;
+        let merged = head.feedback.clone().unwrap_or_default().merged(&feedback);
+        let delta = FeedbackDelta::between(head.feedback.as_ref(), &merged);
+        sqlx::query(
+            "UPDATE runs SET feedback_success = $2, feedback_score = $3, feedback_comment = $4, \
+             feedback_at = $5 WHERE id = $1",
+        )
+        .bind(run_id)
+        .bind(merged.success)
+        .bind(merged.score)
+        .bind(merged.comment.clone())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO version_usage (prompt_id, version_number, outcomes, successes, scored, \
+             score_sum) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (prompt_id, version_number) DO UPDATE SET \
+             outcomes = version_usage.outcomes + excluded.outcomes, \
+             successes = version_usage.successes + excluded.successes, \
+             scored = version_usage.scored + excluded.scored, \
+             score_sum = version_usage.score_sum + excluded.score_sum",
+        )
+        .bind(head.prompt_id)
+        .bind(head.version_number)
+        .bind(delta.outcomes)
+        .bind(delta.successes)
+        .bind(delta.scored)
+        .bind(delta.score_sum)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        head.feedback = Some(merged);
+        head.feedback_at = Some(at);
+        Ok(head)
+    }
+
+    async fn version_usage(&self, prompt_id: Uuid) -> StoreResult<Vec<VersionUsage>> {
+        let rows = sqlx::query(
+            "SELECT v.version_number, coalesce(u.times_used, 0), u.last_used, \
+             coalesce(u.outcomes, 0), coalesce(u.successes, 0), coalesce(u.scored, 0), \
+             coalesce(u.score_sum, 0.0) \
+             FROM prompt_versions v LEFT JOIN version_usage u \
+             ON u.prompt_id = v.prompt_id AND u.version_number = v.version_number \
+             WHERE v.prompt_id = $1 ORDER BY v.version_number DESC",
+        )
+        .bind(prompt_id)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Err(StoreError::not_found(prompt_with_id(prompt_id)));
+        }
+        rows.iter()
+            .map(|row| {
+                Ok(VersionUsage {
+                    version_number: row.try_get(0)?,
+                    usage: Usage {
+                        times_used: row.try_get(1)?,
+                        last_used: row.try_get(2)?,
+                        outcomes: row.try_get(3)?,
+                        successes: row.try_get(4)?,
+                        scored: row.try_get(5)?,
+                        score_sum: row.try_get(6)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn recent_outcomes(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<bool>> {
+        common::check_audit_limit(limit)?;
+        Ok(sqlx::query_scalar(
+            "SELECT feedback_success FROM runs WHERE prompt_id = $1 AND version_number = $2 \
+             AND feedback_success IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind(prompt_id)
+        .bind(version_number)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// The run columns without params and output, in the order [`decode_run_head`] reads them.
+macro_rules! run_head_columns {
+    () => {
+        "id, prompt_id, version_number, sender, session_id, request_id, agent_id, \
+         deployment_model, created_at, feedback_success, feedback_score, feedback_comment, \
+         feedback_at"
+    };
+}
+use run_head_columns;
+
+/// How many runs one multi-row INSERT carries.
+const RUNS_PER_INSERT: usize = 500;
+
+fn decode_run_head(row: &PgRow) -> StoreResult<RunHead> {
+    let deployment_model: String = row.try_get(7)?;
+    let (feedback, feedback_at) = common::feedback_of(
+        row.try_get(9)?,
+        row.try_get(10)?,
+        row.try_get(11)?,
+        row.try_get(12)?,
+    );
+    Ok(RunHead {
+        id: row.try_get(0)?,
+        prompt_id: row.try_get(1)?,
+        version_number: row.try_get(2)?,
+        sender: row.try_get(3)?,
+        session_id: row.try_get(4)?,
+        request_id: row.try_get(5)?,
+        agent_id: row.try_get(6)?,
+        deployment_model: common::parse_word("runs.deployment_model", &deployment_model)?,
+        created_at: row.try_get(8)?,
+        feedback,
+        feedback_at,
+    })
 }
 
 /// Moves a version's status inside a transaction holding the prompt's lock: conditional on

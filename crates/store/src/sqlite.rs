@@ -26,6 +26,7 @@ use promptvault_core::{
         PromptVersion, Role, User, VersionStatus,
     },
     retire::{self, Deprecation},
+    runs::{Feedback, FeedbackDelta, Usage},
     testcase::TestCase,
     version::{VersionPlan, plan_version},
     workflow::{ApprovalWorkflow, ReviewDecision, ReviewRecord},
@@ -52,9 +53,10 @@ use crate::{
     redact_url,
     types::{
         AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
-        NewReview, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
+        NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
         PromptQuery, PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState,
-        ServeCandidate, ServeSubject, UserPatch, VersionReviews, VersionSelector,
+        Run, RunHead, ServeCandidate, ServeSubject, UserPatch, VersionReviews, VersionSelector,
+        VersionUsage,
     },
 };
 
@@ -98,6 +100,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "deprecation",
         include_str!("../migrations/sqlite/0008_deprecation.sql"),
+    ),
+    (
+        11,
+        "runs",
+        include_str!("../migrations/sqlite/0011_runs.sql"),
     ),
 ];
 /// How long a connection waits for another process's lock on the file.
@@ -3001,6 +3008,266 @@ impl Store for SqliteStore {
         }
         Ok(candidates)
     }
+
+    async fn insert_runs(&self, runs: Vec<NewRun>) -> StoreResult<u64> {
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        // Seal before taking the writer: the single writer is never held for crypto.
+        let mut stored = Vec::with_capacity(runs.len());
+        for run in &runs {
+            stored.push(common::stored_run(self.keys(), run)?);
+        }
+        let mut tx = self.begin_write().await?;
+        let mut existing = std::collections::BTreeSet::new();
+        for prompt_id in runs
+            .iter()
+            .map(|run| run.prompt_id)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM prompts WHERE id = $1")
+                .bind(prompt_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_some() {
+                existing.insert(prompt_id);
+            }
+        }
+        let kept: Vec<_> = runs
+            .iter()
+            .zip(stored)
+            .filter(|(run, _)| existing.contains(&run.prompt_id))
+            .collect();
+        // 18 columns per row: well under SQLite's 32766 bound variables per statement.
+        for chunk in kept.chunks(RUNS_PER_INSERT) {
+            let mut builder = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO runs (id, prompt_id, version_number, params, rendered, key_id, nonce, \
+                 ciphertext, sender, session_id, request_id, agent_id, deployment_model, \
+                 created_at) ",
+            );
+            builder.push_values(chunk, |mut row, (run, (params, rendered, seal))| {
+                let (key_id, nonce, ciphertext) = match seal {
+                    Some(sealed) => (
+                        Some(sealed.key_id.clone()),
+                        Some(sealed.nonce.clone()),
+                        Some(sealed.ciphertext.clone()),
+                    ),
+                    None => (None, None, None),
+                };
+                row.push_bind(run.id)
+                    .push_bind(run.prompt_id)
+                    .push_bind(run.version_number)
+                    .push_bind(params.to_string())
+                    .push_bind(rendered.to_string())
+                    .push_bind(key_id)
+                    .push_bind(nonce)
+                    .push_bind(ciphertext)
+                    .push_bind(run.sender.clone())
+                    .push_bind(run.session_id.clone())
+                    .push_bind(run.request_id.clone())
+                    .push_bind(run.agent_id.clone())
+                    .push_bind(run.deployment_model.as_str())
+                    .push_bind(encode_time(run.created_at));
+            });
+            builder.build().execute(&mut *tx).await?;
+        }
+        for ((prompt_id, version_number), (count, last)) in
+            common::uses_per_version(kept.iter().map(|(run, _)| *run))
+        {
+            sqlx::query(
+                "INSERT INTO version_usage (prompt_id, version_number, times_used, last_used) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (prompt_id, version_number) DO UPDATE SET \
+                 times_used = version_usage.times_used + excluded.times_used, \
+                 last_used = max(coalesce(version_usage.last_used, ''), excluded.last_used)",
+            )
+            .bind(prompt_id)
+            .bind(version_number)
+            .bind(count)
+            .bind(encode_time(last))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(kept.len() as u64)
+    }
+
+    async fn run_head(&self, id: Uuid) -> StoreResult<RunHead> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_head_columns!(),
+            " FROM runs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| StoreError::not_found(common::run_with_id(id)))?;
+        decode_run_head(&row)
+    }
+
+    async fn get_run(&self, id: Uuid) -> StoreResult<Run> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_head_columns!(),
+            ", params, rendered, key_id, nonce, ciphertext FROM runs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| StoreError::not_found(common::run_with_id(id)))?;
+        let head = decode_run_head(&row)?;
+        let json = |index: usize| -> StoreResult<serde_json::Value> {
+            let text: String = row.try_get(index)?;
+            serde_json::from_str(&text)
+                .map_err(|error| StoreError::Corrupt(format!("runs: {error}")))
+        };
+        let seal = common::stored_seal(row.try_get(15)?, row.try_get(16)?, row.try_get(17)?)?;
+        let (params, rendered) = common::open_run(self.keys(), id, json(13)?, json(14)?, seal)?;
+        Ok(Run {
+            head,
+            params,
+            rendered,
+        })
+    }
+
+    async fn upsert_feedback(
+        &self,
+        run_id: Uuid,
+        feedback: Feedback,
+        at: OffsetDateTime,
+    ) -> StoreResult<RunHead> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_head_columns!(),
+            " FROM runs WHERE id = $1"
+        ))
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found(common::run_with_id(run_id)))?;
+        let mut head = decode_run_head(&row)?;
+        let merged = head.feedback.clone().unwrap_or_default().merged(&feedback);
+        let delta = FeedbackDelta::between(head.feedback.as_ref(), &merged);
+        sqlx::query(
+            "UPDATE runs SET feedback_success = $2, feedback_score = $3, feedback_comment = $4, \
+             feedback_at = $5 WHERE id = $1",
+        )
+        .bind(run_id)
+        .bind(merged.success)
+        .bind(merged.score)
+        .bind(merged.comment.clone())
+        .bind(encode_time(at))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO version_usage (prompt_id, version_number, outcomes, successes, scored, \
+             score_sum) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (prompt_id, version_number) DO UPDATE SET \
+             outcomes = version_usage.outcomes + excluded.outcomes, \
+             successes = version_usage.successes + excluded.successes, \
+             scored = version_usage.scored + excluded.scored, \
+             score_sum = version_usage.score_sum + excluded.score_sum",
+        )
+        .bind(head.prompt_id)
+        .bind(head.version_number)
+        .bind(delta.outcomes)
+        .bind(delta.successes)
+        .bind(delta.scored)
+        .bind(delta.score_sum)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        head.feedback = Some(merged);
+        head.feedback_at = Some(at);
+        Ok(head)
+    }
+
+    async fn version_usage(&self, prompt_id: Uuid) -> StoreResult<Vec<VersionUsage>> {
+        let rows = sqlx::query(
+            "SELECT v.version_number, coalesce(u.times_used, 0), u.last_used, \
+             coalesce(u.outcomes, 0), coalesce(u.successes, 0), coalesce(u.scored, 0), \
+             coalesce(u.score_sum, 0.0) \
+             FROM prompt_versions v LEFT JOIN version_usage u \
+             ON u.prompt_id = v.prompt_id AND u.version_number = v.version_number \
+             WHERE v.prompt_id = $1 ORDER BY v.version_number DESC",
+        )
+        .bind(prompt_id)
+        .fetch_all(&self.reader)
+        .await?;
+        if rows.is_empty() {
+            return Err(StoreError::not_found(prompt_with_id(prompt_id)));
+        }
+        rows.iter()
+            .map(|row| {
+                Ok(VersionUsage {
+                    version_number: row.try_get(0)?,
+                    usage: Usage {
+                        times_used: row.try_get(1)?,
+                        last_used: decode_optional_time(row, 2)?,
+                        outcomes: row.try_get(3)?,
+                        successes: row.try_get(4)?,
+                        scored: row.try_get(5)?,
+                        score_sum: row.try_get(6)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn recent_outcomes(
+        &self,
+        prompt_id: Uuid,
+        version_number: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<bool>> {
+        common::check_audit_limit(limit)?;
+        Ok(sqlx::query_scalar(
+            "SELECT feedback_success FROM runs WHERE prompt_id = $1 AND version_number = $2 \
+             AND feedback_success IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind(prompt_id)
+        .bind(version_number)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+}
+
+/// The run columns without params and output, in the order [`decode_run_head`] reads them.
+macro_rules! run_head_columns {
+    () => {
+        "id, prompt_id, version_number, sender, session_id, request_id, agent_id, \
+         deployment_model, created_at, feedback_success, feedback_score, feedback_comment, \
+         feedback_at"
+    };
+}
+use run_head_columns;
+
+/// How many runs one multi-row INSERT carries.
+const RUNS_PER_INSERT: usize = 500;
+
+fn decode_run_head(row: &SqliteRow) -> StoreResult<RunHead> {
+    let deployment_model: String = row.try_get(7)?;
+    let (feedback, feedback_at) = common::feedback_of(
+        row.try_get(9)?,
+        row.try_get(10)?,
+        row.try_get(11)?,
+        decode_optional_time(row, 12)?,
+    );
+    Ok(RunHead {
+        id: row.try_get(0)?,
+        prompt_id: row.try_get(1)?,
+        version_number: row.try_get(2)?,
+        sender: row.try_get(3)?,
+        session_id: row.try_get(4)?,
+        request_id: row.try_get(5)?,
+        agent_id: row.try_get(6)?,
+        deployment_model: common::parse_word("runs.deployment_model", &deployment_model)?,
+        created_at: decode_time(row, 8)?,
+        feedback,
+        feedback_at,
+    })
 }
 
 impl SqliteStore {

@@ -8,9 +8,10 @@ use promptvault_core::{
     compliance::ComplianceRules,
     ident::{LabelName, PromptName},
     model::{
-        Classification, Kind, Prompt, PromptAccess, PromptStatus, PromptVersion, Role, Scope,
-        Source,
+        Classification, DeploymentModel, Kind, Prompt, PromptAccess, PromptStatus, PromptVersion,
+        Role, Scope, Source,
     },
+    runs::{Feedback, Usage},
     version::VersionDraft,
     workflow::{ApprovalPolicy, ApprovalWorkflow, ReviewRecord, Reviewer},
 };
@@ -371,4 +372,56 @@ impl ServeCandidate {
             .iter()
             .find(|version| version.version_number == number)
     }
+}
+
+/// A run to record (`Store::insert_runs`): one use of a version. `params` and `rendered` are
+/// stored as given (the caller redacts them first where the classification asks for it) and
+/// sealed together when `classification` is sealed at rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub id: Uuid,
+    pub prompt_id: Uuid,
+    pub version_number: i64,
+    /// The prompt's classification when the run was served: decides sealing.
+    pub classification: Classification,
+    pub params: Value,
+    pub rendered: Value,
+    /// Who asked (the audit log's actor id).
+    pub sender: Option<String>,
+    pub session_id: Option<String>,
+    pub request_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub deployment_model: DeploymentModel,
+    pub created_at: OffsetDateTime,
+}
+
+/// A run's metadata, without what was rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunHead {
+    pub id: Uuid,
+    pub prompt_id: Uuid,
+    pub version_number: i64,
+    pub sender: Option<String>,
+    pub session_id: Option<String>,
+    pub request_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub deployment_model: DeploymentModel,
+    pub created_at: OffsetDateTime,
+    pub feedback: Option<Feedback>,
+    pub feedback_at: Option<OffsetDateTime>,
+}
+
+/// A run with its params and rendered output (opened if sealed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub head: RunHead,
+    pub params: Value,
+    pub rendered: Value,
+}
+
+/// One version's usage (`Store::version_usage`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionUsage {
+    pub version_number: i64,
+    pub usage: Usage,
 }

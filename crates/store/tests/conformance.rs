@@ -25,6 +25,7 @@ use promptvault_core::{
         PromptAccess, PromptStatus, PromptVersion, Role, Scope, Source, VersionStatus,
     },
     retire::{Deprecation, Replacement},
+    runs::Feedback,
     testcase::TestCase,
     version::{Bump, VersionDraft},
     workflow::{
@@ -36,8 +37,8 @@ use promptvault_store::{
     testing::TestDatabase,
     types::{
         AuditQuery, CarryOver, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
-        NewReview, NewUser, NewVersion, PromptKey, PromptPatch, PromptQuery, PromptTypePatch,
-        ServeSubject, UserPatch, VersionSelector,
+        NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptPatch, PromptQuery,
+        PromptTypePatch, ServeSubject, UserPatch, VersionSelector,
     },
 };
 use serde_json::{Value, json};
@@ -190,6 +191,10 @@ conformance! {
         concurrent_approvals_by_the_same_approver_count_once,
         a_prompt_types_workflow_round_trips_and_overrides_the_classification,
         the_review_queue_lists_versions_in_review_with_this_rounds_approvals,
+        recorded_runs_read_back_and_count_toward_their_versions_usage,
+        runs_of_a_deleted_prompt_are_skipped_and_missing_runs_are_not_found,
+        feedback_merges_and_moves_the_aggregates_once_per_run,
+        recent_outcomes_are_the_newest_runs_with_an_outcome_first,
     ],
     database: [
         a_second_store_opened_from_the_url_sees_the_same_data,
@@ -206,6 +211,7 @@ conformance! {
         without_keys_public_and_internal_prompts_work_and_sealed_writes_are_refused,
         reencrypt_seals_versions_stored_in_clear_before_encryption,
         sealed_test_cases_are_not_in_the_database_and_follow_the_classification,
+        runs_of_sealed_prompts_are_not_in_the_database_and_read_back,
     ],
 }
 
@@ -5616,4 +5622,245 @@ async fn serve_candidates_by_capability_follow_the_link_order_with_their_version
         .await
         .expect("candidates");
     assert!(nothing.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs, feedback and usage.
+
+fn new_run(prompt_id: Uuid, version_number: i64, at: OffsetDateTime) -> NewRun {
+    NewRun {
+        id: Uuid::now_v7(),
+        prompt_id,
+        version_number,
+        classification: Classification::Internal,
+        params: json!({"name": "Ann"}),
+        rendered: json!("Hello Ann"),
+        sender: Some("agent-7".into()),
+        session_id: Some("s-1".into()),
+        request_id: Some("r-1".into()),
+        agent_id: Some("agent-7".into()),
+        deployment_model: DeploymentModel::WebApplication,
+        created_at: at.truncate_to_microsecond(),
+    }
+}
+
+fn outcome(success: Option<bool>, score: Option<f64>) -> Feedback {
+    Feedback {
+        success,
+        score,
+        comment: None,
+    }
+}
+
+async fn recorded_runs_read_back_and_count_toward_their_versions_usage(store: Arc<dyn Store>) {
+    let id = create(&store, "runs/usage").await;
+    store
+        .add_version(id, text("Hi {{ name }}"))
+        .await
+        .expect("v2");
+    let t0 = OffsetDateTime::now_utc();
+    let later = t0 + time::Duration::seconds(5);
+    let first = new_run(id, 1, later);
+    let runs = vec![
+        first.clone(),
+        new_run(id, 1, t0),
+        new_run(id, 1, t0),
+        new_run(id, 2, t0),
+    ];
+    assert_eq!(store.insert_runs(runs).await.expect("insert"), 4);
+    assert_eq!(store.insert_runs(vec![]).await.expect("nothing"), 0);
+
+    let run = store.get_run(first.id).await.expect("run");
+    assert_eq!(run.params, first.params);
+    assert_eq!(run.rendered, first.rendered);
+    assert_eq!(run.head.version_number, 1);
+    assert_eq!(run.head.sender.as_deref(), Some("agent-7"));
+    assert_eq!(run.head.session_id.as_deref(), Some("s-1"));
+    assert_eq!(run.head.request_id.as_deref(), Some("r-1"));
+    assert_eq!(run.head.deployment_model, DeploymentModel::WebApplication);
+    assert_eq!(run.head.created_at, first.created_at);
+    assert_eq!(run.head.feedback, None);
+
+    let usage = store.version_usage(id).await.expect("usage");
+    let numbers: Vec<i64> = usage.iter().map(|u| u.version_number).collect();
+    assert_eq!(numbers, vec![2, 1], "every version, newest first");
+    assert_eq!(usage[1].usage.times_used, 3);
+    assert_eq!(usage[1].usage.last_used, Some(first.created_at));
+    assert_eq!(usage[0].usage.times_used, 1);
+
+    // A second batch adds up; an older run does not move last_used back.
+    store
+        .insert_runs(vec![new_run(id, 1, t0 - time::Duration::hours(1))])
+        .await
+        .expect("second batch");
+    let usage = store.version_usage(id).await.expect("usage");
+    assert_eq!(usage[1].usage.times_used, 4);
+    assert_eq!(usage[1].usage.last_used, Some(first.created_at));
+}
+
+async fn runs_of_a_deleted_prompt_are_skipped_and_missing_runs_are_not_found(
+    store: Arc<dyn Store>,
+) {
+    let kept = create(&store, "runs/kept").await;
+    let gone = create(&store, "runs/gone").await;
+    store.delete_prompt(gone).await.expect("delete");
+    let now = OffsetDateTime::now_utc();
+    let orphan = new_run(gone, 1, now);
+    let written = store
+        .insert_runs(vec![new_run(kept, 1, now), orphan.clone()])
+        .await
+        .expect("batch");
+    assert_eq!(written, 1);
+    let missing = Uuid::now_v7();
+    assert_not_found(
+        store.run_head(orphan.id).await,
+        &format!("run {}", orphan.id),
+    );
+    assert_not_found(store.get_run(missing).await, &format!("run {missing}"));
+    assert_not_found(
+        store
+            .upsert_feedback(missing, outcome(Some(true), None), now)
+            .await,
+        &format!("run {missing}"),
+    );
+    assert!(matches!(
+        store.version_usage(gone).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn feedback_merges_and_moves_the_aggregates_once_per_run(store: Arc<dyn Store>) {
+    let id = create(&store, "runs/feedback").await;
+    let now = OffsetDateTime::now_utc();
+    let runs: Vec<NewRun> = (0..3).map(|_| new_run(id, 1, now)).collect();
+    store.insert_runs(runs.clone()).await.expect("insert");
+    let at = now.truncate_to_microsecond();
+
+    let head = store
+        .upsert_feedback(runs[0].id, outcome(Some(false), Some(0.25)), at)
+        .await
+        .expect("first feedback");
+    assert_eq!(head.feedback, Some(outcome(Some(false), Some(0.25))));
+    assert_eq!(head.feedback_at, Some(at));
+    // A correction of the same run replaces its contribution, it does not add a second one.
+    let head = store
+        .upsert_feedback(
+            runs[0].id,
+            Feedback {
+                success: Some(true),
+                score: None,
+                comment: Some("fixed on retry".into()),
+            },
+            at,
+        )
+        .await
+        .expect("correction");
+    assert_eq!(
+        head.feedback,
+        Some(Feedback {
+            success: Some(true),
+            score: Some(0.25),
+            comment: Some("fixed on retry".into()),
+        })
+    );
+    store
+        .upsert_feedback(runs[1].id, outcome(Some(false), Some(0.75)), at)
+        .await
+        .expect("second run");
+    store
+        .upsert_feedback(runs[2].id, outcome(None, Some(1.0)), at)
+        .await
+        .expect("score only");
+
+    let usage = &store.version_usage(id).await.expect("usage")[0].usage;
+    assert_eq!(usage.times_used, 3);
+    assert_eq!((usage.outcomes, usage.successes), (2, 1));
+    assert_eq!(usage.success_rate(), Some(0.5));
+    assert_eq!(usage.scored, 3);
+    assert_eq!(usage.mean_score(), Some((0.25 + 0.75 + 1.0) / 3.0));
+    let read = store.run_head(runs[0].id).await.expect("head");
+    assert_eq!(read.feedback, head.feedback);
+}
+
+async fn recent_outcomes_are_the_newest_runs_with_an_outcome_first(store: Arc<dyn Store>) {
+    let id = create(&store, "runs/recent").await;
+    let t0 = OffsetDateTime::now_utc();
+    let runs: Vec<NewRun> = (0..4)
+        .map(|i| new_run(id, 1, t0 + time::Duration::seconds(i)))
+        .collect();
+    store.insert_runs(runs.clone()).await.expect("insert");
+    for (run, success) in [(0, true), (1, false), (3, false)] {
+        store
+            .upsert_feedback(runs[run].id, outcome(Some(success), None), t0)
+            .await
+            .expect("feedback");
+    }
+    // Run 2 has no feedback and run 3 only the newest: newest run first.
+    assert_eq!(
+        store.recent_outcomes(id, 1, 10).await.expect("recent"),
+        vec![false, false, true]
+    );
+    assert_eq!(
+        store.recent_outcomes(id, 1, 2).await.expect("limited"),
+        vec![false, false]
+    );
+    assert!(
+        store
+            .recent_outcomes(id, 2, 10)
+            .await
+            .expect("other")
+            .is_empty()
+    );
+    assert!(matches!(
+        store.recent_outcomes(id, 1, 0).await,
+        Err(StoreError::Domain(_))
+    ));
+}
+
+async fn runs_of_sealed_prompts_are_not_in_the_database_and_read_back(database: &TestDatabase) {
+    let store = database.store();
+    let created = store
+        .create_prompt(
+            classified("sec/runs", Classification::Restricted),
+            text("Hello {{ name }}"),
+        )
+        .await
+        .expect("create restricted");
+    let mut run = new_run(created.prompt.id, 1, OffsetDateTime::now_utc());
+    run.classification = Classification::Restricted;
+    run.params = json!({"name": MARKER});
+    run.rendered = json!(format!("Hello {MARKER}"));
+    store.insert_runs(vec![run.clone()]).await.expect("insert");
+    let read = store.get_run(run.id).await.expect("opened");
+    assert_eq!((&read.params, &read.rendered), (&run.params, &run.rendered));
+    let sql = if database.file_bytes().is_some() {
+        "SELECT params || rendered || coalesce(key_id, '') FROM runs"
+    } else {
+        "SELECT params::text || rendered::text || coalesce(key_id, '') FROM runs"
+    };
+    let stored: Vec<String> = database
+        .query_text(sql)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(stored, vec!["nullnullk1".to_string()]);
+    if let Some(bytes) = database.file_bytes() {
+        let marker = MARKER.as_bytes();
+        assert!(!bytes.windows(marker.len()).any(|w| w == marker));
+    }
+    // Without keys the metadata still reads, the payload is a clear error, and sealed runs
+    // cannot be written.
+    let keyless = database.open_store(ConnectOptions::default()).await;
+    assert!(keyless.run_head(run.id).await.is_ok());
+    assert!(matches!(
+        keyless.get_run(run.id).await,
+        Err(StoreError::Encryption(_))
+    ));
+    let mut another = run.clone();
+    another.id = Uuid::now_v7();
+    assert!(matches!(
+        keyless.insert_runs(vec![another]).await,
+        Err(StoreError::EncryptionKeyRequired)
+    ));
 }

@@ -413,6 +413,11 @@ impl Backend for HttpBackend {
         )
         .await
     }
+
+    async fn metrics(&self, prompt: &str) -> CliResult<promptvault_api::runs::MetricsResponse> {
+        self.send_json(self.request(Method::GET, &Self::prompt_path(prompt, "/metrics")))
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -77,7 +77,10 @@ impl Backend for LocalBackend {
     }
 
     async fn render(&self, prompt: &str, request: RenderRequest) -> CliResult<RenderResponse> {
-        Ok(self.vault.render(&self.actor, prompt, request).await?)
+        let rendered = self.vault.render(&self.actor, prompt, request).await?;
+        // The process ends after the command: write the run now.
+        self.vault.flush_runs().await;
+        Ok(rendered)
     }
 
     async fn set_label(
@@ -232,5 +235,9 @@ impl Backend for LocalBackend {
             .vault
             .reject_version(&self.actor, prompt, version, request)
             .await?)
+    }
+
+    async fn metrics(&self, prompt: &str) -> CliResult<promptvault_api::runs::MetricsResponse> {
+        Ok(self.vault.metrics(&self.actor, prompt).await?)
     }
 }

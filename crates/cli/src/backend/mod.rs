@@ -121,4 +121,6 @@ pub trait Backend: Send + Sync {
         version: i64,
         request: RejectRequest,
     ) -> CliResult<ReviewOutcomeResponse>;
+    /// Usage per version, newest first.
+    async fn metrics(&self, prompt: &str) -> CliResult<promptvault_api::runs::MetricsResponse>;
 }

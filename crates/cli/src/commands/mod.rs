@@ -12,6 +12,7 @@ pub mod render;
 pub mod retire;
 pub mod reviews;
 pub mod serve;
+pub mod stats;
 pub mod test;
 
 use promptvault_server::settings::Overrides;
@@ -82,6 +83,7 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Import(args) => bundle::import(backend, args, json).await?,
         Command::Deprecate(args) => retire::deprecate(backend, args, json).await?,
         Command::Archive(args) => retire::archive(backend, args, json).await?,
+        Command::Stats(args) => stats::stats(backend, args, json).await?,
     };
     output::emit(&text)
 }

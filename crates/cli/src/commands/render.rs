@@ -16,6 +16,7 @@ pub async fn render(backend: &dyn Backend, args: RenderArgs, json: bool) -> CliR
         label: args.label,
         params: input::params(&args.params, args.params_file.as_ref())?,
         undefined: args.lenient.then_some(UndefinedMode::Lenient),
+        ..RenderRequest::default()
     };
     let response = backend.render(&args.name, request).await?;
     if json {
@@ -64,6 +65,7 @@ mod tests {
             rendered,
             config: json!({}),
             redactions: 0,
+            run_id: None,
         }
     }
 

@@ -57,11 +57,14 @@ pub async fn serve(global: &GlobalArgs, args: ServeArgs) -> CliResult<()> {
     tracing::info!(%address, "listening");
     let retention = promptvault_server::spawn_audit_retention(&state);
     let version_retention = promptvault_server::spawn_version_retention(&state);
+    let vault = state.vault.clone();
     http::serve(listener, state, shutdown)
         .await
         .map_err(|error| {
             CliError::internal("server_failed", format!("the server stopped: {error}"))
         })?;
+    // Runs still queued are written before the process ends.
+    vault.flush_runs().await;
     if let Some(retention) = retention {
         retention.abort();
     }

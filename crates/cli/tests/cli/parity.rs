@@ -107,6 +107,7 @@ fn session(vault: &Vault) -> Vec<Value> {
         ],
         vec!["link", "--list", "--agent", "bot-9"],
         vec!["export", "--all"],
+        vec!["stats", "team/summarize"],
     ];
     commands
         .iter()
@@ -153,5 +154,38 @@ fn errors_read_the_same_locally_and_through_a_server() {
             (right.code, &right.stderr),
             "{args:?}"
         );
+    }
+}
+
+#[test]
+fn stats_count_the_renders_of_each_version_in_either_mode() {
+    for vault in [Vault::local(), Vault::remote()] {
+        vault.ok(&["create", "s/one", "--content", "Hi {{ name }}"]);
+        vault.ok(&["version", "s/one", "--content", "Hello {{ name }}"]);
+        for version in ["1", "2", "2"] {
+            vault.ok(&[
+                "render",
+                "s/one",
+                "--version",
+                version,
+                "--param",
+                "name=Ann",
+            ]);
+        }
+        let stats = vault.json(&["stats", "s/one"]);
+        let used: Vec<(i64, i64)> = stats["versions"]
+            .as_array()
+            .expect("versions")
+            .iter()
+            .map(|version| {
+                (
+                    version["version_number"].as_i64().expect("number"),
+                    version["times_used"].as_i64().expect("times_used"),
+                )
+            })
+            .collect();
+        assert_eq!(used, vec![(2, 2), (1, 1)], "{stats}");
+        let table = vault.ok(&["stats", "s/one"]);
+        assert!(table.starts_with("VERSION"), "{table}");
     }
 }

@@ -425,6 +425,8 @@ pub fn without_ids_and_times(mut value: Value) -> Value {
         "updated_at",
         "at",
         "exported_at",
+        "run_id",
+        "last_used",
     ];
     fn strip(value: &mut Value) {
         match value {

@@ -9,6 +9,7 @@ pub mod links;
 pub mod prompts;
 pub mod retire;
 pub mod reviews;
+pub mod runs;
 pub mod system;
 pub mod testcases;
 
@@ -60,6 +61,7 @@ pub struct AppState {
         (name = "access", description = "Users, API tokens and the audit log (admins)"),
         (name = "tests", description = "Template test cases stored with a prompt"),
         (name = "reviews", description = "Periodic review (attestations, overdue prompts) and approval workflows: approve, reject, who approved what, the review queue"),
+        (name = "runs", description = "Recorded uses of prompts: feedback (outcomes) and usage metrics per version"),
     ),
     modifiers(&SecuritySchemes),
     security(("bearer" = []))
@@ -190,6 +192,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reviews::reject_version))
         .routes(routes!(reviews::version_approvals))
         .routes(routes!(reviews::review_queue))
+        .routes(routes!(runs::run_feedback))
+        .routes(routes!(runs::prompt_metrics))
 }
 
 /// A request still running after the configured time is answered with 503 `timeout`.

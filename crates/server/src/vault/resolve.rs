@@ -185,13 +185,16 @@ impl Vault {
             Some(_) => None,
         };
         self.audit_text_read(actor, prompt, "resolve").await?;
-        let (rendered, rendered_redactions) = match request.params {
-            None => (None, None),
+        let (rendered, rendered_redactions, run_id) = match request.params {
+            None => (None, None, None),
             Some(params) => {
                 let compiled = self.compiled(
                     &served_version.version,
                     request.undefined.unwrap_or_default(),
                 )?;
+                // A resolve that renders is a use of the version: recorded like a render.
+                let kept = (self.runs.is_some() && self.run_settings.record && at.is_none())
+                    .then(|| params.clone());
                 let rendered = self.render_compiled(compiled, params).await?;
                 let (rendered, redactions) =
                     if self.compliance.redact.contains(&prompt.classification) {
@@ -199,13 +202,19 @@ impl Vault {
                     } else {
                         (rendered, 0)
                     };
-                (
-                    Some(
-                        serde_json::to_value(rendered)
-                            .map_err(|error| AppError::internal(&error))?,
-                    ),
-                    Some(redactions),
-                )
+                let rendered =
+                    serde_json::to_value(rendered).map_err(|error| AppError::internal(&error))?;
+                let run_id = kept.and_then(|params| {
+                    self.record_run(
+                        actor,
+                        prompt,
+                        &served_version.version,
+                        &params,
+                        &rendered,
+                        None,
+                    )
+                });
+                (Some(rendered), Some(redactions), run_id)
             }
         };
         Ok(ResolveResponse {
@@ -228,6 +237,7 @@ impl Vault {
             redactions: served_version.redactions,
             rendered,
             rendered_redactions,
+            run_id,
         })
     }
 

@@ -225,6 +225,10 @@ const ROUTES: &[Route] = &[
     on_prompt("POST", "/api/prompts/{id}/versions/{n}/reject", "AOU..."),
     on_prompt("GET", "/api/prompts/{id}/versions/{n}/approvals", "AOUGX."),
     route("GET", "/api/reviews", "AOUGX."),
+    // A run's feedback: its sender or an admin (every run here is sent by nobody of the table),
+    // among those who see the prompt.
+    on_prompt("POST", "/api/runs/{id}/feedback", "A....."),
+    on_prompt("GET", "/api/prompts/{id}/metrics", "AOUGX."),
     // Deleting comes last so that no other cell loses its prompt (each delete cell deletes a
     // fresh copy of its fixture anyway).
     on_prompt("DELETE", "/api/prompts/{id}", "AO...."),
@@ -460,6 +464,45 @@ async fn prepare(
             path,
             Some(json!({"name": prompt.replace("%2F", "/"), "label": "latest"})),
         ),
+        ("POST", "/api/runs/{id}/feedback") => {
+            // A run of the fixture's prompt, recorded straight into the store with no sender
+            // (a render cannot make one for a prompt this deployment may not serve).
+            let shown = cast
+                .admin
+                .get(app.url(&format!("/api/prompts/{prompt}")))
+                .send()
+                .await
+                .expect("set-up read");
+            let shown = expect_json(shown, StatusCode::OK).await;
+            let run = promptvault_store::types::NewRun {
+                id: uuid::Uuid::now_v7(),
+                prompt_id: shown["id"].as_str().expect("id").parse().expect("uuid"),
+                version_number: 1,
+                classification: shown["classification"]
+                    .as_str()
+                    .expect("classification")
+                    .parse()
+                    .expect("classification word"),
+                params: json!({}),
+                rendered: json!("Hi"),
+                sender: None,
+                session_id: None,
+                request_id: None,
+                agent_id: None,
+                deployment_model: promptvault_core::model::DeploymentModel::WebApplication,
+                created_at: time::OffsetDateTime::now_utc(),
+            };
+            let id = run.id;
+            app.database()
+                .store()
+                .insert_runs(vec![run])
+                .await
+                .expect("set-up run");
+            (
+                format!("/api/runs/{id}/feedback"),
+                Some(json!({"success": true, "score": 1.0})),
+            )
+        }
         ("DELETE", "/api/prompts/{id}/labels/{label}") => {
             admin(
                 Method::PUT,

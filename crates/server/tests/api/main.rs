@@ -19,4 +19,5 @@ mod prompts;
 mod resolve;
 mod retire;
 mod reviews;
+mod runs;
 mod testcases;

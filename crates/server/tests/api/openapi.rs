@@ -38,6 +38,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     GET /api/prompts/{id}
     GET /api/prompts/{id}/diff
     GET /api/prompts/{id}/labels/{label}/history
+    GET /api/prompts/{id}/metrics
     GET /api/prompts/{id}/tests
     GET /api/prompts/{id}/versions/{n}
     GET /api/prompts/{id}/versions/{n}/approvals
@@ -65,6 +66,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     POST /api/prompts/{id}/versions/{n}/reject
     POST /api/prompts/{id}/versions/{n}/transition
     POST /api/resolve
+    POST /api/runs/{id}/feedback
     POST /api/tokens
     POST /api/users
     PUT /api/prompt-types/{key}

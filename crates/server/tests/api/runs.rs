@@ -1,0 +1,366 @@
+//! Runs over HTTP: renders record runs off the hot path, feedback is durable when answered (even
+//! for a run still queued), metrics aggregate per version, the monitor raises one alert per
+//! breach, and stored runs honour redaction and encryption.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, client_for, encode, expect_json, expect_problem};
+
+crate::on_both_backends!(
+    a_render_records_a_run_that_feedback_and_metrics_see,
+    a_render_may_opt_out_of_recording,
+    feedback_is_for_the_runs_sender_or_an_admin_and_is_validated,
+    an_alert_is_raised_once_when_the_success_rate_falls_below_the_threshold,
+    runs_of_confidential_prompts_are_stored_redacted_and_sealed,
+    a_resolve_that_renders_records_a_run_and_one_that_does_not_records_none,
+);
+
+async fn render(app: &TestApp, name: &str, body: Value) -> Value {
+    expect_json(
+        app.post(&format!("/api/prompts/{}/render", encode(name)), &body)
+            .await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn feedback(app: &TestApp, run_id: &Value, body: Value) -> reqwest::Response {
+    let run_id = run_id.as_str().expect("run_id");
+    app.post(&format!("/api/runs/{run_id}/feedback"), &body)
+        .await
+}
+
+async fn a_render_records_a_run_that_feedback_and_metrics_see(app: TestApp) {
+    app.create_prompt("runs/hello", "Hello {{ name }}").await;
+    let first = render(
+        &app,
+        "runs/hello",
+        json!({"params": {"name": "Ann"}, "session_id": "s-1"}),
+    )
+    .await;
+    let second = render(&app, "runs/hello", json!({"params": {"name": "Bo"}})).await;
+    assert_ne!(first["run_id"], second["run_id"]);
+    // Right after the render the run may still be queued: feedback waits for it.
+    let given = expect_json(
+        feedback(
+            &app,
+            &first["run_id"],
+            json!({"success": true, "score": 0.8}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(given["run_id"], first["run_id"]);
+    assert_eq!(given["version_number"], 1);
+    assert_eq!(
+        (given["success"].clone(), given["score"].clone()),
+        (json!(true), json!(0.8))
+    );
+    // A later feedback changes the fields it gives and keeps the others.
+    let corrected = expect_json(
+        feedback(&app, &first["run_id"], json!({"comment": "good"})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(corrected["success"], true);
+    assert_eq!(corrected["comment"], "good");
+
+    let metrics = expect_json(
+        app.get("/api/prompts/runs%2Fhello/metrics").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(metrics["name"], "runs/hello");
+    let v1 = &metrics["versions"][0];
+    assert_eq!(v1["version_number"], 1);
+    assert_eq!(v1["times_used"], 2, "{metrics}");
+    assert!(v1["last_used"].is_string(), "{metrics}");
+    assert_eq!(v1["outcomes"], 1);
+    assert_eq!(v1["success_rate"], 1.0);
+    assert_eq!(v1["mean_score"], 0.8);
+
+    let store = app.database().store();
+    let run_id = first["run_id"]
+        .as_str()
+        .expect("run_id")
+        .parse()
+        .expect("uuid");
+    let run = store.get_run(run_id).await.expect("stored run");
+    assert_eq!(run.params, json!({"name": "Ann"}));
+    assert_eq!(run.rendered, json!("Hello Ann"));
+    assert_eq!(run.head.session_id.as_deref(), Some("s-1"));
+    assert!(run.head.request_id.is_some(), "the request id is kept");
+    assert!(run.head.sender.is_some(), "the sender is kept");
+
+    let audited = expect_json(
+        app.get("/api/audit?action=run.feedback").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(audited["entries"].as_array().map(Vec::len), Some(2));
+}
+
+async fn a_render_may_opt_out_of_recording(app: TestApp) {
+    app.create_prompt("runs/quiet", "Hi").await;
+    let rendered = render(&app, "runs/quiet", json!({"record": false})).await;
+    assert!(rendered.get("run_id").is_none(), "{rendered}");
+    app.state.vault.flush_runs().await;
+    let metrics = expect_json(
+        app.get("/api/prompts/runs%2Fquiet/metrics").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(metrics["versions"][0]["times_used"], 0);
+    assert_eq!(metrics["versions"][0]["success_rate"], Value::Null);
+    expect_problem(
+        app.post(
+            "/api/prompts/runs%2Fquiet/render",
+            &json!({"session_id": ""}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+}
+
+async fn feedback_is_for_the_runs_sender_or_an_admin_and_is_validated(app: TestApp) {
+    app.create_prompt("runs/shared", "Hi {{ name }}").await;
+    let sender = app.user(&["user"]).await;
+    let sender = client_for(
+        &app.token(json!({"name": "sender", "role": "user", "user_id": sender}))
+            .await,
+    );
+    let other = app.user(&["user"]).await;
+    let other = client_for(
+        &app.token(json!({"name": "other", "role": "user", "user_id": other}))
+            .await,
+    );
+    let rendered = expect_json(
+        sender
+            .post(app.url("/api/prompts/runs%2Fshared/render"))
+            .json(&json!({"params": {"name": "Ann"}}))
+            .send()
+            .await
+            .expect("render"),
+        StatusCode::OK,
+    )
+    .await;
+    let run = rendered["run_id"].as_str().expect("run_id").to_string();
+    let path = format!("/api/runs/{run}/feedback");
+
+    expect_problem(
+        other
+            .post(app.url(&path))
+            .json(&json!({"success": false}))
+            .send()
+            .await
+            .expect("request"),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    expect_json(
+        sender
+            .post(app.url(&path))
+            .json(&json!({"success": true}))
+            .send()
+            .await
+            .expect("request"),
+        StatusCode::OK,
+    )
+    .await;
+    expect_json(
+        app.post(&path, &json!({"score": 0.5})).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    for (body, code) in [
+        (json!({}), "invalid_field"),
+        (json!({"score": 1.5}), "invalid_field"),
+        (json!({"score": -1}), "invalid_field"),
+        (json!({"comment": "x".repeat(4001)}), "invalid_field"),
+    ] {
+        expect_problem(
+            app.post(&path, &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+        )
+        .await;
+    }
+    let unknown = app.post(&path, &json!({"succes": true})).await;
+    assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let missing = uuid::Uuid::now_v7();
+    expect_problem(
+        app.post(
+            &format!("/api/runs/{missing}/feedback"),
+            &json!({"success": true}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "run_not_found",
+    )
+    .await;
+    let denied = expect_json(
+        app.get("/api/audit?action=access.denied&outcome=denied")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        denied["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|entry| entry["detail"]["attempted"] == "run.feedback"),
+        "{denied}"
+    );
+}
+
+async fn an_alert_is_raised_once_when_the_success_rate_falls_below_the_threshold(app: TestApp) {
+    let app = app
+        .reconfigured(|settings| {
+            settings.runs.alert_below = Some(0.5);
+            settings.runs.alert_window = 2;
+        })
+        .await;
+    app.create_prompt("runs/flaky", "Hi").await;
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        runs.push(render(&app, "runs/flaky", json!({})).await["run_id"].clone());
+    }
+    let alerts = || async {
+        expect_json(
+            app.get("/api/audit?action=alert.raised").await,
+            StatusCode::OK,
+        )
+        .await["entries"]
+            .as_array()
+            .expect("entries")
+            .clone()
+    };
+    // One failure out of one: the window of two is not full yet.
+    expect_json(
+        feedback(&app, &runs[0], json!({"success": false})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(alerts().await.is_empty());
+    // Two failures out of two: raised, by the system.
+    expect_json(
+        feedback(&app, &runs[1], json!({"success": false})).await,
+        StatusCode::OK,
+    )
+    .await;
+    let raised = alerts().await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["actor_kind"], "system");
+    assert_eq!(raised[0]["detail"]["version"], 1);
+    assert_eq!(raised[0]["detail"]["success_rate"], 0.0);
+    // Still breached: not raised again.
+    expect_json(
+        feedback(&app, &runs[2], json!({"success": false})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(alerts().await.len(), 1);
+    // Recovered (one of the last two succeeded), then breached again: a second alert.
+    expect_json(
+        feedback(&app, &runs[3], json!({"success": true})).await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_json(
+        feedback(&app, &runs[3], json!({"success": false})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(alerts().await.len(), 2);
+}
+
+async fn runs_of_confidential_prompts_are_stored_redacted_and_sealed(app: TestApp) {
+    expect_json(
+        app.post(
+            "/api/prompts",
+            &json!({"name": "runs/secret", "content": "Mail {{ to }} about SWORDFISH",
+                    "classification": "confidential"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let rendered = render(
+        &app,
+        "runs/secret",
+        json!({"params": {"to": "ada@example.com"}}),
+    )
+    .await;
+    assert_eq!(rendered["redactions"], 1, "{rendered}");
+    let run_id = rendered["run_id"]
+        .as_str()
+        .expect("run_id")
+        .parse()
+        .expect("uuid");
+    app.state.vault.flush_runs().await;
+    let run = app.database().store().get_run(run_id).await.expect("run");
+    let stored = format!("{} {}", run.params, run.rendered);
+    assert!(!stored.contains("ada@example.com"), "{stored}");
+    assert!(stored.contains("[REDACTED:"), "{stored}");
+    let sql = if app.database().file_bytes().is_some() {
+        "SELECT params || rendered FROM runs"
+    } else {
+        "SELECT params::text || rendered::text FROM runs"
+    };
+    let raw: Vec<String> = app
+        .database()
+        .query_text(sql)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(raw, vec!["nullnull".to_string()], "sealed at rest");
+}
+
+async fn a_resolve_that_renders_records_a_run_and_one_that_does_not_records_none(app: TestApp) {
+    expect_json(
+        app.post(
+            "/api/prompts",
+            &json!({"name": "runs/resolved", "content": "Hi {{ name }}", "labels": ["staging"]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let plain = expect_json(
+        app.get("/api/resolve?name=runs%2Fresolved&label=staging")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(plain.get("run_id").is_none(), "{plain}");
+    let rendered = expect_json(
+        app.post(
+            "/api/resolve",
+            &json!({"name": "runs/resolved", "label": "staging", "params": {"name": "Ann"}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(rendered["rendered"], "Hi Ann");
+    let given = expect_json(
+        feedback(&app, &rendered["run_id"], json!({"success": true})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(given["version_number"], 1);
+    let metrics = expect_json(
+        app.get("/api/prompts/runs%2Fresolved/metrics").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(metrics["versions"][0]["times_used"], 1, "{metrics}");
+}

@@ -38,7 +38,7 @@ use uuid::Uuid;
 pub use crate::error::{StoreError, StoreResult};
 use crate::types::{
     AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
-    NewReview, NewUser, NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery,
+    NewReview, NewUser, NewVersion, PoolStats, PromptKey, PromptPage, PromptPatch, PromptQuery,
     PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState, UserPatch,
     VersionReviews, VersionSelector,
 };
@@ -337,6 +337,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         visibility: Option<&VisibilityFilter>,
     ) -> StoreResult<Vec<ReviewQueueItem>>;
+
+    /// The size and idle connections of each connection pool now (no query: read from the
+    /// pools themselves, so a scrape costs nothing and works while the database is down).
+    fn pool_stats(&self) -> Vec<PoolStats>;
 }
 
 /// How to open a store, beyond its URL.

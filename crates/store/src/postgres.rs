@@ -2782,6 +2782,15 @@ impl Store for PgStore {
         }
         Ok(items)
     }
+
+    fn pool_stats(&self) -> Vec<crate::types::PoolStats> {
+        vec![crate::types::PoolStats {
+            pool: "main",
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }]
+    }
 }
 
 /// Moves a version's status inside a transaction holding the prompt's lock: conditional on

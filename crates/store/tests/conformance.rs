@@ -188,6 +188,7 @@ conformance! {
         concurrent_approvals_by_the_same_approver_count_once,
         a_prompt_types_workflow_round_trips_and_overrides_the_classification,
         the_review_queue_lists_versions_in_review_with_this_rounds_approvals,
+        pool_stats_report_each_pool_with_open_and_idle_connections_within_its_maximum,
     ],
     database: [
         a_second_store_opened_from_the_url_sees_the_same_data,
@@ -5479,4 +5480,26 @@ async fn the_review_queue_shows_only_prompts_the_principal_may_see(database: &Te
         3,
         "no filter: everything"
     );
+}
+
+async fn pool_stats_report_each_pool_with_open_and_idle_connections_within_its_maximum(
+    store: Arc<dyn Store>,
+) {
+    create(&store, "pool/stats").await;
+    store.ping().await.expect("ping");
+    let pools = store.pool_stats();
+    assert!(!pools.is_empty(), "at least one pool");
+    let names: Vec<&str> = pools.iter().map(|stats| stats.pool).collect();
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(names, unique, "each pool once");
+    for stats in &pools {
+        assert!(stats.max >= 1, "{stats:?}");
+        assert!(
+            stats.size >= 1,
+            "a used pool has a connection open: {stats:?}"
+        );
+        assert!(stats.size <= stats.max, "{stats:?}");
+        assert!(stats.idle <= stats.size, "{stats:?}");
+    }
 }

@@ -9,6 +9,7 @@ pub mod actor;
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod settings;
 pub mod telemetry;
 pub mod vault;

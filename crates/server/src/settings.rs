@@ -61,6 +61,22 @@ pub struct Settings {
     /// type's own workflow overrides its prompts' classification's.
     #[serde(default)]
     pub approvals: ApprovalPolicy,
+    /// Who may scrape `GET /metrics` — `[metrics]` in TOML, `PROMPTVAULT_METRICS__<FIELD>`.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+/// Access to `GET /metrics`. By default only an admin credential may scrape it; a `token` lets
+/// a scraper in with that secret and nothing else; `public = true` needs no credential at all
+/// (for a metrics port reachable only from the monitoring network).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Anyone may scrape, without a credential.
+    pub public: bool,
+    /// A bearer secret that opens `/metrics` only (`PROMPTVAULT_METRICS__TOKEN`); at least 32
+    /// characters.
+    pub token: Option<Secret>,
 }
 
 /// Deprecation, archive retention and periodic review (SPEC §6).
@@ -262,6 +278,7 @@ const ENV_KEYS: &[&str] = &[
     "lifecycle",
     "labels",
     "approvals",
+    "metrics",
 ];
 
 impl Default for Settings {
@@ -299,6 +316,7 @@ impl Default for Settings {
             lifecycle: LifecycleSettings::default(),
             labels: LabelSettings::default(),
             approvals: ApprovalPolicy::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -391,6 +409,16 @@ impl Settings {
         {
             return Err(SettingsError(
                 "render.fuel, render.recursion and render.max_output_bytes must be > 0".into(),
+            ));
+        }
+        if self
+            .metrics
+            .token
+            .as_ref()
+            .is_some_and(|token| token.0.len() < 32)
+        {
+            return Err(SettingsError(
+                "metrics.token (PROMPTVAULT_METRICS__TOKEN) must be at least 32 characters".into(),
             ));
         }
         self.labels.policy()?;

@@ -221,6 +221,7 @@ const ROUTES: &[Route] = &[
     on_prompt("POST", "/api/prompts/{id}/versions/{n}/reject", "AOU..."),
     on_prompt("GET", "/api/prompts/{id}/versions/{n}/approvals", "AOUGX."),
     route("GET", "/api/reviews", "AOUGX."),
+    route("GET", "/metrics", "A....."),
     // Deleting comes last so that no other cell loses its prompt (each delete cell deletes a
     // fresh copy of its fixture anyway).
     on_prompt("DELETE", "/api/prompts/{id}", "AO...."),

@@ -568,6 +568,31 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    fn metrics_access_comes_from_the_environment_and_a_short_token_is_refused() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;
+            assert_eq!(defaults.metrics, MetricsSettings::default());
+            assert!(!defaults.metrics.public, "admins only by default");
+            jail.set_env("PROMPTVAULT_METRICS__PUBLIC", "true");
+            jail.set_env("PROMPTVAULT_METRICS__TOKEN", "m".repeat(32));
+            let from_env = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;
+            assert!(from_env.metrics.public);
+            assert_eq!(
+                from_env.metrics.token.map(|token| token.0),
+                Some("m".repeat(32))
+            );
+            jail.set_env("PROMPTVAULT_METRICS__TOKEN", "short");
+            let error = Settings::load(None, &Overrides::default()).expect_err("short token");
+            assert!(error.0.contains("PROMPTVAULT_METRICS__TOKEN"), "{error}");
+            assert!(
+                !error.0.contains("short"),
+                "the secret is not repeated: {error}"
+            );
+            Ok(())
+        });
+    }
 }
 
 /// A configuration error, naming the setting (and its environment variable) at fault.

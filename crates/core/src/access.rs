@@ -108,6 +108,8 @@ pub enum Action {
     ReadAudit,
     /// Import a bundle.
     Import,
+    /// Scrape the server's operational metrics (`GET /metrics`).
+    ReadMetrics,
 }
 
 /// Why an action was refused.
@@ -221,7 +223,11 @@ pub fn decide(
                 "only admins and the prompt's owner can delete it",
             )),
         },
-        Action::ManagePromptTypes | Action::ManageAccess | Action::ReadAudit | Action::Import => {
+        Action::ManagePromptTypes
+        | Action::ManageAccess
+        | Action::ReadAudit
+        | Action::Import
+        | Action::ReadMetrics => {
             if !admin {
                 Err(Denial::Forbidden("this needs the admin role"))
             } else if !principal.restriction.is_unrestricted() {
@@ -443,6 +449,7 @@ mod tests {
             (Action::ManageAccess, "A...."),
             (Action::ReadAudit, "A...."),
             (Action::Import, "A...."),
+            (Action::ReadMetrics, "A...."),
         ];
         let letters = ['A', 'O', 'U', 'G', 'X'];
         for (action, expected) in actions {
@@ -575,6 +582,7 @@ mod tests {
             Action::ManagePromptTypes,
             Action::ReadAudit,
             Action::Import,
+            Action::ReadMetrics,
         ] {
             assert!(
                 matches!(

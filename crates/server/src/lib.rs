@@ -9,6 +9,7 @@ pub mod actor;
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod recorder;
 pub mod serve_cache;
 pub mod settings;

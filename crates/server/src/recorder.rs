@@ -50,6 +50,7 @@ impl RunRecorder {
             Ok(()) => true,
             Err(_) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::runs_dropped();
                 false
             }
         }

@@ -125,8 +125,15 @@ impl ServeCache {
         self
     }
 
+    /// The cached answer for `key`, counted as a hit or a miss of cache `resolve` in `/metrics`.
     pub fn get(&self, key: &ServeKey) -> Option<Arc<Served>> {
-        self.entries.get(key)
+        let found = self.entries.get(key);
+        if found.is_some() {
+            crate::metrics::cache_hit("resolve");
+        } else {
+            crate::metrics::cache_miss("resolve");
+        }
+        found
     }
 
     /// The epoch to pass to [`ServeCache::insert`], read before loading from the database.

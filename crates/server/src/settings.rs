@@ -69,6 +69,9 @@ pub struct Settings {
     /// `PROMPTVAULT_RUNS__<FIELD>`.
     #[serde(default)]
     pub runs: RunSettings,
+    /// Who may scrape `GET /metrics` — `[metrics]` in TOML, `PROMPTVAULT_METRICS__<FIELD>`.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 /// Serving: the in-process resolve cache and what clients may cache.
@@ -137,6 +140,19 @@ impl RunSettings {
             })
             .transpose()
     }
+}
+
+/// Access to `GET /metrics`. By default only an admin credential may scrape it; a `token` lets
+/// a scraper in with that secret and nothing else; `public = true` needs no credential at all
+/// (for a metrics port reachable only from the monitoring network).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Anyone may scrape, without a credential.
+    pub public: bool,
+    /// A bearer secret that opens `/metrics` only (`PROMPTVAULT_METRICS__TOKEN`); at least 32
+    /// characters.
+    pub token: Option<Secret>,
 }
 
 /// Deprecation, archive retention and periodic review (SPEC §6).
@@ -339,6 +355,7 @@ const ENV_KEYS: &[&str] = &[
     "lifecycle",
     "labels",
     "approvals",
+    "metrics",
 ];
 
 impl Default for Settings {
@@ -378,6 +395,7 @@ impl Default for Settings {
             runs: RunSettings::default(),
             approvals: ApprovalPolicy::default(),
             serving: ServingSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -470,6 +488,16 @@ impl Settings {
         {
             return Err(SettingsError(
                 "render.fuel, render.recursion and render.max_output_bytes must be > 0".into(),
+            ));
+        }
+        if self
+            .metrics
+            .token
+            .as_ref()
+            .is_some_and(|token| token.0.len() < 32)
+        {
+            return Err(SettingsError(
+                "metrics.token (PROMPTVAULT_METRICS__TOKEN) must be at least 32 characters".into(),
             ));
         }
         self.labels.policy()?;
@@ -622,6 +650,31 @@ mod tests {
             jail.set_env("PROMPTVAULT_LABELS__DEPLOY_ROLES", "root");
             let error = Settings::load(None, &Overrides::default()).expect_err("invalid role");
             assert!(error.0.contains("deploy_roles"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn metrics_access_comes_from_the_environment_and_a_short_token_is_refused() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;
+            assert_eq!(defaults.metrics, MetricsSettings::default());
+            assert!(!defaults.metrics.public, "admins only by default");
+            jail.set_env("PROMPTVAULT_METRICS__PUBLIC", "true");
+            jail.set_env("PROMPTVAULT_METRICS__TOKEN", "m".repeat(32));
+            let from_env = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;
+            assert!(from_env.metrics.public);
+            assert_eq!(
+                from_env.metrics.token.map(|token| token.0),
+                Some("m".repeat(32))
+            );
+            jail.set_env("PROMPTVAULT_METRICS__TOKEN", "short");
+            let error = Settings::load(None, &Overrides::default()).expect_err("short token");
+            assert!(error.0.contains("PROMPTVAULT_METRICS__TOKEN"), "{error}");
+            assert!(
+                !error.0.contains("short"),
+                "the secret is not repeated: {error}"
+            );
             Ok(())
         });
     }

@@ -212,6 +212,20 @@ impl Vault {
         })
     }
 
+    /// The operational metrics (`GET /metrics`) for an authenticated caller: admins only
+    /// (refusals audited). Samples the database pool gauges, then renders every metric.
+    pub async fn scrape_metrics(&self, actor: &Actor) -> AppResult<String> {
+        self.authorize(actor, Action::ReadMetrics, None).await?;
+        Ok(self.metrics_unchecked())
+    }
+
+    /// The operational metrics without a check: for a server that made `/metrics` public or
+    /// a scraper that presented the metrics token.
+    pub fn metrics_unchecked(&self) -> String {
+        crate::metrics::record_pool_stats(&self.store.pool_stats());
+        crate::metrics::render()
+    }
+
     pub async fn create_prompt(
         &self,
         actor: &Actor,
@@ -1108,8 +1122,10 @@ impl Vault {
     ) -> AppResult<Arc<CompiledPrompt>> {
         let key = (version.id, undefined);
         if let Some(hit) = self.compiled.get(&key) {
+            crate::metrics::cache_hit("compiled");
             return Ok(hit);
         }
+        crate::metrics::cache_miss("compiled");
         let compiled = Arc::new(CompiledPrompt::compile(
             &version.content,
             version.parameter_schema.as_ref(),

@@ -39,9 +39,10 @@ use uuid::Uuid;
 pub use crate::error::{StoreError, StoreResult};
 use crate::types::{
     AddedVersion, AuditQuery, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
-    NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptPage, PromptPatch, PromptQuery,
-    PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState, Run, RunHead,
-    ServeCandidate, ServeSubject, UserPatch, VersionReviews, VersionSelector, VersionUsage,
+    NewReview, NewRun, NewUser, NewVersion, PoolStats, PromptKey, PromptPage, PromptPatch,
+    PromptQuery, PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState, Run,
+    RunHead, ServeCandidate, ServeSubject, UserPatch, VersionReviews, VersionSelector,
+    VersionUsage,
 };
 
 /// Everything promptvault keeps, behind use-case-shaped methods. Implementations: SQLite and
@@ -388,6 +389,10 @@ pub trait Store: Send + Sync + 'static {
         version_number: i64,
         limit: i64,
     ) -> StoreResult<Vec<bool>>;
+
+    /// The size and idle connections of each connection pool now (no query: read from the
+    /// pools themselves, so a scrape costs nothing and works while the database is down).
+    fn pool_stats(&self) -> Vec<PoolStats>;
 }
 
 /// How to open a store, beyond its URL.

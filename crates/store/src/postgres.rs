@@ -2922,6 +2922,15 @@ impl Store for PgStore {
         Ok(candidates)
     }
 
+    fn pool_stats(&self) -> Vec<crate::types::PoolStats> {
+        vec![crate::types::PoolStats {
+            pool: "main",
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }]
+    }
+
     async fn insert_runs(&self, runs: Vec<NewRun>) -> StoreResult<u64> {
         if runs.is_empty() {
             return Ok(0);

@@ -120,6 +120,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// The keys for sealed content (confidential and restricted versions).
     keys: Option<Arc<KeyRing>>,
+    /// An in-memory database: `reader` is the writer pool itself.
+    in_memory: bool,
 }
 
 impl SqliteStore {
@@ -179,6 +181,7 @@ impl SqliteStore {
             writer,
             reader,
             keys: options.keys,
+            in_memory,
         })
     }
 
@@ -3007,6 +3010,21 @@ impl Store for SqliteStore {
             }
         }
         Ok(candidates)
+    }
+
+    fn pool_stats(&self) -> Vec<crate::types::PoolStats> {
+        let stats = |pool: &'static str, connections: &SqlitePool| crate::types::PoolStats {
+            pool,
+            size: connections.size(),
+            idle: u32::try_from(connections.num_idle()).unwrap_or(u32::MAX),
+            max: connections.options().get_max_connections(),
+        };
+        let mut pools = vec![stats("writer", &self.writer)];
+        // An in-memory database reads through its writer: one pool, reported once.
+        if !self.in_memory {
+            pools.push(stats("reader", &self.reader));
+        }
+        pools
     }
 
     async fn insert_runs(&self, runs: Vec<NewRun>) -> StoreResult<u64> {

@@ -425,3 +425,17 @@ pub struct VersionUsage {
     pub version_number: i64,
     pub usage: Usage,
 }
+
+/// One connection pool of a store at the moment it is asked (`Store::pool_stats`), for the
+/// `/metrics` gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Which pool: `writer` and `reader` on SQLite, `main` on PostgreSQL.
+    pub pool: &'static str,
+    /// Connections open now (idle or in use).
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most connections the pool may open.
+    pub max: u32,
+}

@@ -195,6 +195,7 @@ conformance! {
         runs_of_a_deleted_prompt_are_skipped_and_missing_runs_are_not_found,
         feedback_merges_and_moves_the_aggregates_once_per_run,
         recent_outcomes_are_the_newest_runs_with_an_outcome_first,
+        pool_stats_report_each_pool_with_open_and_idle_connections_within_its_maximum,
     ],
     database: [
         a_second_store_opened_from_the_url_sees_the_same_data,
@@ -5863,4 +5864,25 @@ async fn runs_of_sealed_prompts_are_not_in_the_database_and_read_back(database: 
         keyless.insert_runs(vec![another]).await,
         Err(StoreError::EncryptionKeyRequired)
     ));
+}
+async fn pool_stats_report_each_pool_with_open_and_idle_connections_within_its_maximum(
+    store: Arc<dyn Store>,
+) {
+    create(&store, "pool/stats").await;
+    store.ping().await.expect("ping");
+    let pools = store.pool_stats();
+    assert!(!pools.is_empty(), "at least one pool");
+    let names: Vec<&str> = pools.iter().map(|stats| stats.pool).collect();
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(names, unique, "each pool once");
+    for stats in &pools {
+        assert!(stats.max >= 1, "{stats:?}");
+        assert!(
+            stats.size >= 1,
+            "a used pool has a connection open: {stats:?}"
+        );
+        assert!(stats.size <= stats.max, "{stats:?}");
+        assert!(stats.idle <= stats.size, "{stats:?}");
+    }
 }

@@ -1,7 +1,7 @@
 //! `prompt serve`: the first stdout line is the bound address, and `listen` is layered
 //! defaults → TOML `--config` file → `PROMPTVAULT_LISTEN` → `--listen`.
 
-use crate::support::{Server, Vault, free_port, prompt_command};
+use crate::support::{Server, TEST_TOKEN, Vault, free_port, prompt_command};
 
 fn serve_with(config_port: u16, env_port: Option<u16>, flag: Option<&str>) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -82,4 +82,71 @@ fn serve_stops_cleanly_on_sigterm() {
         .terminate()
         .expect("the server exits within ten seconds");
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_and_each_request_s_lines_carry_its_request_id() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data").display().to_string();
+    let mut command = prompt_command();
+    command
+        .env("RUST_LOG", "info,tower_http=debug")
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &data])
+        .args(["--log-format", "json"]);
+    let server = Server::spawn(&mut command, dir);
+    let client = Vault::server(&server.url);
+    client.run(&[
+        "create",
+        "logs/greeting",
+        "--content",
+        "Top secret greeting",
+    ]);
+    client.run(&["show", "logs/greeting"]);
+    client.run(&["show", "logs/missing"]);
+
+    let log = server.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("not a JSON object ({error}): {line}"))
+        })
+        .collect();
+    let access: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["target"] == "promptvault::access")
+        .collect();
+    assert!(access.len() >= 3, "one access line per request:\n{log}");
+    for line in &access {
+        let id = line["request_id"].as_str().unwrap_or_default();
+        assert!(!id.is_empty(), "{line}");
+        assert!(
+            line["route"]
+                .as_str()
+                .is_some_and(|route| route.starts_with('/')),
+            "{line}"
+        );
+        assert!(
+            line["method"].is_string() && line["status"].is_u64(),
+            "{line}"
+        );
+        assert!(line["latency_ms"].is_f64(), "{line}");
+        let started = lines
+            .iter()
+            .filter(|other| other["request_id"] == id && other["target"] != "promptvault::access")
+            .count();
+        assert!(
+            started >= 1,
+            "the request's other lines carry {id} too:\n{log}"
+        );
+    }
+    assert!(
+        access
+            .iter()
+            .any(|line| line["route"] == "/api/prompts/{id}" && line["status"] == 404),
+        "the route template, not the path:\n{log}"
+    );
+    for secret in [TEST_TOKEN, "Bearer", "Top secret greeting"] {
+        assert!(!log.contains(secret), "{secret:?} was logged:\n{log}");
+    }
 }

@@ -391,6 +391,11 @@ impl Server {
         None
     }
 
+    /// What the server wrote to stderr so far (its logs).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default()
+    }
+
     /// The port the server printed.
     pub fn port(&self) -> u16 {
         self.url

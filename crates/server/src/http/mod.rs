@@ -1,5 +1,6 @@
 //! The HTTP server: the router (every route registered together with its OpenAPI description),
-//! the middleware stack (request ids, tracing, timeout, body limit, panic guard) and [`serve`].
+//! the middleware stack (request ids, tracing, metrics and the access log, timeout, body limit,
+//! panic guard) and [`serve`].
 
 pub mod access;
 pub mod caching;
@@ -91,6 +92,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The router and the OpenAPI document describing it, built from the same route list.
 pub fn router(state: AppState) -> Router {
+    // The process's metrics recorder, installed by whichever server starts first.
+    crate::metrics::handle();
     let (routes, openapi) = api_routes().split_for_parts();
     let openapi = Arc::new(openapi);
     let body_limit = state.settings.http.body_limit_bytes;
@@ -116,20 +119,24 @@ pub fn router(state: AppState) -> Router {
             )
             .into_response()
         }))
+        .layer(middleware::from_fn(observe))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map(MatchedPath::as_str)
-                    .unwrap_or("unmatched");
-                let request_id = request
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or("");
-                tracing::info_span!("request", method = %request.method(), route, request_id)
-            }),
+            // The access log line is `observe`'s (it knows the route template and the status).
+            TraceLayer::new_for_http()
+                .on_response(())
+                .make_span_with(|request: &Request| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(MatchedPath::as_str)
+                        .unwrap_or("unmatched");
+                    let request_id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!("request", method = %request.method(), route, request_id)
+                }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -194,6 +201,29 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reviews::review_queue))
         .routes(routes!(runs::run_feedback))
         .routes(routes!(runs::prompt_metrics))
+        .routes(routes!(system::metrics))
+}
+
+/// Measures every request (latency under its route template, in-flight count) and writes its
+/// access log line (inside the request span, so it carries the request id).
+async fn observe(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let in_flight = crate::metrics::InFlight::start();
+    let response = next.run(request).await;
+    drop(in_flight);
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    crate::metrics::request_finished(&method, route, status, latency);
+    tracing::info!(
+        target: crate::telemetry::ACCESS_TARGET,
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request answered"
+    );
+    response
 }
 
 /// A request still running after the configured time is answered with 503 `timeout`.

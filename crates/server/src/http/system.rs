@@ -1,6 +1,11 @@
-//! Liveness, readiness, the import/export bundle endpoints and fallbacks.
+//! Liveness, readiness, Prometheus metrics, the import/export bundle endpoints and fallbacks.
 
-use axum::{Json, extract::State, http::StatusCode};
+use axum::{
+    Json,
+    extract::{FromRequestParts, State},
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
 use promptvault_api::{
     bundle::{Bundle, ImportReport},
     problem::Problem,
@@ -35,6 +40,46 @@ pub async fn readyz(State(state): State<AppState>) -> AppResult<Json<HealthRespo
     Ok(Json(HealthResponse {
         status: "ready".into(),
     }))
+}
+
+/// The Prometheus text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[utoipa::path(
+    get, path = "/metrics", tag = "system",
+    description = "Operational metrics in the Prometheus text format: request latency per route template, requests in flight, database pool connections, cache hits and misses, runs dropped. Needs an admin credential, or the `metrics.token` secret as a bearer token; with `metrics.public = true`, no credential.",
+    responses(
+        (status = 200, description = "every metric of the process", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "no or an invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the credential is not an admin's", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn metrics(State(state): State<AppState>, mut parts: Parts) -> AppResult<Response> {
+    let settings = &state.settings.metrics;
+    let scraper = settings.token.as_ref().is_some_and(|token| {
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                promptvault_core::secret::constant_time_eq(given.as_bytes(), token.0.as_bytes())
+            })
+    });
+    let text = if settings.public || scraper {
+        state.vault.metrics_unchecked()
+    } else {
+        let CurrentActor(actor) = CurrentActor::from_request_parts(&mut parts, &state).await?;
+        state.vault.scrape_metrics(&actor).await?
+    };
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROMETHEUS_TEXT),
+        )],
+        text,
+    )
+        .into_response())
 }
 
 #[utoipa::path(

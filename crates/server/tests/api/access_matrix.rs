@@ -229,6 +229,7 @@ const ROUTES: &[Route] = &[
     // among those who see the prompt.
     on_prompt("POST", "/api/runs/{id}/feedback", "A....."),
     on_prompt("GET", "/api/prompts/{id}/metrics", "AOUGX."),
+    route("GET", "/metrics", "A....."),
     // Deleting comes last so that no other cell loses its prompt (each delete cell deletes a
     // fresh copy of its fixture anyway).
     on_prompt("DELETE", "/api/prompts/{id}", "AO...."),

@@ -14,6 +14,8 @@ mod governance;
 mod helpers;
 mod labels;
 mod lifecycle;
+mod logs;
+mod metrics;
 mod openapi;
 mod prompts;
 mod resolve;

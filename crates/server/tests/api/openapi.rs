@@ -50,6 +50,7 @@ async fn the_openapi_document_lists_every_route_with_its_methods() {
     GET /api/users
     GET /api/users/{user_id}
     GET /healthz
+    GET /metrics
     GET /readyz
     POST /api/import
     POST /api/keys/rotate

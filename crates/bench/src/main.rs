@@ -29,6 +29,8 @@ struct Options {
     connections: usize,
     writers: usize,
     postgres: Option<String>,
+    /// Record a run of every render (the default, as `prompt serve` does).
+    record_runs: bool,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -37,6 +39,7 @@ fn parse_options() -> anyhow::Result<Options> {
         connections: 64,
         writers: 16,
         postgres: postgres_test_url(),
+        record_runs: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -47,8 +50,9 @@ fn parse_options() -> anyhow::Result<Options> {
             "--writers" => options.writers = value()?.parse()?,
             "--postgres" => options.postgres = Some(value()?),
             "--no-postgres" => options.postgres = None,
+            "--no-runs" => options.record_runs = false,
             other => anyhow::bail!(
-                "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres"
+                "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres --no-runs"
             ),
         }
     }
@@ -90,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     }
     for (backend, database) in &databases {
-        let address = serve_promptvault(database).await?;
+        let (address, state) = serve_promptvault(database, options.record_runs).await?;
         seed(address).await?;
         let render = load::run(
             address,
@@ -104,6 +108,9 @@ async fn main() -> anyhow::Result<()> {
             render.row(&format!("{backend}: render by name+label, 3 params")),
             render.requests_per_second() / baseline_result.requests_per_second()
         );
+        // Every render recorded a run; the next run starts once they are written, so each
+        // phase measures its own work.
+        drain_runs(&state, backend, "render").await;
         let resolve = load::run(
             address,
             resolve_request(),
@@ -118,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
             )),
             resolve.requests_per_second() / baseline_result.requests_per_second()
         );
+        drain_runs(&state, backend, "resolve").await;
         let spread = load::run_writers(address, options.writers, options.duration, true).await?;
         println!(
             "{}   {:.2}x the 1,000/s target",
@@ -140,6 +148,16 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until every run the last phase queued is written, and says how long that took.
+async fn drain_runs(state: &promptvault_server::http::AppState, backend: &str, phase: &str) {
+    let started = std::time::Instant::now();
+    state.vault.flush_runs().await;
+    println!(
+        "({backend}: the runs recorded by the {phase} phase were written {:.1} s after it ended)",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// A bare axum handler returning a constant string: the ceiling for this machine and client.
 async fn serve_baseline() -> anyhow::Result<std::net::SocketAddr> {
     let app = Router::new().route(
@@ -152,10 +170,15 @@ async fn serve_baseline() -> anyhow::Result<std::net::SocketAddr> {
     Ok(address)
 }
 
-async fn serve_promptvault(database: &TestDatabase) -> anyhow::Result<std::net::SocketAddr> {
+async fn serve_promptvault(
+    database: &TestDatabase,
+    record_runs: bool,
+) -> anyhow::Result<(std::net::SocketAddr, promptvault_server::http::AppState)> {
+    let mut settings = Settings::default();
+    settings.runs.record = record_runs;
     let state = state_with_store(
         database.store(),
-        Settings::default(),
+        settings,
         b"bench audit signing key, 32 bytes+",
     )?;
     state
@@ -165,14 +188,15 @@ async fn serve_promptvault(database: &TestDatabase) -> anyhow::Result<std::net::
         .map_err(|error| anyhow::anyhow!("{error}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
+    let served = state.clone();
     tokio::spawn(async move {
         axum::serve(
             listener,
-            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            router(served).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .await
     });
-    Ok(address)
+    Ok((address, state))
 }
 
 fn render_request() -> Request {

@@ -11,13 +11,21 @@
 //! plugs in as an [`InvalidationSink`]: it receives every local event to publish, and events
 //! from other servers come back through [`ServeCache::apply`].
 //!
+//! Invalidation is O(1): each prompt and each capability has a generation, an entry remembers
+//! the generations of what it holds when it is cached, and `Prompt(id)` / `Capability(c)` only
+//! bump a generation; an entry whose generations moved is a miss (and is dropped). (Predicate
+//! invalidation over the whole cache cost every write far more than the entries it dropped.)
+//!
 //! A read that raced a write never leaves a stale entry: every invalidation bumps an epoch
-//! before dropping entries, and a filler re-checks the epoch after inserting (and drops its own
+//! before anything else, and a filler re-checks the epoch after inserting (and drops its own
 //! entry when it moved).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use moka::sync::Cache;
@@ -99,22 +107,45 @@ pub struct Served {
     pub candidates: Vec<ServedCandidate>,
 }
 
+/// A cached answer with the generations of what it depends on.
+struct Stamped {
+    served: Arc<Served>,
+    prompts: Vec<(Uuid, u64)>,
+    capability: Option<(String, u64)>,
+}
+
 /// The resolve cache (see the module documentation).
 pub struct ServeCache {
-    entries: Cache<ServeKey, Arc<Served>>,
+    entries: Cache<ServeKey, Arc<Stamped>>,
     epoch: AtomicU64,
+    prompt_generations: RwLock<HashMap<Uuid, u64>>,
+    capability_generations: RwLock<HashMap<String, u64>>,
     sinks: Vec<Arc<dyn InvalidationSink>>,
+}
+
+fn generation<K: std::hash::Hash + Eq>(map: &RwLock<HashMap<K, u64>>, key: &K) -> u64 {
+    match map.read() {
+        Ok(map) => map.get(key).copied().unwrap_or(0),
+        Err(poisoned) => poisoned.into_inner().get(key).copied().unwrap_or(0),
+    }
+}
+
+fn bump<K: std::hash::Hash + Eq>(map: &RwLock<HashMap<K, u64>>, key: K) {
+    let mut map = match map.write() {
+        Ok(map) => map,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    *map.entry(key).or_default() += 1;
 }
 
 impl ServeCache {
     /// A cache of at most `capacity` entries (0 disables caching).
     pub fn new(capacity: u64) -> Self {
         ServeCache {
-            entries: Cache::builder()
-                .max_capacity(capacity)
-                .support_invalidation_closures()
-                .build(),
+            entries: Cache::builder().max_capacity(capacity).build(),
             epoch: AtomicU64::new(0),
+            prompt_generations: RwLock::default(),
+            capability_generations: RwLock::default(),
             sinks: Vec::new(),
         }
     }
@@ -127,13 +158,33 @@ impl ServeCache {
 
     /// The cached answer for `key`, counted as a hit or a miss of cache `resolve` in `/metrics`.
     pub fn get(&self, key: &ServeKey) -> Option<Arc<Served>> {
-        let found = self.entries.get(key);
+        let found = self.entries.get(key).and_then(|stamped| {
+            if self.is_current(&stamped) {
+                Some(stamped.served.clone())
+            } else {
+                self.entries.invalidate(key);
+                None
+            }
+        });
         if found.is_some() {
             crate::metrics::cache_hit("resolve");
         } else {
             crate::metrics::cache_miss("resolve");
         }
         found
+    }
+
+    fn is_current(&self, stamped: &Stamped) -> bool {
+        stamped
+            .prompts
+            .iter()
+            .all(|(id, stamp)| generation(&self.prompt_generations, id) == *stamp)
+            && stamped
+                .capability
+                .as_ref()
+                .is_none_or(|(capability, stamp)| {
+                    generation(&self.capability_generations, capability) == *stamp
+                })
     }
 
     /// The epoch to pass to [`ServeCache::insert`], read before loading from the database.
@@ -146,7 +197,27 @@ impl ServeCache {
         if self.epoch() != epoch {
             return;
         }
-        self.entries.insert(key.clone(), served);
+        let prompts = served
+            .candidates
+            .iter()
+            .map(|candidate| {
+                let id = candidate.prompt.id;
+                (id, generation(&self.prompt_generations, &id))
+            })
+            .collect();
+        let capability = match &key {
+            ServeKey::Capability { capability, .. } => Some((
+                capability.clone(),
+                generation(&self.capability_generations, capability),
+            )),
+            _ => None,
+        };
+        let stamped = Arc::new(Stamped {
+            served,
+            prompts,
+            capability,
+        });
+        self.entries.insert(key.clone(), stamped);
         if self.epoch() != epoch {
             self.entries.invalidate(&key);
         }
@@ -166,32 +237,8 @@ impl ServeCache {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         match event {
             CacheEvent::All => self.entries.invalidate_all(),
-            CacheEvent::Prompt(id) => {
-                let id = *id;
-                self.invalidate_if(move |_, served| {
-                    served
-                        .candidates
-                        .iter()
-                        .any(|candidate| candidate.prompt.id == id)
-                });
-            }
-            CacheEvent::Capability(changed) => {
-                let changed = changed.clone();
-                self.invalidate_if(move |key, _| {
-                    matches!(key, ServeKey::Capability { capability, .. } if *capability == changed)
-                });
-            }
-        }
-    }
-
-    fn invalidate_if(
-        &self,
-        predicate: impl Fn(&ServeKey, &Arc<Served>) -> bool + Send + Sync + 'static,
-    ) {
-        if let Err(error) = self.entries.invalidate_entries_if(predicate) {
-            // Only possible when closures are not enabled (they are): drop everything instead.
-            tracing::warn!(error = %error, "serve cache: dropping every entry");
-            self.entries.invalidate_all();
+            CacheEvent::Prompt(id) => bump(&self.prompt_generations, *id),
+            CacheEvent::Capability(changed) => bump(&self.capability_generations, changed.clone()),
         }
     }
 

@@ -461,14 +461,7 @@ fn scan_text(text: &str, message: Option<usize>, rules: &ComplianceRules, out: &
     };
     if let Some(severity) = rules.prompt_injection.severity() {
         for phrase in &rules.injection_phrases {
-            let words: Vec<String> = phrase.split_whitespace().map(regex::escape).collect();
-            if words.is_empty() {
-                continue;
-            }
-            let Ok(pattern) = RegexBuilder::new(&format!(r"\b{}\b", words.join(r"\s+")))
-                .case_insensitive(true)
-                .build()
-            else {
+            let Some(pattern) = phrase_pattern(phrase) else {
                 continue;
             };
             for found in pattern.find_iter(text) {
@@ -481,6 +474,32 @@ fn scan_text(text: &str, message: Option<usize>, rules: &ComplianceRules, out: &
             }
         }
     }
+}
+
+/// The pattern of an injection phrase, compiled once per phrase for the life of the process
+/// (phrases come from configuration, so there are few; compiling them on every check cost
+/// milliseconds inside each version's write transaction).
+fn phrase_pattern(phrase: &str) -> Option<Regex> {
+    static PATTERNS: LazyLock<std::sync::RwLock<std::collections::HashMap<String, Option<Regex>>>> =
+        LazyLock::new(Default::default);
+    if let Ok(patterns) = PATTERNS.read()
+        && let Some(pattern) = patterns.get(phrase)
+    {
+        return pattern.clone();
+    }
+    let words: Vec<String> = phrase.split_whitespace().map(regex::escape).collect();
+    let pattern = (!words.is_empty())
+        .then(|| {
+            RegexBuilder::new(&format!(r"\b{}\b", words.join(r"\s+")))
+                .case_insensitive(true)
+                .build()
+                .ok()
+        })
+        .flatten();
+    if let Ok(mut patterns) = PATTERNS.write() {
+        patterns.insert(phrase.to_string(), pattern.clone());
+    }
+    pattern
 }
 
 fn check_variables(

@@ -1071,7 +1071,7 @@ impl Vault {
         let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
         let record = self.wants_run(&request)?;
         let params = request.params;
-        // The params are kept (one copy) only when the run is recorded.
+        // The params are copied (once, handed to the run) only when the run is recorded.
         let kept = record.then(|| params.clone());
         let rendered = self.render_compiled(compiled, params).await?;
         let (rendered, redactions) = if self.compliance.redact.contains(&prompt.classification) {
@@ -1087,7 +1087,7 @@ impl Vault {
                 actor,
                 &prompt,
                 &version,
-                &params,
+                params,
                 &response.rendered,
                 request.session_id,
             );
@@ -1101,18 +1101,29 @@ impl Vault {
         compiled: Arc<CompiledPrompt>,
         params: serde_json::Map<String, Value>,
     ) -> AppResult<Rendered> {
+        Ok(self
+            .on_render_pool(move || compiled.render(&params))
+            .await??)
+    }
+
+    /// Runs template work (renders, template tests) on the blocking pool, at most one job per
+    /// core at a time, so hostile templates never stall the async workers.
+    pub(crate) async fn on_render_pool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> AppResult<T> {
         let slot = self
             .render_slots
             .clone()
             .acquire_owned()
             .await
             .map_err(|error| AppError::internal(&error))?;
-        Ok(tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            compiled.render(&params)
+            work()
         })
         .await
-        .map_err(|error| AppError::internal(&error))??)
+        .map_err(|error| AppError::internal(&error))
     }
 
     pub(crate) fn compiled(

@@ -209,7 +209,7 @@ impl Vault {
                         actor,
                         prompt,
                         &served_version.version,
-                        &params,
+                        params,
                         &rendered,
                         None,
                     )

@@ -58,12 +58,12 @@ impl Vault {
         actor: &Actor,
         prompt: &Prompt,
         version: &PromptVersion,
-        params: &serde_json::Map<String, Value>,
+        params: serde_json::Map<String, Value>,
         rendered: &Value,
         session_id: Option<String>,
     ) -> Option<Uuid> {
         let recorder = self.runs.as_ref()?;
-        let params = Value::Object(params.clone());
+        let params = Value::Object(params);
         let params = if self.compliance.redact.contains(&prompt.classification) {
             runs::redact_value(&params)
         } else {

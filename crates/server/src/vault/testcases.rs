@@ -78,24 +78,17 @@ impl Vault {
         let version_number = version.version_number;
         let cases = self.store.get_tests(prompt.id).await?;
         self.audit_text_read(actor, &prompt, "tests.run").await?;
-        let slot = self
-            .render_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|error| AppError::internal(&error))?;
         let limits = self.limits;
-        let results = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            testcase::run(
-                &version.content,
-                version.parameter_schema.as_ref(),
-                &cases,
-                limits,
-            )
-        })
-        .await
-        .map_err(|error| AppError::internal(&error))?;
+        let results = self
+            .on_render_pool(move || {
+                testcase::run(
+                    &version.content,
+                    version.parameter_schema.as_ref(),
+                    &cases,
+                    limits,
+                )
+            })
+            .await?;
         let failed = results.iter().filter(|result| !result.passed).count();
         Ok(RunTestsResponse {
             prompt_id: prompt.id,

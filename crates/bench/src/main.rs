@@ -31,6 +31,14 @@ struct Options {
     postgres: Option<String>,
     /// Record a run of every render (the default, as `prompt serve` does).
     record_runs: bool,
+    /// Only these phases (`render`, `resolve`, `write`); all when empty.
+    only: Vec<String>,
+}
+
+impl Options {
+    fn runs(&self, phase: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|only| only == phase)
+    }
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -40,6 +48,7 @@ fn parse_options() -> anyhow::Result<Options> {
         writers: 16,
         postgres: postgres_test_url(),
         record_runs: true,
+        only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -51,8 +60,16 @@ fn parse_options() -> anyhow::Result<Options> {
             "--postgres" => options.postgres = Some(value()?),
             "--no-postgres" => options.postgres = None,
             "--no-runs" => options.record_runs = false,
+            "--only" => {
+                let phase = value()?;
+                anyhow::ensure!(
+                    ["render", "resolve", "write"].contains(&phase.as_str()),
+                    "--only takes render, resolve or write, not {phase}"
+                );
+                options.only.push(phase);
+            }
             other => anyhow::bail!(
-                "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres --no-runs"
+                "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres --no-runs --only render|resolve|write"
             ),
         }
     }
@@ -96,54 +113,61 @@ async fn main() -> anyhow::Result<()> {
     for (backend, database) in &databases {
         let (address, state) = serve_promptvault(database, options.record_runs).await?;
         seed(address).await?;
-        let render = load::run(
-            address,
-            render_request(),
-            options.connections,
-            options.duration,
-        )
-        .await?;
-        println!(
-            "{}   ratio {:.2}x baseline",
-            render.row(&format!("{backend}: render by name+label, 3 params")),
-            render.requests_per_second() / baseline_result.requests_per_second()
-        );
-        // Every render recorded a run; the next run starts once they are written, so each
-        // phase measures its own work.
-        drain_runs(&state, backend, "render").await;
-        let resolve = load::run(
-            address,
-            resolve_request(),
-            options.connections,
-            options.duration,
-        )
-        .await?;
-        println!(
-            "{}   ratio {:.2}x baseline",
-            resolve.row(&format!(
-                "{backend}: resolve+render by name+label, cache hit"
-            )),
-            resolve.requests_per_second() / baseline_result.requests_per_second()
-        );
-        drain_runs(&state, backend, "resolve").await;
-        let spread = load::run_writers(address, options.writers, options.duration, true).await?;
-        println!(
-            "{}   {:.2}x the 1,000/s target",
-            spread.row(&format!(
-                "{backend}: create version, {} writers, own prompts",
-                options.writers
-            )),
-            spread.requests_per_second() / 1000.0
-        );
-        let one = load::run_writers(address, options.writers, options.duration, false).await?;
-        println!(
-            "{}   {:.2}x the 1,000/s target",
-            one.row(&format!(
-                "{backend}: create version, {} writers, one prompt",
-                options.writers
-            )),
-            one.requests_per_second() / 1000.0
-        );
+        if options.runs("render") {
+            let render = load::run(
+                address,
+                render_request(),
+                options.connections,
+                options.duration,
+            )
+            .await?;
+            println!(
+                "{}   ratio {:.2}x baseline",
+                render.row(&format!("{backend}: render by name+label, 3 params")),
+                render.requests_per_second() / baseline_result.requests_per_second()
+            );
+            // Every render recorded a run; the next run starts once they are written, so each
+            // phase measures its own work.
+            drain_runs(&state, backend, "render").await;
+        }
+        if options.runs("resolve") {
+            let resolve = load::run(
+                address,
+                resolve_request(),
+                options.connections,
+                options.duration,
+            )
+            .await?;
+            println!(
+                "{}   ratio {:.2}x baseline",
+                resolve.row(&format!(
+                    "{backend}: resolve+render by name+label, cache hit"
+                )),
+                resolve.requests_per_second() / baseline_result.requests_per_second()
+            );
+            drain_runs(&state, backend, "resolve").await;
+        }
+        if options.runs("write") {
+            let spread =
+                load::run_writers(address, options.writers, options.duration, true).await?;
+            println!(
+                "{}   {:.2}x the 1,000/s target",
+                spread.row(&format!(
+                    "{backend}: create version, {} writers, own prompts",
+                    options.writers
+                )),
+                spread.requests_per_second() / 1000.0
+            );
+            let one = load::run_writers(address, options.writers, options.duration, false).await?;
+            println!(
+                "{}   {:.2}x the 1,000/s target",
+                one.row(&format!(
+                    "{backend}: create version, {} writers, one prompt",
+                    options.writers
+                )),
+                one.requests_per_second() / 1000.0
+            );
+        }
     }
     Ok(())
 }

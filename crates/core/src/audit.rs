@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    hash::canonical_json,
+    hash::{canonical_json, hex},
     model::{Classification, Role, Scope},
 };
 
@@ -278,10 +278,6 @@ pub fn verify_chain<'a>(
         }
     }
     verifier.finish()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,17 @@ use sha2::{Digest, Sha256};
 
 use crate::model::Content;
 
+/// Lowercase hex of `bytes` (digests, tokens, cursors): one table lookup per digit.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
 /// Serializes `value` canonically: keys sorted at every depth, compact.
 pub fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
@@ -52,8 +63,7 @@ pub fn diff_hash(content: &Content, config: &Value, parameter_schema: Option<&Va
         "config": config,
         "parameter_schema": parameter_schema.cloned().unwrap_or(Value::Null),
     });
-    let digest = Sha256::digest(canonical_json(&document).as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex(&Sha256::digest(canonical_json(&document).as_bytes()))
 }
 
 #[cfg(test)]

@@ -165,6 +165,7 @@ pub struct CompiledPrompt {
     is_chat: bool,
     validator: Option<jsonschema::Validator>,
     variables: BTreeSet<String>,
+    straight_line: bool,
     limits: RenderLimits,
 }
 
@@ -232,6 +233,7 @@ impl CompiledPrompt {
             is_chat,
             validator,
             variables: info.variables,
+            straight_line: info.straight_line,
             limits,
         })
     }
@@ -239,6 +241,13 @@ impl CompiledPrompt {
     /// The top-level variables the templates read.
     pub fn variables(&self) -> &BTreeSet<String> {
         &self.variables
+    }
+
+    /// Whether every template is straight-line ([`template::TemplateInfo::straight_line`]): a
+    /// render then costs time linear in its parameters and output, never more, so a server may
+    /// run it where it stands instead of handing it to a pool for untrusted work.
+    pub fn is_straight_line(&self) -> bool {
+        self.straight_line
     }
 
     /// Validates `params` against the schema, then renders every template.

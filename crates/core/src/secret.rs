@@ -14,20 +14,13 @@ pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
 
 /// Formats 32 random bytes (from the caller's CSPRNG) as a token: `pv_` + 64 hex digits.
 pub fn format_token(random: &[u8; 32]) -> String {
-    let mut token = String::from(TOKEN_PREFIX);
-    for byte in random {
-        token.push_str(&format!("{byte:02x}"));
-    }
-    token
+    format!("{TOKEN_PREFIX}{}", crate::hash::hex(random))
 }
 
 /// What is stored for a token: its SHA-256, hex. Tokens have 256 bits of entropy, so a fast
 /// hash is enough (no password stretching needed) and lookups stay O(1).
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    crate::hash::hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// The first characters of a token, kept in clear to recognise it in lists.

@@ -20,6 +20,10 @@ pub struct TemplateInfo {
     pub placeholders: BTreeSet<String>,
     /// Template features used: `tag:<name>` for block tags, `filter:<name>` for filters.
     pub features: BTreeSet<String>,
+    /// No block tags, no calls (of functions, methods or filters with arguments) and no
+    /// repetition: the template only prints its parameters through argument-free filters, so the
+    /// cost of a render is linear in its input and output (which the render limits cap).
+    pub straight_line: bool,
 }
 
 /// Names minijinja provides itself; reading them is not reading a parameter.
@@ -42,7 +46,10 @@ const COMPOSITION_TAGS: &[&str] = &["include", "extends", "import", "from"];
 
 /// Analyzes every template of `content`; fails if one does not compile.
 pub fn analyze(content: &Content) -> Result<TemplateInfo, DomainError> {
-    let mut info = TemplateInfo::default();
+    let mut info = TemplateInfo {
+        straight_line: true,
+        ..TemplateInfo::default()
+    };
     match content {
         Content::Text(text) => analyze_one(text, None, &mut info)?,
         Content::Chat(entries) => {
@@ -89,9 +96,10 @@ fn analyze_one(
             .into_iter()
             .filter(|name| !BUILTIN_GLOBALS.contains(&name.as_str())),
     );
-    let features = scan_features(source).map_err(|message| DomainError::InvalidTemplate {
-        message: where_(message),
-    })?;
+    let (features, straight_line) =
+        scan_features(source).map_err(|message| DomainError::InvalidTemplate {
+            message: where_(message),
+        })?;
     for feature in features {
         if let Some(tag) = feature.strip_prefix("tag:")
             && COMPOSITION_TAGS.contains(&tag)
@@ -104,6 +112,7 @@ fn analyze_one(
         }
         info.features.insert(feature);
     }
+    info.straight_line &= straight_line;
     Ok(())
 }
 
@@ -127,13 +136,20 @@ const MAX_LITERAL_REPEAT: u64 = 1_000;
 /// use to build huge values in one instruction, which execution fuel cannot bound: a string or
 /// list literal may only be repeated by a literal count of at most 1,000 (`'-' * 80` is fine,
 /// `'x' * 100000000` and `'x' * n` are not), and no literal count or exponent may exceed 1,000.
-fn scan_features(source: &str) -> Result<BTreeSet<String>, String> {
+/// Also says whether the template is straight-line (see [`TemplateInfo::straight_line`]).
+fn scan_features(source: &str) -> Result<(BTreeSet<String>, bool), String> {
     use minijinja::machinery::{Token, tokenize};
 
     let tokens: Vec<Token<'_>> = tokenize(source, false, Default::default())
         .filter_map(|token| token.ok().map(|(token, _)| token))
         .collect();
     let mut features = BTreeSet::new();
+    let straight_line = !tokens.iter().any(|token| {
+        matches!(
+            token,
+            Token::BlockStart | Token::ParenOpen | Token::Mul | Token::Pow
+        )
+    });
     let is_sequence_literal = |token: Option<&Token<'_>>| {
         matches!(
             token,
@@ -183,7 +199,7 @@ fn scan_features(source: &str) -> Result<BTreeSet<String>, String> {
             _ => {}
         }
     }
-    Ok(features)
+    Ok((features, straight_line))
 }
 
 #[cfg(test)]
@@ -209,6 +225,47 @@ mod tests {
                 "filter:upper".to_string(),
                 "tag:for".to_string()
             ])
+        );
+    }
+
+    #[test]
+    fn only_templates_without_tags_calls_or_repetition_are_straight_line() {
+        let cases = [
+            ("Summarize {{ text }} in {{ n }} words", true),
+            (
+                "{{ user.name | upper }} from {{ user['city'] ~ '!' }}",
+                true,
+            ),
+            ("no variables at all", true),
+            ("{# a comment #}{{ a + b }}", true),
+            ("{% if a %}{{ a }}{% endif %}", false),
+            ("{{ range(3) | list }}", false),
+            ("{{ text | truncate(10) }}", false),
+            ("{{ text.upper() }}", false),
+            ("{{ '-' * 80 }}", false),
+            ("{{ 2 ** 8 }}", false),
+        ];
+        for (source, expected) in cases {
+            let info = text(source).expect("compiles");
+            assert_eq!(info.straight_line, expected, "{source}");
+        }
+        let chat = analyze(&Content::Chat(vec![
+            ChatEntry::Message {
+                role: "system".into(),
+                content: "You are {{ persona }}".into(),
+            },
+            ChatEntry::Placeholder {
+                name: "history".into(),
+            },
+            ChatEntry::Message {
+                role: "user".into(),
+                content: "{% for q in questions %}{{ q }}{% endfor %}".into(),
+            },
+        ]))
+        .expect("compiles");
+        assert!(
+            !chat.straight_line,
+            "one looping message makes the prompt loop"
         );
     }
 

@@ -449,8 +449,9 @@ fn parse_json(output: &str) -> Result<Value, String> {
 pub fn cases_hash(cases: &[TestCase]) -> String {
     use sha2::{Digest, Sha256};
     let value = serde_json::to_value(cases).unwrap_or(Value::Null);
-    let digest = Sha256::digest(crate::hash::canonical_json(&value).as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::hash::hex(&Sha256::digest(
+        crate::hash::canonical_json(&value).as_bytes(),
+    ))
 }
 
 /// Whether every case passed.

@@ -1096,11 +1096,18 @@ impl Vault {
     }
 
     /// Renders on the blocking pool, one render per core at a time.
+    /// Renders `compiled` with `params`: a straight-line template (no tags, calls or
+    /// repetition: its cost is linear in the parameters and the capped output) where the request
+    /// stands, anything else on the render pool. Handing a render to the pool costs more than a
+    /// straight-line render itself, and most prompts are straight-line.
     pub(crate) async fn render_compiled(
         &self,
         compiled: Arc<CompiledPrompt>,
         params: serde_json::Map<String, Value>,
     ) -> AppResult<Rendered> {
+        if compiled.is_straight_line() {
+            return Ok(compiled.render(&params)?);
+        }
         Ok(self
             .on_render_pool(move || compiled.render(&params))
             .await??)
@@ -1552,7 +1559,7 @@ fn parse_tags(tags: &[String]) -> Result<Vec<String>, DomainError> {
 }
 
 fn encode_cursor(name: &str) -> String {
-    name.bytes().map(|byte| format!("{byte:02x}")).collect()
+    promptvault_core::hash::hex(name.as_bytes())
 }
 
 fn decode_cursor(cursor: &str) -> AppResult<String> {

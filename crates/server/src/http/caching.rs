@@ -10,7 +10,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use promptvault_core::model::DeploymentModel;
-use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
 
@@ -34,20 +33,13 @@ pub fn cache_control(model: DeploymentModel, policy: CachePolicy) -> String {
     }
 }
 
-/// A strong entity tag of these bytes: 128 bits of their SHA-256, quoted.
+/// A strong entity tag of these bytes: their 128-bit XXH3, quoted. A strong tag promises
+/// byte-identical answers, not secrecy, so a fast non-cryptographic hash does (SHA-256 of every
+/// served answer cost more than the rest of a cache hit's handler).
 pub fn etag_of(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut tag = String::with_capacity(34);
-    tag.push('"');
-    for byte in &digest[..16] {
-        tag.push(char::from(HEX[usize::from(byte >> 4)]));
-        tag.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    tag.push('"');
-    tag
+    let digest = xxhash_rust::xxh3::xxh3_128(bytes).to_be_bytes();
+    format!("\"{}\"", promptvault_core::hash::hex(&digest))
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Whether `If-None-Match` names this tag (or is `*`); weak tags compare by their opaque part.
 pub fn none_match(headers: &HeaderMap, etag: &str) -> bool {

@@ -421,6 +421,22 @@ fn generation(value: Option<&[u8]>) -> u64 {
         .unwrap_or(0)
 }
 
+/// Two multiplexed connections, so that a slow publish or fill never holds up a lookup (Redis
+/// answers one connection's commands in order).
+struct Connections {
+    /// Lookups, on the request path.
+    requests: ConnectionManager,
+    /// Publishing, filling, resetting.
+    background: ConnectionManager,
+}
+
+/// Which connection a call uses.
+#[derive(Clone, Copy)]
+enum On {
+    Requests,
+    Background,
+}
+
 /// What the background tasks share with the handle.
 struct Inner {
     id: Uuid,
@@ -429,7 +445,7 @@ struct Inner {
     timeout: Duration,
     client: redis::Client,
     /// Set by `start`.
-    manager: OnceLock<ConnectionManager>,
+    connections: OnceLock<Connections>,
     /// The subscription is up (and the local cache was reset after it came up).
     connected: AtomicBool,
     /// Own events queued or being published.
@@ -456,14 +472,27 @@ impl Inner {
         tracing::debug!(%error, "redis: {what} failed");
     }
 
-    /// Runs `command` with `timeout`; an error or timeout is counted and is `None`.
+    fn connection(&self, on: On) -> Option<ConnectionManager> {
+        let connections = self.connections.get()?;
+        Some(match on {
+            On::Requests => connections.requests.clone(),
+            On::Background => connections.background.clone(),
+        })
+    }
+
+    /// Runs `command` on `on` within the timeout of `on`; an error or timeout is counted and is
+    /// `None`.
     async fn call<T: redis::FromRedisValue>(
         &self,
         what: &str,
         command: &redis::Cmd,
-        timeout: Duration,
+        on: On,
     ) -> Option<T> {
-        let mut connection = self.manager.get()?.clone();
+        let mut connection = self.connection(on)?;
+        let timeout = match on {
+            On::Requests => self.timeout,
+            On::Background => self.timeout * BACKGROUND_FACTOR,
+        };
         match tokio::time::timeout(timeout, command.query_async::<T>(&mut connection)).await {
             Ok(Ok(value)) => Some(value),
             Ok(Err(error)) => {
@@ -488,7 +517,7 @@ impl Inner {
             .arg(self.names.all())
             .arg(self.names.writes());
         let Some(values) = self
-            .call::<Vec<Option<Vec<u8>>>>("lookup", &first, self.timeout)
+            .call::<Vec<Option<Vec<u8>>>>("lookup", &first, On::Requests)
             .await
         else {
             return Lookup::Skipped;
@@ -513,7 +542,7 @@ impl Inner {
                 let mut second = redis::cmd("MGET");
                 second.arg(&keys);
                 let Some(values) = self
-                    .call::<Vec<Option<Vec<u8>>>>("lookup", &second, self.timeout)
+                    .call::<Vec<Option<Vec<u8>>>>("lookup", &second, On::Requests)
                     .await
                 else {
                     return Lookup::Skipped;
@@ -545,7 +574,6 @@ impl Inner {
     }
 
     async fn fill(&self, ticket: Ticket, served: Arc<Served>) {
-        let background = self.timeout * BACKGROUND_FACTOR;
         let prompts: Vec<Uuid> = served
             .candidates
             .iter()
@@ -560,7 +588,7 @@ impl Inner {
                         .generation_keys(&prompts, ticket.capability.as_deref()),
                 );
                 let Some(values) = self
-                    .call::<Vec<Option<Vec<u8>>>>("fill", &read, background)
+                    .call::<Vec<Option<Vec<u8>>>>("fill", &read, On::Background)
                     .await
                 else {
                     return;
@@ -591,17 +619,20 @@ impl Inner {
             .arg(value)
             .arg("EX")
             .arg(self.ttl_secs);
-        if self.call::<()>("fill", &set, background).await.is_some() {
+        if self
+            .call::<()>("fill", &set, On::Background)
+            .await
+            .is_some()
+        {
             self.fills.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Bumps `event`'s generation and `gen:writes` and publishes it, atomically.
     async fn send(&self, event: &CacheEvent) -> bool {
-        let Some(manager) = self.manager.get() else {
+        let Some(mut connection) = self.connection(On::Background) else {
             return false;
         };
-        let mut connection = manager.clone();
         let generation = match event {
             CacheEvent::Prompt(id) => self.names.prompt(*id),
             CacheEvent::Capability(capability) => self.names.capability(capability),
@@ -657,10 +688,9 @@ impl Inner {
             .cmd("INCR")
             .arg(self.names.writes())
             .ignore();
-        let Some(manager) = self.manager.get() else {
+        let Some(mut connection) = self.connection(On::Background) else {
             return false;
         };
-        let mut connection = manager.clone();
         matches!(
             tokio::time::timeout(CONNECT_TIMEOUT, pipe.query_async::<()>(&mut connection)).await,
             Ok(Ok(()))
@@ -701,7 +731,7 @@ impl RedisCache {
                 ttl_secs: config.ttl.as_secs().max(1),
                 timeout: config.timeout,
                 client,
-                manager: OnceLock::new(),
+                connections: OnceLock::new(),
                 connected: AtomicBool::new(false),
                 in_flight: AtomicU64::new(0),
                 dirty: AtomicBool::new(false),
@@ -737,10 +767,16 @@ impl RedisCache {
             .set_number_of_retries(1)
             .set_min_delay(MIN_BACKOFF)
             .set_max_delay(MAX_BACKOFF);
-        let manager = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
-            .map_err(|error| anyhow::anyhow!("redis: {error}"))?;
+        let connect = || {
+            ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config.clone())
+                .map_err(|error| anyhow::anyhow!("redis: {error}"))
+        };
+        let connections = Connections {
+            requests: connect()?,
+            background: connect()?,
+        };
         // `pending` was still there: this is the first start, so the cell is empty.
-        let _ = self.inner.manager.set(manager);
+        let _ = self.inner.connections.set(connections);
         local.set_trusted(false);
         crate::metrics::redis_connected(false);
         runtime.spawn(publisher(self.inner.clone(), receiver));

@@ -159,14 +159,22 @@ async fn a_label_moved_through_one_server_is_served_by_the_other_within_100_ms()
     assert_eq!(served_version(&b, name, "production").await, 1);
     assert_eq!(shared(&b).stats(), asked, "a local hit does not ask Redis");
 
+    let epoch = b.state.vault.serve_cache().epoch();
     let response = a.put(&label_path, &json!({"version": 2})).await;
     let moved = Instant::now();
     expect_json(response, StatusCode::OK).await;
+    let mut polls = 0;
     loop {
         let served = served_version(&b, name, "production").await;
+        polls += 1;
         if served == 2 {
             break;
         }
+        println!(
+            "poll {polls} at {:?}: still {served}; B's epoch moved: {}",
+            moved.elapsed(),
+            b.state.vault.serve_cache().epoch() != epoch
+        );
         assert!(
             moved.elapsed() <= Duration::from_millis(100),
             "B still serves version {served} {:?} after A answered the move",
@@ -448,4 +456,50 @@ async fn killing_redis_mid_load_fails_no_request_and_the_caches_come_back_with_i
         "a local hit does not ask Redis"
     );
     redis.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_reads_its_own_write_even_while_redis_has_not_taken_the_invalidation_yet() {
+    let port = free_port();
+    let redis = RedisServer::start(port).await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let app = TestApp::sqlite_configured(with_redis(url.clone(), &unique_prefix())).await;
+    connected(&app).await;
+    let name = "own/p";
+    let path = format!("/api/prompts/{}/labels/staging", encode(name));
+    app.create_prompt(name, "v1").await;
+    expect_json(app.put(&path, &json!({"version": 1})).await, StatusCode::OK).await;
+    expect_json(
+        app.add_version(name, &json!({"content": "v2"})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    // Version 1 is in Redis (served from there once).
+    let hits = shared(&app).stats().hits;
+    eventually(
+        "the answer is served from Redis",
+        Duration::from_secs(5),
+        async || {
+            app.state.vault.serve_cache().apply(&CacheEvent::All);
+            served_version(&app, name, "staging").await == 1 && shared(&app).stats().hits > hits
+        },
+    )
+    .await;
+
+    // Redis holds every write command (the invalidation's INCR and PUBLISH) for a while; reads
+    // (the shared entry, its generations) still answer.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1000)
+        .arg("WRITE")
+        .query_async(&mut redis_connection(&url).await)
+        .await
+        .expect("CLIENT PAUSE");
+    expect_json(app.put(&path, &json!({"version": 2})).await, StatusCode::OK).await;
+    assert_eq!(
+        served_version(&app, name, "staging").await,
+        2,
+        "the stale shared entry is not served while this server's own invalidation is in flight"
+    );
+    drop(redis);
 }

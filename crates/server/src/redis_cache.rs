@@ -452,6 +452,8 @@ struct Inner {
     in_flight: AtomicU64,
     /// A publish failed: `All` must be published once Redis answers.
     dirty: AtomicBool,
+    /// Woken after every publish attempt (for [`RedisCache::flush`]).
+    published: tokio::sync::Notify,
     hits: AtomicU64,
     misses: AtomicU64,
     fills: AtomicU64,
@@ -735,6 +737,7 @@ impl RedisCache {
                 connected: AtomicBool::new(false),
                 in_flight: AtomicU64::new(0),
                 dirty: AtomicBool::new(false),
+                published: tokio::sync::Notify::new(),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 fills: AtomicU64::new(0),
@@ -804,6 +807,24 @@ impl RedisCache {
         tokio::spawn(async move { inner.fill(ticket, served).await });
     }
 
+    /// Waits (at most `within`) until every local event so far is published; false if some
+    /// could not be (Redis unreachable). For a process about to exit (the CLI's local mode).
+    pub async fn flush(&self, within: Duration) -> bool {
+        let inner = &self.inner;
+        let settled =
+            || inner.in_flight.load(Ordering::SeqCst) == 0 && !inner.dirty.load(Ordering::SeqCst);
+        let waiting = async {
+            loop {
+                let published = inner.published.notified();
+                if settled() {
+                    return;
+                }
+                published.await;
+            }
+        };
+        tokio::time::timeout(within, waiting).await.is_ok()
+    }
+
     /// Whether the subscription is up (hits are served again).
     pub fn is_connected(&self) -> bool {
         self.inner.connected.load(Ordering::SeqCst)
@@ -861,6 +882,7 @@ async fn publisher(inner: Arc<Inner>, mut events: mpsc::UnboundedReceiver<CacheE
         }
         // After `dirty` is set on failure, so the L2 stays skipped throughout.
         inner.in_flight.fetch_sub(taken, Ordering::SeqCst);
+        inner.published.notify_waiters();
     }
 }
 

@@ -280,3 +280,61 @@ impl ServeCache {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ServeKey {
+        ServeKey::Name {
+            name: "p".into(),
+            selector: Selector::Label("production".into()),
+        }
+    }
+
+    #[test]
+    fn an_untrusted_cache_serves_nothing_until_it_is_trusted_again() {
+        let cache = ServeCache::new(100);
+        let served = Arc::new(Served {
+            candidates: Vec::new(),
+        });
+        cache.insert(key(), served.clone(), cache.epoch());
+        assert!(cache.get(&key()).is_some());
+        cache.set_trusted(false);
+        assert!(
+            cache.get(&key()).is_none(),
+            "untrusted: every lookup misses"
+        );
+        // Whoever trusts it again resets it first.
+        cache.apply(&CacheEvent::All);
+        cache.set_trusted(true);
+        assert!(cache.get(&key()).is_none(), "nothing from before the gap");
+        cache.insert(key(), served, cache.epoch());
+        assert!(cache.get(&key()).is_some());
+    }
+
+    struct Recorder(std::sync::Mutex<Vec<CacheEvent>>);
+
+    impl InvalidationSink for Recorder {
+        fn publish(&self, event: &CacheEvent) {
+            if let Ok(mut events) = self.0.lock() {
+                events.push(event.clone());
+            }
+        }
+    }
+
+    #[test]
+    fn a_local_invalidation_reaches_the_sinks_and_a_remote_one_does_not() {
+        let sink = Arc::new(Recorder(std::sync::Mutex::default()));
+        let cache = ServeCache::new(100).with_sink(sink.clone());
+        let id = Uuid::from_u128(7);
+        cache.invalidate(CacheEvent::Prompt(id));
+        cache.apply(&CacheEvent::All);
+        let published = sink
+            .0
+            .lock()
+            .map(|events| events.clone())
+            .unwrap_or_default();
+        assert_eq!(published, [CacheEvent::Prompt(id)]);
+    }
+}

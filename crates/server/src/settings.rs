@@ -688,6 +688,34 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_cache_settings_come_from_the_environment_and_are_checked() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;
+            assert_eq!(defaults.redis_url, None);
+            assert_eq!(defaults.serving.redis_prefix, "promptvault");
+            assert_eq!(defaults.serving.redis_ttl_secs, 300);
+            assert_eq!(defaults.serving.redis_timeout_ms, 100);
+            jail.set_env("PROMPTVAULT_REDIS_URL", "redis://cache:6379");
+            jail.set_env("PROMPTVAULT_SERVING__REDIS_PREFIX", "pv-eu");
+            jail.set_env("PROMPTVAULT_SERVING__REDIS_TTL_SECS", "60");
+            jail.set_env("PROMPTVAULT_SERVING__CACHE_CAPACITY", "10");
+            let from_env = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;
+            assert_eq!(from_env.redis_url.as_deref(), Some("redis://cache:6379"));
+            assert_eq!(from_env.serving.redis_prefix, "pv-eu");
+            assert_eq!(from_env.serving.redis_ttl_secs, 60);
+            assert_eq!(from_env.serving.cache_capacity, 10);
+            jail.set_env("PROMPTVAULT_SERVING__REDIS_PREFIX", "two words");
+            let error = Settings::load(None, &Overrides::default()).expect_err("a space");
+            assert!(error.0.contains("serving.redis_prefix"), "{error}");
+            jail.set_env("PROMPTVAULT_SERVING__REDIS_PREFIX", "pv");
+            jail.set_env("PROMPTVAULT_SERVING__REDIS_TTL_SECS", "0");
+            let error = Settings::load(None, &Overrides::default()).expect_err("no TTL");
+            assert!(error.0.contains("redis_ttl_secs"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn metrics_access_comes_from_the_environment_and_a_short_token_is_refused() {
         Jail::expect_with(|jail| {
             let defaults = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;

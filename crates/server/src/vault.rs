@@ -149,6 +149,19 @@ impl Vault {
         self
     }
 
+    /// Waits (at most `within`) until this process's invalidations reached Redis, for a
+    /// process about to exit; logs a warning if they could not.
+    pub async fn flush_invalidations(&self, within: std::time::Duration) {
+        if let Some(shared) = &self.shared_cache
+            && !shared.flush(within).await
+        {
+            tracing::warn!(
+                "redis: invalidations not published; other servers may serve earlier answers \
+                 until their next change of these prompts"
+            );
+        }
+    }
+
     /// The shared (Redis) cache, if configured.
     pub fn shared_cache(&self) -> Option<&Arc<crate::redis_cache::RedisCache>> {
         self.shared_cache.as_ref()

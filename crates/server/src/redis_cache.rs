@@ -56,8 +56,9 @@
 //! A request never fails because of Redis: every call on the request path has a short timeout
 //! (`redis_timeout_ms`, default 100 ms), and an error or timeout is a miss (counted in
 //! `promptvault_redis_errors_total`). A supervisor task holds the subscription and reconnects
-//! with backoff (50 ms doubling to 2 s); the `ConnectionManager` used for commands reconnects
-//! by itself. While the subscription is down, invalidations from other servers cannot reach
+//! with backoff (50 ms doubling to 2 s); commands go through two `ConnectionManager`s (one for
+//! lookups on the request path, one for publishing and filling, so a slow background call
+//! never holds up a lookup), which reconnect by themselves. While the subscription is down, invalidations from other servers cannot reach
 //! this one, so the local cache is untrusted ([`ServeCache::set_trusted`]) and the L2 is not
 //! asked: every resolve reads through to the database. When the subscription is back the
 //! supervisor bumps `gen:all` (entries written before the gap could have missed a writer's
@@ -65,6 +66,9 @@
 //! `All` locally and only then trusts the local cache again. A writer whose publish failed
 //! keeps retrying with backoff and, once Redis answers, publishes `All` in place of everything
 //! it could not publish. The outage is logged once at warn and the recovery once at info.
+//!
+//! A process about to exit (the CLI's local mode) waits for its events to reach Redis with
+//! [`RedisCache::flush`].
 //!
 //! Generation keys have no TTL (one small key per prompt or capability ever written); entries
 //! expire after `redis_ttl_secs`.

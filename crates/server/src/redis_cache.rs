@@ -54,8 +54,9 @@
 //! # When Redis is down
 //!
 //! A request never fails because of Redis: every call on the request path has a short timeout
-//! (`redis_timeout_ms`, default 100 ms), and an error or timeout is a miss (counted in
-//! `promptvault_redis_errors_total`). A supervisor task holds the subscription and reconnects
+//! (`redis_timeout_ms`, default 100 ms), an error or timeout is a miss (counted in
+//! `promptvault_redis_errors_total`) and pauses lookups for a second, so a Redis that stops
+//! answering costs one timeout per second, not one per request. A supervisor task holds the subscription and reconnects
 //! with backoff (50 ms doubling to 2 s); commands go through two `ConnectionManager`s (one for
 //! lookups on the request path, one for publishing and filling, so a slow background call
 //! never holds up a lookup), which reconnect by themselves. While the subscription is down, invalidations from other servers cannot reach
@@ -100,6 +101,8 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How long connecting (and subscribing) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long lookups are skipped after one failed.
+const LOOKUP_PAUSE: Duration = Duration::from_secs(1);
 /// Background calls (publish, fill) may take this many request timeouts.
 const BACKGROUND_FACTOR: u32 = 5;
 /// The version of the entry format, part of every entry key (a format change is a fresh key
@@ -458,6 +461,10 @@ struct Inner {
     dirty: AtomicBool,
     /// Woken after every publish attempt (for [`RedisCache::flush`]).
     published: tokio::sync::Notify,
+    /// After a failed lookup, lookups are skipped until this many milliseconds after `born`
+    /// (a Redis that stopped answering costs one timeout per [`LOOKUP_PAUSE`], not per request).
+    born: std::time::Instant,
+    lookups_paused_until: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     fills: AtomicU64,
@@ -470,6 +477,11 @@ impl Inner {
         self.connected.load(Ordering::SeqCst)
             && self.in_flight.load(Ordering::SeqCst) == 0
             && !self.dirty.load(Ordering::SeqCst)
+            && self.millis() >= self.lookups_paused_until.load(Ordering::Relaxed)
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn error(&self, what: &str, error: &dyn std::fmt::Display) {
@@ -499,17 +511,20 @@ impl Inner {
             On::Requests => self.timeout,
             On::Background => self.timeout * BACKGROUND_FACTOR,
         };
-        match tokio::time::timeout(timeout, command.query_async::<T>(&mut connection)).await {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(error)) => {
-                self.error(what, &error);
-                None
-            }
-            Err(_) => {
-                self.error(what, &"timed out");
-                None
-            }
+        let failure =
+            match tokio::time::timeout(timeout, command.query_async::<T>(&mut connection)).await {
+                Ok(Ok(value)) => return Some(value),
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => "timed out".to_string(),
+            };
+        self.error(what, &failure);
+        if let On::Requests = on {
+            let until = self
+                .millis()
+                .saturating_add(LOOKUP_PAUSE.as_millis() as u64);
+            self.lookups_paused_until.store(until, Ordering::Relaxed);
         }
+        None
     }
 
     async fn lookup(&self, key: &ServeKey) -> Lookup {
@@ -742,6 +757,8 @@ impl RedisCache {
                 in_flight: AtomicU64::new(0),
                 dirty: AtomicBool::new(false),
                 published: tokio::sync::Notify::new(),
+                born: std::time::Instant::now(),
+                lookups_paused_until: AtomicU64::new(0),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 fills: AtomicU64::new(0),

@@ -185,7 +185,7 @@ impl<'de> Deserialize<'de> for Split {
 }
 
 /// Where a label points: one version, or a split.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LabelTarget {
     Version(i64),
     Split(Split),

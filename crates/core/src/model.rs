@@ -340,8 +340,9 @@ impl Scope {
     }
 }
 
-/// A prompt: the named, versioned template and its metadata.
-#[derive(Debug, Clone, PartialEq)]
+/// A prompt: the named, versioned template and its metadata. (Serde: the shared serve cache keeps
+/// it as JSON; the API has its own wire types.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prompt {
     pub id: Uuid,
     pub name: PromptName,
@@ -367,8 +368,8 @@ pub struct Prompt {
     pub updated_at: OffsetDateTime,
 }
 
-/// An immutable snapshot of a prompt's template.
-#[derive(Debug, Clone, PartialEq)]
+/// An immutable snapshot of a prompt's template. (Serde: as for [`Prompt`].)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromptVersion {
     pub id: Uuid,
     pub prompt_id: Uuid,

@@ -63,7 +63,7 @@ pub fn check_review_interval(days: u32) -> Result<u32, DomainError> {
 }
 
 /// The prompt that replaces a deprecated version's prompt.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Replacement {
     pub prompt_id: Uuid,
     /// Its name when the version was deprecated (prompt names do not change).
@@ -71,7 +71,7 @@ pub struct Replacement {
 }
 
 /// What a deprecation recorded on a version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Deprecation {
     pub deprecated_at: OffsetDateTime,
     /// From this instant on the version is no longer served.
@@ -82,7 +82,7 @@ pub struct Deprecation {
 }
 
 /// The lifecycle dates a version carries besides its status.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VersionLifecycle {
     /// When the version last became approved.
     pub approved_at: Option<OffsetDateTime>,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod recorder;
+pub mod redis_cache;
 pub mod serve_cache;
 pub mod settings;
 pub mod telemetry;
@@ -57,6 +58,17 @@ pub fn state_with_store(
     audit_key: &[u8],
 ) -> anyhow::Result<AppState> {
     let auth = Authenticator::new(store.clone(), &settings.auth)?;
+    let local = serve_cache::ServeCache::new(settings.serving.cache_capacity);
+    // With Redis: the shared cache is the local cache's invalidation sink and its second level.
+    let (serve_cache, shared) = match redis_cache::RedisCacheConfig::from_settings(&settings) {
+        None => (Arc::new(local), None),
+        Some(config) => {
+            let shared = Arc::new(redis_cache::RedisCache::new(config)?);
+            let serve_cache = Arc::new(local.with_sink(shared.clone()));
+            shared.start(&serve_cache)?;
+            (serve_cache, Some(shared))
+        }
+    };
     let vault = Vault::new(store, settings.render_limits())
         .with_deployment(settings.deployment_model)
         .with_audit_key(audit_key)
@@ -64,9 +76,8 @@ pub fn state_with_store(
         .with_lifecycle(settings.lifecycle.clone())
         .with_label_policy(settings.labels.policy()?)
         .with_approvals(settings.approvals.clone())
-        .with_serve_cache(Arc::new(serve_cache::ServeCache::new(
-            settings.serving.cache_capacity,
-        )))
+        .with_serve_cache(serve_cache)
+        .with_shared_cache(shared)
         .with_runs(settings.runs.clone(), settings.runs.alert_rule()?);
     Ok(AppState {
         vault: Arc::new(vault),

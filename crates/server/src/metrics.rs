@@ -15,10 +15,12 @@
 //! | `promptvault_db_pool_connections` | gauge | `pool`, `state` (`open`, `idle`, `max`) | [`record_pool_stats`], at scrape time |
 //! | `promptvault_cache_hits_total` / `promptvault_cache_misses_total` | counter | `cache` | [`cache_hit`] / [`cache_miss`] |
 //! | `promptvault_runs_dropped_total` | counter | — | [`runs_dropped`] |
+//! | `promptvault_redis_errors_total` | counter | — | [`redis_error`] (failed or timed-out Redis calls) |
+//! | `promptvault_redis_connected` | gauge | — | [`redis_connected`] (1 while the invalidation subscription is up) |
 //!
-//! Cache names in use: `compiled` (compiled templates by version, `Vault::compiled`). A new
-//! cache picks its own short name (`resolve`, `redis` …); the hit ratio is
-//! `rate(hits) / (rate(hits) + rate(misses))` per `cache`.
+//! Cache names in use: `compiled` (compiled templates by version, `Vault::compiled`), `resolve`
+//! (the in-process serve cache) and `redis` (the shared serve cache, looked up on a `resolve`
+//! miss). The hit ratio is `rate(hits) / (rate(hits) + rate(misses))` per `cache`.
 //!
 //! Labels never carry request data (ids, names, raw paths): only route templates and fixed
 //! words, so the number of series stays bounded.
@@ -35,6 +37,8 @@ const POOL_CONNECTIONS: &str = "promptvault_db_pool_connections";
 const CACHE_HITS: &str = "promptvault_cache_hits_total";
 const CACHE_MISSES: &str = "promptvault_cache_misses_total";
 const RUNS_DROPPED: &str = "promptvault_runs_dropped_total";
+const REDIS_ERRORS: &str = "promptvault_redis_errors_total";
+const REDIS_CONNECTED: &str = "promptvault_redis_connected";
 
 /// Request latency buckets, in seconds: fine below a millisecond (cache hits), then coarser up to
 /// the request timeout.
@@ -44,7 +48,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// The caches whose counters exist (at 0) from the start; a new cache adds its name here.
-const KNOWN_CACHES: &[&str] = &["compiled", "resolve"];
+const KNOWN_CACHES: &[&str] = &["compiled", "resolve", "redis"];
 
 /// How often the exporter's upkeep runs.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
@@ -123,8 +127,27 @@ fn describe() {
         ::metrics::counter!(CACHE_HITS, "cache" => *cache).absolute(0);
         ::metrics::counter!(CACHE_MISSES, "cache" => *cache).absolute(0);
     }
+    describe_counter!(
+        REDIS_ERRORS,
+        "Redis calls of the shared cache that failed or timed out (the request went on without Redis)"
+    );
+    describe_gauge!(
+        REDIS_CONNECTED,
+        "1 while the Redis invalidation subscription is connected, else 0"
+    );
     ::metrics::counter!(RUNS_DROPPED).absolute(0);
+    ::metrics::counter!(REDIS_ERRORS).absolute(0);
     ::metrics::gauge!(IN_FLIGHT).set(0.0);
+}
+
+/// One Redis call of the shared cache that failed or timed out.
+pub fn redis_error() {
+    ::metrics::counter!(REDIS_ERRORS).increment(1);
+}
+
+/// Whether the Redis invalidation subscription is connected.
+pub fn redis_connected(connected: bool) {
+    ::metrics::gauge!(REDIS_CONNECTED).set(if connected { 1.0 } else { 0.0 });
 }
 
 /// One lookup of `cache` answered from the cache.

@@ -19,12 +19,20 @@
 //! A read that raced a write never leaves a stale entry: every invalidation bumps an epoch
 //! before anything else, and a filler re-checks the epoch after inserting (and drops its own
 //! entry when it moved).
+//!
+//! Trust: with other servers writing to the same database, this cache is only as fresh as the
+//! invalidations that reach it. While they cannot reach it (the shared cache's subscription is
+//! down, or not up yet), the cache is *untrusted* ([`ServeCache::set_trusted`]): `get` answers
+//! nothing and every resolve reads through to the database. Whoever re-establishes the flow of
+//! invalidations applies [`CacheEvent::All`] first and only then trusts the cache again, so
+//! nothing cached before or during the gap is served afterwards (an insert racing that `All`
+//! is dropped by the epoch check). A cache without a shared cache is always trusted.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -121,6 +129,8 @@ pub struct ServeCache {
     prompt_generations: RwLock<HashMap<Uuid, u64>>,
     capability_generations: RwLock<HashMap<String, u64>>,
     sinks: Vec<Arc<dyn InvalidationSink>>,
+    /// Whether hits may be served (see the module documentation).
+    trusted: AtomicBool,
 }
 
 fn generation<K: std::hash::Hash + Eq>(map: &RwLock<HashMap<K, u64>>, key: &K) -> u64 {
@@ -147,7 +157,19 @@ impl ServeCache {
             prompt_generations: RwLock::default(),
             capability_generations: RwLock::default(),
             sinks: Vec::new(),
+            trusted: AtomicBool::new(true),
         }
+    }
+
+    /// Whether hits are served. False while invalidations from other servers cannot reach this
+    /// process: every lookup is then a miss (and reads through to the database). Set it back to
+    /// true only after applying [`CacheEvent::All`].
+    pub fn set_trusted(&self, trusted: bool) {
+        self.trusted.store(trusted, Ordering::SeqCst);
+    }
+
+    pub fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::SeqCst)
     }
 
     /// Forwards every local invalidation to `sink` too.
@@ -158,6 +180,10 @@ impl ServeCache {
 
     /// The cached answer for `key`, counted as a hit or a miss of cache `resolve` in `/metrics`.
     pub fn get(&self, key: &ServeKey) -> Option<Arc<Served>> {
+        if !self.is_trusted() {
+            crate::metrics::cache_miss("resolve");
+            return None;
+        }
         let found = self.entries.get(key).and_then(|stamped| {
             if self.is_current(&stamped) {
                 Some(stamped.served.clone())
@@ -223,13 +249,15 @@ impl ServeCache {
         }
     }
 
-    /// A write changed something resolve may return: drop the affected entries here and tell
-    /// the sinks.
+    /// A write changed something resolve may return: tell the sinks, then drop the affected
+    /// entries here. (Sinks first: a shared cache marks its own invalidation in flight before
+    /// a lookup that misses here can ask it, so this server never refills itself from a shared
+    /// entry its own write just made stale.)
     pub fn invalidate(&self, event: CacheEvent) {
-        self.apply(&event);
         for sink in &self.sinks {
             sink.publish(&event);
         }
+        self.apply(&event);
     }
 
     /// Drops the entries `event` affects, in this process only (for events from elsewhere).
@@ -250,5 +278,63 @@ impl ServeCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ServeKey {
+        ServeKey::Name {
+            name: "p".into(),
+            selector: Selector::Label("production".into()),
+        }
+    }
+
+    #[test]
+    fn an_untrusted_cache_serves_nothing_until_it_is_trusted_again() {
+        let cache = ServeCache::new(100);
+        let served = Arc::new(Served {
+            candidates: Vec::new(),
+        });
+        cache.insert(key(), served.clone(), cache.epoch());
+        assert!(cache.get(&key()).is_some());
+        cache.set_trusted(false);
+        assert!(
+            cache.get(&key()).is_none(),
+            "untrusted: every lookup misses"
+        );
+        // Whoever trusts it again resets it first.
+        cache.apply(&CacheEvent::All);
+        cache.set_trusted(true);
+        assert!(cache.get(&key()).is_none(), "nothing from before the gap");
+        cache.insert(key(), served, cache.epoch());
+        assert!(cache.get(&key()).is_some());
+    }
+
+    struct Recorder(std::sync::Mutex<Vec<CacheEvent>>);
+
+    impl InvalidationSink for Recorder {
+        fn publish(&self, event: &CacheEvent) {
+            if let Ok(mut events) = self.0.lock() {
+                events.push(event.clone());
+            }
+        }
+    }
+
+    #[test]
+    fn a_local_invalidation_reaches_the_sinks_and_a_remote_one_does_not() {
+        let sink = Arc::new(Recorder(std::sync::Mutex::default()));
+        let cache = ServeCache::new(100).with_sink(sink.clone());
+        let id = Uuid::from_u128(7);
+        cache.invalidate(CacheEvent::Prompt(id));
+        cache.apply(&CacheEvent::All);
+        let published = sink
+            .0
+            .lock()
+            .map(|events| events.clone())
+            .unwrap_or_default();
+        assert_eq!(published, [CacheEvent::Prompt(id)]);
     }
 }

@@ -24,7 +24,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite:…`; default: `sqlite:<data_dir>/promptvault.db`.
     pub database_url: Option<String>,
-    /// A shared Redis cache (used once the cache exists).
+    /// Redis (`redis://[user:password@]host:port[/db]`) for the shared serve cache and pub/sub
+    /// invalidation between servers on one database (`--redis-url`, `PROMPTVAULT_REDIS_URL`);
+    /// none: each server caches alone. Its key prefix, TTL and timeout are in `[serving]`.
     pub redis_url: Option<String>,
     pub deployment_model: DeploymentModel,
     pub log_format: LogFormat,
@@ -85,6 +87,15 @@ pub struct ServingSettings {
     /// answer before revalidating it with its `ETag` (`Cache-Control: private, max-age=<ttl>,
     /// must-revalidate`). Default 60.
     pub client_ttl_secs: u64,
+    /// With `redis_url`: the prefix of every Redis key and of the invalidation channel
+    /// (`<prefix>:invalidate`), so that several deployments can share one Redis. Servers on one
+    /// database must use the same prefix. Default `promptvault`.
+    pub redis_prefix: String,
+    /// With `redis_url`: how long a resolve answer stays in Redis (seconds). Default 300.
+    pub redis_ttl_secs: u64,
+    /// With `redis_url`: the longest a request waits on Redis (milliseconds) before going to
+    /// the database instead. Default 100.
+    pub redis_timeout_ms: u64,
 }
 
 impl Default for ServingSettings {
@@ -92,6 +103,9 @@ impl Default for ServingSettings {
         ServingSettings {
             cache_capacity: 100_000,
             client_ttl_secs: 60,
+            redis_prefix: "promptvault".into(),
+            redis_ttl_secs: 300,
+            redis_timeout_ms: 100,
         }
     }
 }
@@ -355,6 +369,7 @@ const ENV_KEYS: &[&str] = &[
     "lifecycle",
     "labels",
     "approvals",
+    "serving",
     "metrics",
 ];
 
@@ -507,6 +522,24 @@ impl Settings {
             ));
         }
         self.runs.alert_rule()?;
+        let prefix = &self.serving.redis_prefix;
+        if prefix.is_empty()
+            || prefix.len() > 64
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+        {
+            return Err(SettingsError(
+                "serving.redis_prefix (PROMPTVAULT_SERVING__REDIS_PREFIX) must be 1 to 64 of \
+                 A-Z a-z 0-9 _ - . :"
+                    .into(),
+            ));
+        }
+        if self.serving.redis_ttl_secs == 0 || self.serving.redis_timeout_ms == 0 {
+            return Err(SettingsError(
+                "serving.redis_ttl_secs and serving.redis_timeout_ms must be > 0".into(),
+            ));
+        }
         self.approvals
             .validate()
             .map_err(|error| SettingsError(error.to_string()))?;
@@ -650,6 +683,34 @@ mod tests {
             jail.set_env("PROMPTVAULT_LABELS__DEPLOY_ROLES", "root");
             let error = Settings::load(None, &Overrides::default()).expect_err("invalid role");
             assert!(error.0.contains("deploy_roles"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_shared_cache_settings_come_from_the_environment_and_are_checked() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;
+            assert_eq!(defaults.redis_url, None);
+            assert_eq!(defaults.serving.redis_prefix, "promptvault");
+            assert_eq!(defaults.serving.redis_ttl_secs, 300);
+            assert_eq!(defaults.serving.redis_timeout_ms, 100);
+            jail.set_env("PROMPTVAULT_REDIS_URL", "redis://cache:6379");
+            jail.set_env("PROMPTVAULT_SERVING__REDIS_PREFIX", "pv-eu");
+            jail.set_env("PROMPTVAULT_SERVING__REDIS_TTL_SECS", "60");
+            jail.set_env("PROMPTVAULT_SERVING__CACHE_CAPACITY", "10");
+            let from_env = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;
+            assert_eq!(from_env.redis_url.as_deref(), Some("redis://cache:6379"));
+            assert_eq!(from_env.serving.redis_prefix, "pv-eu");
+            assert_eq!(from_env.serving.redis_ttl_secs, 60);
+            assert_eq!(from_env.serving.cache_capacity, 10);
+            jail.set_env("PROMPTVAULT_SERVING__REDIS_PREFIX", "two words");
+            let error = Settings::load(None, &Overrides::default()).expect_err("a space");
+            assert!(error.0.contains("serving.redis_prefix"), "{error}");
+            jail.set_env("PROMPTVAULT_SERVING__REDIS_PREFIX", "pv");
+            jail.set_env("PROMPTVAULT_SERVING__REDIS_TTL_SECS", "0");
+            let error = Settings::load(None, &Overrides::default()).expect_err("no TTL");
+            assert!(error.0.contains("redis_ttl_secs"), "{error}");
             Ok(())
         });
     }

@@ -94,6 +94,8 @@ pub struct Vault {
     approvals: ApprovalPolicy,
     /// What resolve serves, by what it depends on; every write that changes it invalidates it.
     serve_cache: Arc<crate::serve_cache::ServeCache>,
+    /// The shared (Redis) level behind `serve_cache`, when several servers share a database.
+    shared_cache: Option<Arc<crate::redis_cache::RedisCache>>,
     /// The queue runs are recorded through (none: runs are not recorded).
     runs: Option<Arc<crate::recorder::RunRecorder>>,
     run_settings: crate::settings::RunSettings,
@@ -120,6 +122,7 @@ impl Vault {
             label_policy: LabelPolicy::default(),
             approvals: ApprovalPolicy::default(),
             serve_cache: Arc::new(crate::serve_cache::ServeCache::new(10_000)),
+            shared_cache: None,
             runs: None,
             run_settings: Default::default(),
             alert_rule: None,
@@ -135,6 +138,33 @@ impl Vault {
     /// The resolve cache (a shared cache applies remote invalidations through it).
     pub fn serve_cache(&self) -> &Arc<crate::serve_cache::ServeCache> {
         &self.serve_cache
+    }
+
+    /// Asks `shared` on a local miss before the database (it must be `serve_cache`'s sink).
+    pub fn with_shared_cache(
+        mut self,
+        shared: Option<Arc<crate::redis_cache::RedisCache>>,
+    ) -> Self {
+        self.shared_cache = shared;
+        self
+    }
+
+    /// Waits (at most `within`) until this process's invalidations reached Redis, for a
+    /// process about to exit; logs a warning if they could not.
+    pub async fn flush_invalidations(&self, within: std::time::Duration) {
+        if let Some(shared) = &self.shared_cache
+            && !shared.flush(within).await
+        {
+            tracing::warn!(
+                "redis: invalidations not published; other servers may serve earlier answers \
+                 until their next change of these prompts"
+            );
+        }
+    }
+
+    /// The shared (Redis) cache, if configured.
+    pub fn shared_cache(&self) -> Option<&Arc<crate::redis_cache::RedisCache>> {
+        self.shared_cache.as_ref()
     }
 
     /// Every write that may change what resolve returns ends here.

@@ -56,6 +56,13 @@ pub fn load_settings(config: Option<&Path>, overrides: &Overrides) -> CliResult<
 
 #[async_trait]
 impl Backend for LocalBackend {
+    async fn finish(&self) {
+        // With Redis, servers on this database learn of this command's writes.
+        self.vault
+            .flush_invalidations(std::time::Duration::from_secs(2))
+            .await;
+    }
+
     async fn list_prompts(&self, query: ListPromptsQuery) -> CliResult<PromptListResponse> {
         Ok(self.vault.list_prompts(&self.actor, query).await?)
     }

@@ -29,6 +29,9 @@ use crate::error::CliResult;
 /// The use cases the CLI needs. `prompt` is a prompt's name (or id), unencoded.
 #[async_trait]
 pub trait Backend: Send + Sync {
+    /// Called once the command is done, before the process ends.
+    async fn finish(&self) {}
+
     async fn list_prompts(&self, query: ListPromptsQuery) -> CliResult<PromptListResponse>;
 
     /// The prompt with its versions (newest first) and labels.

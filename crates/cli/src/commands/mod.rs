@@ -44,8 +44,12 @@ pub async fn run(cli: Cli) -> CliResult<()> {
             .await?,
         ),
     };
-    let backend = backend.as_ref();
-    let json = global.json;
+    let result = execute(backend.as_ref(), command, global.json).await;
+    backend.finish().await;
+    result
+}
+
+async fn execute(backend: &dyn Backend, command: Command, json: bool) -> CliResult<()> {
     let text = match command {
         Command::Serve(_) => return Ok(()),
         Command::List(args) => prompts::list(backend, args, json).await?,

@@ -7,8 +7,10 @@
 //!
 //! A miss costs one store call ([`promptvault_store::Store::serve_candidates`]); the answer is
 //! kept in the [`ServeCache`](crate::serve_cache::ServeCache) with each version's outgoing
-//! (redacted) form, so a hit reads nothing from the database. Access, deprecation and the audit
-//! of confidential reads are decided on every request; time travel (`at`) bypasses the cache.
+//! (redacted) form, so a hit reads nothing from the database. With Redis configured, a local
+//! miss asks the shared cache ([`crate::redis_cache`]) before the store. Access, deprecation and
+//! the audit of confidential reads are decided on every request; time travel (`at`) bypasses
+//! the caches.
 
 use std::sync::Arc;
 
@@ -23,13 +25,14 @@ use promptvault_core::{
 };
 use promptvault_store::{
     StoreError,
-    types::{PromptKey, ServeSubject, VersionSelector},
+    types::{PromptKey, ServeCandidate, ServeSubject, VersionSelector},
 };
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
     actor::Actor,
     error::{AppError, AppResult},
+    redis_cache::Lookup,
     serve_cache::{Selector, ServeKey, Served, ServedCandidate, ServedVersion},
     vault::{Vault, guard, labels::pick, parse_key, redact_content, redact_rendered},
 };
@@ -256,9 +259,37 @@ impl Vault {
             return Ok(hit);
         }
         let epoch = self.serve_cache.epoch();
+        // The shared cache (Redis), when there is one: a hit fills the local cache; a miss
+        // gives the ticket that stamps what is loaded next (see `redis_cache`).
+        let ticket = match (&self.shared_cache, at) {
+            (Some(shared), None) => match shared.lookup(&key).await {
+                Lookup::Hit(candidates) => {
+                    let served = Arc::new(self.served_from(candidates));
+                    self.serve_cache.insert(key, served.clone(), epoch);
+                    return Ok(served);
+                }
+                Lookup::Miss(ticket) => Some(ticket),
+                Lookup::Skipped => None,
+            },
+            _ => None,
+        };
         // A missing prompt is `NotFound` with the same words as a hidden one.
         let candidates = self.store.serve_candidates(subject, selector).await?;
-        let served = Arc::new(Served {
+        let served = Arc::new(self.served_from(candidates));
+        // Nothing is cached for a capability without links: a new link invalidates by
+        // capability anyway, but an empty answer is cheap to recompute and never grows the cache.
+        if at.is_none() && !served.candidates.is_empty() {
+            self.serve_cache.insert(key, served.clone(), epoch);
+            if let (Some(shared), Some(ticket)) = (&self.shared_cache, ticket) {
+                shared.fill(ticket, &served);
+            }
+        }
+        Ok(served)
+    }
+
+    /// The candidates with each version's outgoing form.
+    fn served_from(&self, candidates: Vec<ServeCandidate>) -> Served {
+        Served {
             candidates: candidates
                 .into_iter()
                 .map(|candidate| ServedCandidate {
@@ -271,13 +302,7 @@ impl Vault {
                     target: candidate.target,
                 })
                 .collect(),
-        });
-        // Nothing is cached for a capability without links: a new link invalidates by
-        // capability anyway, but an empty answer is cheap to recompute and never grows the cache.
-        if at.is_none() && !served.candidates.is_empty() {
-            self.serve_cache.insert(key, served.clone(), epoch);
         }
-        Ok(served)
     }
 
     /// A version with its outgoing form (content redacted per `compliance.redact`).

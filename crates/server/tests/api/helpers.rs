@@ -21,7 +21,8 @@ pub struct TestApp {
     pub state: AppState,
     /// Whether this server runs on PostgreSQL (so `fresh` starts another one like it).
     postgres: bool,
-    database: TestDatabase,
+    /// Shared by [`TestApp::sibling`]s (dropped, with its schema, after the last of them).
+    database: std::sync::Arc<TestDatabase>,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -66,30 +67,48 @@ impl TestApp {
     }
 
     pub async fn sqlite() -> TestApp {
-        Self::start(
-            TestDatabase::sqlite_with(keyed()).await,
-            false,
-            test_settings(),
-        )
-        .await
+        Self::sqlite_configured(|_| {}).await
+    }
+
+    /// A SQLite server with the test settings `configure` changed.
+    pub async fn sqlite_configured(configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = test_settings();
+        configure(&mut settings);
+        Self::start(TestDatabase::sqlite_with(keyed()).await, false, settings).await
     }
 
     /// `None` (with one line on stderr) when no test PostgreSQL is configured.
     pub async fn postgres() -> Option<TestApp> {
+        Self::postgres_configured(|_| {}).await
+    }
+
+    /// [`TestApp::postgres`] with the test settings `configure` changed.
+    pub async fn postgres_configured(configure: impl FnOnce(&mut Settings)) -> Option<TestApp> {
         let Some(url) = postgres_test_url() else {
             eprintln!(
                 "PROMPTVAULT_TEST_POSTGRES_URL is not set: the PostgreSQL variant of this test did not run"
             );
             return None;
         };
+        let mut settings = test_settings();
+        configure(&mut settings);
         Some(
             Self::start(
                 TestDatabase::postgres_with(&url, keyed()).await,
                 true,
-                test_settings(),
+                settings,
             )
             .await,
         )
+    }
+
+    /// A second server on this server's database (its own store, as another process would
+    /// open), with the test settings `configure` changed. Both keep running.
+    pub async fn sibling(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = test_settings();
+        configure(&mut settings);
+        let store = self.database.open_store(keyed()).await;
+        Self::start_on(self.database.clone(), store, self.postgres, settings).await
     }
 
     /// Another server over a fresh, empty database on the same backend as this one.
@@ -127,9 +146,24 @@ impl TestApp {
         &self.database
     }
 
-    async fn start(database: TestDatabase, postgres: bool, settings: Settings) -> TestApp {
+    async fn start(
+        database: impl Into<std::sync::Arc<TestDatabase>>,
+        postgres: bool,
+        settings: Settings,
+    ) -> TestApp {
+        let database = database.into();
+        let store = database.store();
+        Self::start_on(database, store, postgres, settings).await
+    }
+
+    async fn start_on(
+        database: std::sync::Arc<TestDatabase>,
+        store: std::sync::Arc<dyn promptvault_store::Store>,
+        postgres: bool,
+        settings: Settings,
+    ) -> TestApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let state = state_with_store(database.store(), settings, AUDIT_KEY).expect("state");
+        let state = state_with_store(store, settings, AUDIT_KEY).expect("state");
         let admin_token = format!("pv_{}", "a1".repeat(32));
         state
             .vault

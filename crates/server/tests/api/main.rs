@@ -22,4 +22,5 @@ mod resolve;
 mod retire;
 mod reviews;
 mod runs;
+mod shared_cache;
 mod testcases;

@@ -35,7 +35,13 @@ async fn resolved(app: &TestApp, query: &str) -> Value {
     expect_json(resolve(&app.client, app, query).await, StatusCode::OK).await
 }
 
-async fn link(app: &TestApp, name: &str, capability: &str, agent: Option<&str>, priority: i32) {
+pub(crate) async fn link(
+    app: &TestApp,
+    name: &str,
+    capability: &str,
+    agent: Option<&str>,
+    priority: i32,
+) {
     let response = app
         .post(
             &format!("/api/prompts/{}/link", encode(name)),
@@ -226,7 +232,7 @@ enum Write {
     Import,
 }
 
-async fn the_next_resolve_sees_every_kind_of_write(app: TestApp) {
+pub(crate) async fn the_next_resolve_sees_every_kind_of_write(app: TestApp) {
     let writes = [
         Write::NewVersion,
         Write::SetLabel,

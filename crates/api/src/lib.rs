@@ -9,6 +9,7 @@
 pub mod access;
 pub mod bundle;
 pub mod convert;
+pub mod preserialized;
 pub mod problem;
 pub mod prompts;
 pub mod reviews;

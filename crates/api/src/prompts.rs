@@ -574,7 +574,9 @@ pub struct SplitPick {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ResolveResponse {
     pub prompt: ResolvedPrompt,
-    pub version: VersionResponse,
+    // Serialized once per cached version, sent as bytes on every hit.
+    #[schema(value_type = VersionResponse)]
+    pub version: crate::preserialized::Preserialized<VersionResponse>,
     /// The label resolved (`null` when a version number was asked for).
     pub label: Option<String>,
     /// The time asked about (`at`), if any.

@@ -25,8 +25,13 @@
 //! Labels never carry request data (ids, names, raw paths): only route templates and fixed
 //! words, so the number of series stays bounded.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{OnceLock, PoisonError, RwLock},
+    time::Duration,
+};
 
+use ::metrics::{Counter, Gauge, Histogram};
 use axum::http::Method;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use promptvault_store::types::PoolStats;
@@ -150,14 +155,45 @@ pub fn redis_connected(connected: bool) {
     ::metrics::gauge!(REDIS_CONNECTED).set(if connected { 1.0 } else { 0.0 });
 }
 
+/// The hit and miss counters of the known caches, registered once: a hot path counting a hit
+/// then costs one atomic add, not a registry lookup.
+fn cache_counters(cache: &'static str) -> Option<&'static (Counter, Counter)> {
+    static COUNTERS: OnceLock<Vec<(&'static str, (Counter, Counter))>> = OnceLock::new();
+    COUNTERS
+        .get_or_init(|| {
+            handle();
+            KNOWN_CACHES
+                .iter()
+                .map(|name| {
+                    (
+                        *name,
+                        (
+                            ::metrics::counter!(CACHE_HITS, "cache" => *name),
+                            ::metrics::counter!(CACHE_MISSES, "cache" => *name),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .iter()
+        .find(|(name, _)| *name == cache)
+        .map(|(_, counters)| counters)
+}
+
 /// One lookup of `cache` answered from the cache.
 pub fn cache_hit(cache: &'static str) {
-    ::metrics::counter!(CACHE_HITS, "cache" => cache).increment(1);
+    match cache_counters(cache) {
+        Some((hits, _)) => hits.increment(1),
+        None => ::metrics::counter!(CACHE_HITS, "cache" => cache).increment(1),
+    }
 }
 
 /// One lookup of `cache` that missed (the caller then computes or loads the value).
 pub fn cache_miss(cache: &'static str) {
-    ::metrics::counter!(CACHE_MISSES, "cache" => cache).increment(1);
+    match cache_counters(cache) {
+        Some((_, misses)) => misses.increment(1),
+        None => ::metrics::counter!(CACHE_MISSES, "cache" => cache).increment(1),
+    }
 }
 
 /// One run that was not recorded because the recorder's queue was full (serving never waits
@@ -189,13 +225,48 @@ pub fn request_finished(method: &Method, route: &str, status: u16, latency: Dura
         400..=499 => "4xx",
         _ => "5xx",
     };
-    ::metrics::histogram!(
+    let method = method_label(method);
+    request_histogram(method, route, class).record(latency.as_secs_f64());
+}
+
+/// The latency histogram of (method, route template, status class), registered on first use
+/// and kept: routes and classes are a small fixed set, and a registry lookup per request (with
+/// the route copied into a new label) cost more than the rest of the metrics together.
+fn request_histogram(method: &'static str, route: &str, class: &'static str) -> Histogram {
+    type ByRoute = HashMap<Box<str>, Vec<((&'static str, &'static str), Histogram)>>;
+    static HISTOGRAMS: OnceLock<RwLock<ByRoute>> = OnceLock::new();
+    let histograms = HISTOGRAMS.get_or_init(|| {
+        handle();
+        RwLock::default()
+    });
+    let found = |by_route: &ByRoute| {
+        by_route.get(route).and_then(|registered| {
+            registered
+                .iter()
+                .find(|(key, _)| *key == (method, class))
+                .map(|(_, histogram)| histogram.clone())
+        })
+    };
+    let read = histograms.read().unwrap_or_else(PoisonError::into_inner);
+    if let Some(histogram) = found(&read) {
+        return histogram;
+    }
+    drop(read);
+    let mut write = histograms.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(histogram) = found(&write) {
+        return histogram;
+    }
+    let histogram = ::metrics::histogram!(
         REQUEST_DURATION,
-        "method" => method_label(method),
+        "method" => method,
         "route" => route.to_string(),
         "status" => class,
-    )
-    .record(latency.as_secs_f64());
+    );
+    write
+        .entry(route.into())
+        .or_default()
+        .push(((method, class), histogram.clone()));
+    histogram
 }
 
 /// The standard methods by name; anything else is `other` (a client cannot add series).
@@ -216,15 +287,23 @@ fn method_label(method: &Method) -> &'static str {
 /// the request is cancelled).
 pub struct InFlight(());
 
+fn in_flight_gauge() -> &'static Gauge {
+    static GAUGE: OnceLock<Gauge> = OnceLock::new();
+    GAUGE.get_or_init(|| {
+        handle();
+        ::metrics::gauge!(IN_FLIGHT)
+    })
+}
+
 impl InFlight {
     pub fn start() -> InFlight {
-        ::metrics::gauge!(IN_FLIGHT).increment(1.0);
+        in_flight_gauge().increment(1.0);
         InFlight(())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        ::metrics::gauge!(IN_FLIGHT).decrement(1.0);
+        in_flight_gauge().decrement(1.0);
     }
 }

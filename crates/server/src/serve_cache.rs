@@ -37,7 +37,7 @@ use std::{
 };
 
 use moka::sync::Cache;
-use promptvault_api::prompts::VersionResponse;
+use promptvault_api::{preserialized::Preserialized, prompts::VersionResponse};
 use promptvault_core::{
     deploy::LabelTarget,
     model::{Prompt, PromptVersion},
@@ -87,8 +87,9 @@ pub trait InvalidationSink: Send + Sync {
 #[derive(Debug)]
 pub struct ServedVersion {
     pub version: PromptVersion,
-    /// The wire form, content already redacted when the classification asks for it.
-    pub response: VersionResponse,
+    /// The wire form, content already redacted when the classification asks for it, serialized
+    /// once.
+    pub response: Preserialized<VersionResponse>,
     /// How many matches the redaction replaced.
     pub redactions: u64,
 }

@@ -67,6 +67,11 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // The plain decoder first (resolve is on the hot path); axum's, which names the field
+        // at fault, only to word a refusal.
+        if let Ok(value) = serde_urlencoded::from_str::<T>(parts.uri.query().unwrap_or_default()) {
+            return Ok(ApiQuery(value));
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| ApiQuery(value))

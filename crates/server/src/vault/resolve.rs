@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use promptvault_api::{
     convert::split_entries,
+    preserialized::Preserialized,
     prompts::{ResolveQuery, ResolveRequest, ResolveResponse, ResolvedPrompt, VersionResponse},
 };
 use promptvault_core::{
@@ -168,7 +169,7 @@ impl Vault {
             Some(served) => served,
             None if at_target.is_some() => {
                 loaded =
-                    self.served_version(prompt, self.store.get_version(prompt.id, number).await?);
+                    self.served_version(prompt, self.store.get_version(prompt.id, number).await?)?;
                 &loaded
             }
             None => {
@@ -264,7 +265,7 @@ impl Vault {
         let ticket = match (&self.shared_cache, at) {
             (Some(shared), None) => match shared.lookup(&key).await {
                 Lookup::Hit(candidates) => {
-                    let served = Arc::new(self.served_from(candidates));
+                    let served = Arc::new(self.served_from(candidates)?);
                     self.serve_cache.insert(key, served.clone(), epoch);
                     return Ok(served);
                 }
@@ -275,7 +276,7 @@ impl Vault {
         };
         // A missing prompt is `NotFound` with the same words as a hidden one.
         let candidates = self.store.serve_candidates(subject, selector).await?;
-        let served = Arc::new(self.served_from(candidates));
+        let served = Arc::new(self.served_from(candidates)?);
         // Nothing is cached for a capability without links: a new link invalidates by
         // capability anyway, but an empty answer is cheap to recompute and never grows the cache.
         if at.is_none() && !served.candidates.is_empty() {
@@ -288,40 +289,43 @@ impl Vault {
     }
 
     /// The candidates with each version's outgoing form.
-    fn served_from(&self, candidates: Vec<ServeCandidate>) -> Served {
-        Served {
+    fn served_from(&self, candidates: Vec<ServeCandidate>) -> AppResult<Served> {
+        Ok(Served {
             candidates: candidates
                 .into_iter()
-                .map(|candidate| ServedCandidate {
-                    versions: candidate
-                        .versions
-                        .into_iter()
-                        .map(|version| self.served_version(&candidate.prompt, version))
-                        .collect(),
-                    prompt: candidate.prompt,
-                    target: candidate.target,
+                .map(|candidate| {
+                    Ok(ServedCandidate {
+                        versions: candidate
+                            .versions
+                            .into_iter()
+                            .map(|version| self.served_version(&candidate.prompt, version))
+                            .collect::<AppResult<_>>()?,
+                        prompt: candidate.prompt,
+                        target: candidate.target,
+                    })
                 })
-                .collect(),
-        }
+                .collect::<AppResult<_>>()?,
+        })
     }
 
-    /// A version with its outgoing form (content redacted per `compliance.redact`).
+    /// A version with its outgoing form (content redacted per `compliance.redact`), serialized
+    /// once for every hit to come.
     fn served_version(
         &self,
         prompt: &promptvault_core::model::Prompt,
         version: PromptVersion,
-    ) -> ServedVersion {
+    ) -> AppResult<ServedVersion> {
         let mut response = VersionResponse::from(&version);
         let redactions = if self.compliance.redact.contains(&prompt.classification) {
             redact_content(&mut response.content)
         } else {
             0
         };
-        ServedVersion {
+        Ok(ServedVersion {
             version,
-            response,
+            response: Preserialized::new(response).map_err(|error| AppError::internal(&error))?,
             redactions,
-        }
+        })
     }
 
     /// The candidate this actor is served: by name, the prompt (refusals audited, a hidden one

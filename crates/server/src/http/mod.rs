@@ -25,6 +25,7 @@ use axum::{
     routing::get,
 };
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -91,6 +92,11 @@ impl utoipa::Modify for SecuritySchemes {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The router and the OpenAPI document describing it, built from the same route list.
+///
+/// The middleware stack wraps the router once, not every route (`Router::layer` would wrap each
+/// route and clone the whole stack of boxed services on every request); the one layer inside,
+/// [`route_known`], hands the matched route template to the stack: into the request span (so
+/// every line logged while serving carries it) and into the response (for [`observe`]).
 pub fn router(state: AppState) -> Router {
     // The process's metrics recorder, installed by whichever server starts first.
     crate::metrics::handle();
@@ -98,7 +104,7 @@ pub fn router(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     let body_limit = state.settings.http.body_limit_bytes;
     let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
-    routes
+    let routes = routes
         .route(
             "/api/openapi.json",
             get(move || {
@@ -108,9 +114,32 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(timeout, enforce_timeout))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(route_known))
+        .with_state(state);
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            // The access log line is `observe`'s (it knows the route template and the status);
+            // the route is recorded into the span once routing found it.
+            TraceLayer::new_for_http()
+                .on_request(())
+                .on_response(())
+                .make_span_with(|request: &Request| {
+                    let request_id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        route = tracing::field::Empty,
+                        request_id
+                    )
+                }),
+        )
+        .layer(middleware::from_fn(observe))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -119,28 +148,27 @@ pub fn router(state: AppState) -> Router {
             )
             .into_response()
         }))
-        .layer(middleware::from_fn(observe))
-        .layer(
-            // The access log line is `observe`'s (it knows the route template and the status).
-            TraceLayer::new_for_http()
-                .on_response(())
-                .make_span_with(|request: &Request| {
-                    let route = request
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map(MatchedPath::as_str)
-                        .unwrap_or("unmatched");
-                    let request_id = request
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|value| value.to_str().ok())
-                        .unwrap_or("");
-                    tracing::info_span!("request", method = %request.method(), route, request_id)
-                }),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(timeout, enforce_timeout))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .service(routes);
+    Router::new().fallback_service(stack)
+}
+
+/// The route template routing matched (`MatchedPath`, none for the fallbacks), recorded into
+/// the request span and carried on the response for the layers outside the router; then the
+/// request's first log line (debug), which already carries it.
+async fn route_known(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    if let Some(route) = &route {
+        tracing::Span::current().record("route", route.as_str());
+    }
+    tracing::debug!("started processing request");
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
 }
 
 /// The OpenAPI document (for `GET /api/openapi.json` and for tests).
@@ -209,16 +237,19 @@ fn api_routes() -> OpenApiRouter<AppState> {
 async fn observe(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
     let in_flight = crate::metrics::InFlight::start();
     let response = next.run(request).await;
     drop(in_flight);
     let latency = started.elapsed();
     let status = response.status().as_u16();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
     crate::metrics::request_finished(&method, route, status, latency);
     tracing::info!(
         target: crate::telemetry::ACCESS_TARGET,
+        route,
         status,
         latency_ms = latency.as_secs_f64() * 1000.0,
         "request answered"

@@ -356,6 +356,7 @@ const ENV_KEYS: &[&str] = &[
     "labels",
     "approvals",
     "metrics",
+    "serving",
 ];
 
 impl Default for Settings {
@@ -650,6 +651,25 @@ mod tests {
             jail.set_env("PROMPTVAULT_LABELS__DEPLOY_ROLES", "root");
             let error = Settings::load(None, &Overrides::default()).expect_err("invalid role");
             assert!(error.0.contains("deploy_roles"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_top_level_setting_can_be_given_in_the_environment() {
+        let defaults = serde_json::to_value(Settings::default()).expect("settings serialize");
+        let keys = defaults.as_object().expect("settings are an object").keys();
+        for key in keys {
+            assert!(
+                ENV_KEYS.contains(&key.as_str()),
+                "PROMPTVAULT_{} would be ignored",
+                key.to_uppercase()
+            );
+        }
+        Jail::expect_with(|jail| {
+            jail.set_env("PROMPTVAULT_SERVING__CACHE_CAPACITY", "0");
+            let from_env = Settings::load(None, &Overrides::default()).map_err(|e| e.0)?;
+            assert_eq!(from_env.serving.cache_capacity, 0);
             Ok(())
         });
     }

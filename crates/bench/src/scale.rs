@@ -365,6 +365,13 @@ fn resolve_request(index: u64) -> Request {
     ))
 }
 
+/// Resolve by `production` without params: answered from the resolve cache, nothing rendered.
+fn resolve_only_request(index: u64) -> Request {
+    Request::get(&format!(
+        "/api/resolve?name=scale%2Fp{index:06}&label=production"
+    ))
+}
+
 fn render_request(index: u64) -> Request {
     Request::post_json(
         &format!("/api/prompts/scale%2Fp{index:06}/render"),
@@ -372,35 +379,63 @@ fn render_request(index: u64) -> Request {
     )
 }
 
-/// The prompt every seeded prompt copies: a system prompt of about 700 bytes with a schema of
-/// three parameters.
+/// The template every seeded prompt copies: a system prompt of about 700 bytes, with a schema of
+/// three parameters ([`template_schema`]).
+const TEMPLATE_CONTENT: &str = "You are a travel assistant for {{ name }}, who is planning a trip \
+    to {{ city }}. Answer in a warm, concise tone and never invent opening hours, prices or \
+    addresses: when you are not sure, say so and suggest where to check. Start with a \
+    one-sentence overview of the city, then list three neighbourhoods worth a visit with one \
+    reason each, then two dishes to try and where they are typically served. If the traveller \
+    mentions dates, mention seasonal events only when they are well known. Keep the whole answer \
+    under {{ words }} words, use plain sentences without markdown headings, and end with one \
+    question that helps you tailor the next answer to {{ name }}'s interests.";
+
+fn template_schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "city": {"type": "string"},
+            "words": {"type": "integer", "minimum": 1}
+        },
+        "required": ["name", "city", "words"]
+    })
+}
+
+/// Creates the template through the HTTP API.
 async fn create_template(address: SocketAddr) -> anyhow::Result<()> {
-    let content = "You are a travel assistant for {{ name }}, who is planning a trip to {{ city }}. \
-        Answer in a warm, concise tone and never invent opening hours, prices or addresses: when \
-        you are not sure, say so and suggest where to check. Start with a one-sentence overview of \
-        the city, then list three neighbourhoods worth a visit with one reason each, then two \
-        dishes to try and where they are typically served. If the traveller mentions dates, \
-        mention seasonal events only when they are well known. Keep the whole answer under \
-        {{ words }} words, use plain sentences without markdown headings, and end with one \
-        question that helps you tailor the next answer to {{ name }}'s interests.";
     let body = json!({
         "name": TEMPLATE_NAME,
-        "content": content,
-        "parameter_schema": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "city": {"type": "string"},
-                "words": {"type": "integer", "minimum": 1}
-            },
-            "required": ["name", "city", "words"]
-        },
+        "content": TEMPLATE_CONTENT,
+        "parameter_schema": template_schema(),
         "tags": ["travel", "scale"]
     });
     let status = load::send_once(address, Request::post_json("/api/prompts", body)).await?;
     anyhow::ensure!(
         status == 201,
         "creating the template prompt answered {status}"
+    );
+    Ok(())
+}
+
+/// Creates the template with `prompt create` on the data directory (local mode), so the server
+/// measured afterwards has written nothing itself.
+async fn create_template_locally(binary: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new(binary)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["create", TEMPLATE_NAME, "--content", TEMPLATE_CONTENT])
+        .arg("--schema")
+        .arg(template_schema().to_string())
+        .args(["--tag", "travel", "--tag", "scale"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "prompt create failed: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
     Ok(())
 }
@@ -849,12 +884,7 @@ async fn rss(options: &ScaleOptions) -> anyhow::Result<()> {
         .prefix("promptvault-scale-")
         .tempdir()?;
     let data_dir = dir.path().join("data");
-    let server = ServerProcess::start(&options.prompt_bin, &data_dir).await?;
-    let address = server.address;
-    let (rss, _) = server.memory()?;
-    println!("{:<40} VmRSS {rss:>7.1} MB", "started (empty database)");
-
-    create_template(address).await?;
+    create_template_locally(&options.prompt_bin, &data_dir).await?;
     let url = format!("sqlite:{}", data_dir.join("promptvault.db").display());
     let started = Instant::now();
     seed(Dialect::Sqlite, &url, prompts, 1).await?;
@@ -862,30 +892,47 @@ async fn rss(options: &ScaleOptions) -> anyhow::Result<()> {
         "seeded {prompts} prompts (1 version each, labelled production) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    check_seeded(address, prompts, 1).await?;
 
-    let report = |what: &str, server: &ServerProcess| -> anyhow::Result<f64> {
+    let server = ServerProcess::start(&options.prompt_bin, &data_dir).await?;
+    let address = server.address;
+    let report = |what: &str| -> anyhow::Result<(f64, f64)> {
         let (rss, hwm) = server.memory()?;
         println!(
-            "{what:<40} VmRSS {rss:>7.1} MB   VmHWM {hwm:>7.1} MB   ({:.2}x the {RSS_TARGET_MB} MB target)",
+            "{what:<52} VmRSS {rss:>7.1} MB   VmHWM {hwm:>7.1} MB   ({:.2}x the {RSS_TARGET_MB} MB target)",
             hwm / RSS_TARGET_MB
         );
-        Ok(hwm)
+        Ok((rss, hwm))
     };
-    report("seeded, idle", &server)?;
+    check_seeded(address, prompts, 1).await?;
+    let (idle, _) = report("started, one prompt resolved")?;
 
+    // Without params first: fills the resolve cache only; then with params, which also compiles
+    // every version (the compiled-template cache keeps at most 10,000).
+    println!("{}", LoadResult::header());
+    let sweep = load::sweep(
+        address,
+        (1..=prompts).map(resolve_only_request).collect(),
+        options.connections,
+    )
+    .await?;
+    println!(
+        "{}",
+        sweep.row(&format!(
+            "sweep: resolve each of {prompts} once (no params)"
+        ))
+    );
+    let (resolved, _) = report("after the resolve sweep")?;
     let sweep = load::sweep(
         address,
         (1..=prompts).map(resolve_request).collect(),
         options.connections,
     )
     .await?;
-    println!("{}", LoadResult::header());
     println!(
         "{}",
         sweep.row(&format!("sweep: resolve+render each of {prompts} once"))
     );
-    report("after the sweep", &server)?;
+    let (rendered, _) = report("after the resolve+render sweep")?;
     let random = spread(
         address,
         prompts,
@@ -901,21 +948,46 @@ async fn rss(options: &ScaleOptions) -> anyhow::Result<()> {
             options.rss_duration.as_secs_f64()
         ))
     );
-    let peak = report("after the random load", &server)?;
+    let (loaded, peak) = report("after the random load")?;
+    // The first version this server writes loads the compliance checks' tokenizer.
+    let status = load::send_once(
+        address,
+        Request::post_json(
+            "/api/prompts/scale%2Fp000001/version",
+            json!({"content": format!("{TEMPLATE_CONTENT} Be brief.")}),
+        ),
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "writing a version answered {status}");
+    let (written, peak_written) = report("after one version written")?;
     if let Ok((200, text)) = load::exchange(address, Request::get("/metrics")).await {
-        for line in text.lines().filter(|line| {
-            line.starts_with("promptvault_cache_") && !line.starts_with("promptvault_cache_e")
-        }) {
+        for line in text
+            .lines()
+            .filter(|line| line.starts_with("promptvault_cache_"))
+        {
             println!("  {line}");
         }
     }
     println!(
-        "RSS peak {peak:.1} MB with {prompts} prompts: {}",
+        "growth: resolve cache {:.1} MB ({:.1} KB per prompt), compiling {:.1} MB ({:.1} KB per \
+         compiled version, at most 10,000 kept), first write {:.1} MB",
+        resolved - idle,
+        (resolved - idle) * 1024.0 / prompts as f64,
+        rendered - resolved,
+        (rendered - resolved) * 1024.0 / prompts.min(10_000) as f64,
+        written - loaded,
+    );
+    let verdict = |peak: f64| {
         if peak < RSS_TARGET_MB {
             "under the 150 MB target"
         } else {
             "OVER the 150 MB target"
         }
+    };
+    println!(
+        "RSS peak serving {prompts} prompts: {peak:.1} MB, {}; after a write too: {peak_written:.1} MB, {}",
+        verdict(peak),
+        verdict(peak_written)
     );
     server.stop().await?;
     Ok(())

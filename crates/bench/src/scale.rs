@@ -3,10 +3,11 @@
 //!
 //! **Latency at 1k vs 1M stored versions**, per backend (SQLite; PostgreSQL when a URL is
 //! given). Two databases are seeded side by side — by default 10 prompts × 100 versions (1k) and
-//! 10,000 prompts × 100 versions (1M) — each served in-process over real HTTP twice: once with the
-//! default resolve cache and once with `serving.cache_capacity = 0`. Every run spreads its
-//! requests over all the prompts of its database (a fixed pseudo-random sequence per connection),
-//! so the bigger store also has the bigger working set:
+//! 10,000 prompts × 100 versions (1M) — each served in-process over real HTTP twice: once with a
+//! resolve cache and once with `serving.cache_capacity = 0` (both caches large enough for every
+//! prompt of the database, unlike the defaults). Every run spreads its requests over all the
+//! prompts of its database (a fixed pseudo-random sequence per connection), so the bigger store
+//! also has the bigger working set:
 //!
 //! - resolve+render, **cache hit**: `GET /api/resolve?name=…&label=production&params=…` after one
 //!   sweep over every prompt filled the cache;
@@ -26,10 +27,13 @@
 //! **RSS with 100k prompts**: a data directory with 100,000 prompts (one version each, labelled
 //! `production`) is served by `prompt serve` as a separate process (the release binary beside
 //! this one, or `--prompt-bin`), started with `PROMPTVAULT_BOOTSTRAP_TOKEN` so the benchmark
-//! knows its admin token. Every prompt is resolved (with params, so rendered) once, filling the
-//! resolve cache and the compiled-template cache to their capacity, then random prompts for
-//! `--rss-seconds`; the process's `VmRSS` and `VmHWM` (from `/proc/<pid>/status`) are printed
-//! after start, after the sweep and after the load, against 150 MB.
+//! knows its admin token; the template was created beforehand by `prompt create`, so the server
+//! has written nothing. Every prompt is resolved once without params (filling the resolve cache
+//! to its capacity), then once with params (rendered: the compiled-template cache fills too),
+//! then random prompts for `--rss-seconds`; the process's `VmRSS` and `VmHWM` (from
+//! `/proc/<pid>/status`) are printed after each step, and after one version written at the end
+//! (the first write loads the compliance tokenizer), against 150 MB. The server runs with the
+//! default settings unless `PROMPTVAULT_*` variables say otherwise (they are passed on).
 //!
 //! **Seeding** bypasses the API and the audit log: one template prompt is created through the
 //! HTTP API (so every column has the store's own encoding), then copied in bulk SQL — a recursive
@@ -252,8 +256,13 @@ impl Scenario {
             _ => TestDatabase::sqlite().await,
         };
         let label = count_label(prompts * options.versions);
+        // Both caches hold every prompt of either database, so 1k and 1M differ only in what
+        // the store holds (the defaults are sized for memory, not for this working set).
         let mut settings = Settings::default();
         settings.runs.record = options.record_runs;
+        settings.serving.cache_capacity = settings.serving.cache_capacity.max(prompts);
+        settings.serving.compiled_cache_capacity =
+            settings.serving.compiled_cache_capacity.max(prompts);
         let cached = crate::serve_promptvault(&database, settings.clone()).await?;
         settings.serving.cache_capacity = 0;
         let uncached = crate::serve_promptvault(&database, settings).await?;

@@ -67,6 +67,7 @@ pub fn state_with_store(
         .with_serve_cache(Arc::new(serve_cache::ServeCache::new(
             settings.serving.cache_capacity,
         )))
+        .with_compiled_cache_capacity(settings.serving.compiled_cache_capacity)
         .with_runs(settings.runs.clone(), settings.runs.alert_rule()?);
     Ok(AppState {
         vault: Arc::new(vault),

@@ -977,13 +977,22 @@ async fn rss(options: &ScaleOptions) -> anyhow::Result<()> {
             println!("  {line}");
         }
     }
+    // The server reads the same settings (no file; this process's environment is passed on).
+    let serving = Settings::load(None, &Default::default())
+        .map(|settings| settings.serving)
+        .unwrap_or_default();
+    let (answers, templates) = (
+        prompts.min(serving.cache_capacity).max(1),
+        prompts.min(serving.compiled_cache_capacity).max(1),
+    );
     println!(
-        "growth: resolve cache {:.1} MB ({:.1} KB per prompt), compiling {:.1} MB ({:.1} KB per \
-         compiled version, at most 10,000 kept), first write {:.1} MB",
+        "growth: resolve sweep {:.1} MB ({answers} answers cached: {:.1} KB each), resolve+render \
+         sweep {:.1} MB ({templates} templates compiled and kept: {:.1} KB each), first write \
+         {:.1} MB (growth includes what churn leaves behind)",
         resolved - idle,
-        (resolved - idle) * 1024.0 / prompts as f64,
+        (resolved - idle) * 1024.0 / answers as f64,
         rendered - resolved,
-        (rendered - resolved) * 1024.0 / prompts.min(10_000) as f64,
+        (rendered - resolved) * 1024.0 / templates as f64,
         written - loaded,
     );
     let verdict = |peak: f64| {

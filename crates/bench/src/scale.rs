@@ -36,7 +36,8 @@
 //! default settings unless `PROMPTVAULT_*` variables say otherwise (they are passed on).
 //!
 //! **Seeding** bypasses the API and the audit log: one template prompt is created through the
-//! HTTP API (so every column has the store's own encoding), then copied in bulk SQL — a recursive
+//! HTTP API (`prompt create` for the RSS run), so every column has the store's own encoding,
+//! then copied in bulk SQL — a recursive
 //! CTE on SQLite, `generate_series` on PostgreSQL — in transactions of about 100,000 versions.
 //! Ids are sequential (as UUID v7 ids made over time would be); each version's content is the
 //! template's plus its revision and prompt name; the newest version is a draft labelled `latest`,
@@ -156,7 +157,7 @@ pub async fn run(options: &ScaleOptions) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Latency at 1k vs 1M stored versions.
 
-/// One seeded database served twice: with the default resolve cache and without one.
+/// One seeded database served twice: with a resolve cache that holds every prompt, and without.
 struct Scenario {
     label: String,
     prompts: u64,

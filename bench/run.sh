@@ -4,10 +4,20 @@
 #      data directory, median of 5 starts each, against the 500 ms target;
 #   2. the load benchmarks of crates/bench (serve path vs a bare-axum baseline, write path vs the
 #      1,000 versions/s target) on SQLite, and on PostgreSQL when PROMPTVAULT_TEST_POSTGRES_URL is
-#      set.
-# Extra arguments go to the load benchmark (e.g. --seconds 10 --connections 64).
+#      set;
+#   3. with --scale (opt-in, several minutes): the scale benchmarks — latency at 1k vs 1M stored
+#      versions (cache hit and miss, both backends) and the RSS of `prompt serve` with 100k
+#      prompts (see bench/README.md).
+# Extra arguments go to the benchmark binary (e.g. --seconds 10 --connections 64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scale=false
+args=()
+for arg in "$@"; do
+  if [ "$arg" = "--scale" ]; then scale=true; else args+=("$arg"); fi
+done
+set -- ${args[@]+"${args[@]}"}
 
 cargo build --release -q -p promptvault-cli -p promptvault-bench
 bin=target/release
@@ -42,3 +52,9 @@ echo "existing data dir:                ${existing} ms   ($(awk "BEGIN {printf \
 echo
 echo "== load"
 "$bin/promptvault-bench" "$@"
+
+if $scale; then
+  echo
+  echo "== scale"
+  "$bin/promptvault-bench" --scale "$@"
+fi

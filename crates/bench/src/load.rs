@@ -4,6 +4,10 @@
 
 use std::{
     net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -67,7 +71,8 @@ impl LoadResult {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn percentile(&self, fraction: f64) -> f64 {
+    /// The latency below which `fraction` of the requests answered, in ms.
+    pub fn percentile(&self, fraction: f64) -> f64 {
         if self.latencies_micros.is_empty() {
             return 0.0;
         }
@@ -104,26 +109,33 @@ async fn connect(address: SocketAddr) -> anyhow::Result<http1::SendRequest<Full<
 
 /// Sends one request on a fresh connection; returns the status.
 pub async fn send_once(address: SocketAddr, request: Request) -> anyhow::Result<u16> {
+    Ok(exchange(address, request).await?.0)
+}
+
+/// Sends one request on a fresh connection; returns the status and the body as text.
+pub async fn exchange(address: SocketAddr, request: Request) -> anyhow::Result<(u16, String)> {
     let mut sender = connect(address).await?;
     let response = sender.send_request(request.build(address)?).await?;
     let status = response.status().as_u16();
-    response.into_body().collect().await?;
-    Ok(status)
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
-/// Runs `connections` closed loops of `make_request(connection, iteration)` for `duration`.
-async fn run_with<F>(
+/// Runs `connections` closed loops: connection `c` sends `make_request(c, iteration)` and stops at
+/// the first `None` or once `duration` (if any) has passed. A request is ok when it answers
+/// `expected`.
+pub async fn run_with<F>(
     address: SocketAddr,
     connections: usize,
-    duration: Duration,
+    duration: Option<Duration>,
     expected: u16,
     make_request: F,
 ) -> anyhow::Result<LoadResult>
 where
-    F: Fn(usize, u64) -> Request + Send + Sync + Clone + 'static,
+    F: Fn(usize, u64) -> Option<Request> + Send + Sync + Clone + 'static,
 {
     let started = Instant::now();
-    let deadline = started + duration;
+    let deadline = duration.map(|duration| started + duration);
     let mut tasks = Vec::new();
     for connection in 0..connections {
         let make_request = make_request.clone();
@@ -131,8 +143,11 @@ where
             let mut sender = connect(address).await?;
             let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::with_capacity(1 << 16));
             let mut iteration = 0;
-            while Instant::now() < deadline {
-                let request = make_request(connection, iteration).build(address)?;
+            while deadline.is_none_or(|deadline| Instant::now() < deadline) {
+                let Some(request) = make_request(connection, iteration) else {
+                    break;
+                };
+                let request = request.build(address)?;
                 iteration += 1;
                 let sent = Instant::now();
                 sender.ready().await?;
@@ -166,6 +181,21 @@ where
     Ok(result)
 }
 
+/// Sends each of `requests` once (expects 200), over `connections` connections that each take
+/// the next unsent one: fills caches before a measured run.
+pub async fn sweep(
+    address: SocketAddr,
+    requests: Vec<Request>,
+    connections: usize,
+) -> anyhow::Result<LoadResult> {
+    let requests = Arc::new(requests);
+    let next = Arc::new(AtomicUsize::new(0));
+    run_with(address, connections, None, 200, move |_, _| {
+        requests.get(next.fetch_add(1, Ordering::Relaxed)).cloned()
+    })
+    .await
+}
+
 /// Closed-loop load of one repeated request (expects 200).
 pub async fn run(
     address: SocketAddr,
@@ -173,8 +203,8 @@ pub async fn run(
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<LoadResult> {
-    run_with(address, connections, duration, 200, move |_, _| {
-        request.clone()
+    run_with(address, connections, Some(duration), 200, move |_, _| {
+        Some(request.clone())
     })
     .await
 }
@@ -209,11 +239,11 @@ pub async fn run_writers(
         .await?;
         anyhow::ensure!(status == 201, "creating {name} answered {status}");
     }
-    run_with(address, writers, duration, 201, move |writer, iteration| {
-        Request::post_json(
+    run_with(address, writers, Some(duration), 201, move |writer, iteration| {
+        Some(Request::post_json(
             &format!("/api/prompts/{}/version", prompt_of(writer)),
             json!({"content": format!("writer {writer} version {iteration}: summarize {{{{ text }}}}")}),
-        )
+        ))
     })
     .await
 }

@@ -5,14 +5,21 @@
 //!   (`POST /api/prompts/bench%2Fgreet/render`), 64 connections, against a bare axum handler that
 //!   returns a constant string;
 //! - **resolve path**: `GET /api/resolve` by name + label with 3 params rendered in the same
-//!   call, served from the resolve cache (a hit after the first request), 64 connections;
+//!   call, 64 connections, twice: served from the resolve cache (a hit after the first request),
+//!   and by a second server on the same database with `serving.cache_capacity = 0`, so every
+//!   request misses and reads the store (`Store::serve_candidates`) — a deterministic miss, where
+//!   spreading requests over many prompts would only miss until the cache held them all;
 //! - **write path**: create versions with 16 concurrent clients (each on its own prompt, and all
 //!   on one prompt), reported against the 1,000/s target;
 //!
 //! on SQLite (a temp file) and, when `PROMPTVAULT_TEST_POSTGRES_URL` is set (or `--postgres URL`),
 //! on PostgreSQL in a fresh schema. Run `bench/run.sh` (release build) — see bench/README.md.
+//!
+//! `--scale` runs the scale benchmarks of [`scale`] instead: latency at 1k vs 1M stored versions
+//! and the RSS of `prompt serve` with 100k prompts.
 
 mod load;
+mod scale;
 
 use std::time::Duration;
 
@@ -31,7 +38,9 @@ struct Options {
     postgres: Option<String>,
     /// Record a run of every render (the default, as `prompt serve` does).
     record_runs: bool,
-    /// Only these phases (`render`, `resolve`, `write`); all when empty.
+    /// `--scale`: the scale benchmarks instead (their options are in here once parsed).
+    scale: Option<scale::ScaleOptions>,
+    /// Only these phases (`render`, `resolve`, `miss`, `write`); all when empty.
     only: Vec<String>,
 }
 
@@ -48,8 +57,10 @@ fn parse_options() -> anyhow::Result<Options> {
         writers: 16,
         postgres: postgres_test_url(),
         record_runs: true,
+        scale: None,
         only: Vec::new(),
     };
+    let (mut scale, mut scale_options) = (false, scale::ScaleOptions::default());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -63,15 +74,35 @@ fn parse_options() -> anyhow::Result<Options> {
             "--only" => {
                 let phase = value()?;
                 anyhow::ensure!(
-                    ["render", "resolve", "write"].contains(&phase.as_str()),
-                    "--only takes render, resolve or write, not {phase}"
+                    ["render", "resolve", "miss", "write"].contains(&phase.as_str()),
+                    "--only takes render, resolve, miss or write, not {phase}"
                 );
                 options.only.push(phase);
             }
+            "--scale" => scale = true,
+            "--scale-prompts" => scale_options.large_prompts = value()?.parse()?,
+            "--versions" => scale_options.versions = value()?.parse()?,
+            "--no-latency" => scale_options.skip_latency = true,
+            "--rss-prompts" => scale_options.rss_prompts = value()?.parse()?,
+            "--rss-seconds" => {
+                scale_options.rss_duration = Duration::from_secs_f64(value()?.parse()?)
+            }
+            "--prompt-bin" => scale_options.prompt_bin = value()?.into(),
             other => anyhow::bail!(
-                "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres --no-runs --only render|resolve|write"
+                "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres --no-runs \
+                 --only render|resolve|miss|write, \
+                 or --scale [--scale-prompts N --versions N --no-latency --rss-prompts N --rss-seconds N --prompt-bin PATH]"
             ),
         }
+    }
+    if scale {
+        options.scale = Some(scale::ScaleOptions {
+            duration: options.duration,
+            connections: options.connections,
+            postgres: options.postgres.clone(),
+            record_runs: options.record_runs,
+            ..scale_options
+        });
     }
     Ok(options)
 }
@@ -79,6 +110,9 @@ fn parse_options() -> anyhow::Result<Options> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = parse_options()?;
+    if let Some(scale) = &options.scale {
+        return scale::run(scale).await;
+    }
     println!(
         "promptvault bench: {} s per run, {} connections (serve), {} writers, {} cores",
         options.duration.as_secs_f64(),
@@ -110,8 +144,14 @@ async fn main() -> anyhow::Result<()> {
             "(PostgreSQL skipped: set PROMPTVAULT_TEST_POSTGRES_URL or pass --postgres URL)"
         ),
     }
+    let mut settings = Settings::default();
+    settings.runs.record = options.record_runs;
+    let mut uncached_settings = settings.clone();
+    uncached_settings.serving.cache_capacity = 0;
     for (backend, database) in &databases {
-        let (address, state) = serve_promptvault(database, options.record_runs).await?;
+        let (address, state) = serve_promptvault(database, settings.clone()).await?;
+        let (uncached_address, uncached_state) =
+            serve_promptvault(database, uncached_settings.clone()).await?;
         seed(address).await?;
         if options.runs("render") {
             let render = load::run(
@@ -146,6 +186,23 @@ async fn main() -> anyhow::Result<()> {
                 resolve.requests_per_second() / baseline_result.requests_per_second()
             );
             drain_runs(&state, backend, "resolve").await;
+        }
+        if options.runs("miss") {
+            let missed = load::run(
+                uncached_address,
+                resolve_request(),
+                options.connections,
+                options.duration,
+            )
+            .await?;
+            println!(
+                "{}   ratio {:.2}x baseline",
+                missed.row(&format!(
+                    "{backend}: resolve+render by name+label, cache miss"
+                )),
+                missed.requests_per_second() / baseline_result.requests_per_second()
+            );
+            drain_runs(&uncached_state, backend, "uncached resolve").await;
         }
         if options.runs("write") {
             let spread =
@@ -194,12 +251,12 @@ async fn serve_baseline() -> anyhow::Result<std::net::SocketAddr> {
     Ok(address)
 }
 
+/// Serves `database` in-process with `settings` on a port of its own; the first server on a
+/// database bootstraps the benchmark's admin token.
 async fn serve_promptvault(
     database: &TestDatabase,
-    record_runs: bool,
+    settings: Settings,
 ) -> anyhow::Result<(std::net::SocketAddr, promptvault_server::http::AppState)> {
-    let mut settings = Settings::default();
-    settings.runs.record = record_runs;
     let state = state_with_store(
         database.store(),
         settings,

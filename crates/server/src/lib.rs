@@ -78,6 +78,7 @@ pub fn state_with_store(
         .with_approvals(settings.approvals.clone())
         .with_serve_cache(serve_cache)
         .with_shared_cache(shared)
+        .with_compiled_cache_capacity(settings.serving.compiled_cache_capacity)
         .with_runs(settings.runs.clone(), settings.runs.alert_rule()?);
     Ok(AppState {
         vault: Arc::new(vault),

@@ -130,6 +130,12 @@ impl Vault {
         }
     }
 
+    /// Keeps at most `capacity` compiled templates (0: compile on every render).
+    pub fn with_compiled_cache_capacity(mut self, capacity: u64) -> Self {
+        self.compiled = Cache::new(capacity);
+        self
+    }
+
     pub fn with_serve_cache(mut self, cache: Arc<crate::serve_cache::ServeCache>) -> Self {
         self.serve_cache = cache;
         self
@@ -1679,6 +1685,45 @@ mod tests {
             created_at: now,
             updated_at: now,
         }
+    }
+
+    #[tokio::test]
+    async fn the_compiled_cache_capacity_setting_bounds_what_renders_keep() {
+        let database = promptvault_store::testing::TestDatabase::sqlite().await;
+        let mut settings = crate::settings::Settings::default();
+        let kept =
+            crate::state_with_store(database.store(), settings.clone(), &[7; 32]).expect("state");
+        settings.serving.compiled_cache_capacity = 0;
+        let none = crate::state_with_store(database.store(), settings, &[7; 32]).expect("state");
+        let request = serde_json::from_value(serde_json::json!({
+            "name": "cache/compiled", "content": "Hello {{ name }}"
+        }))
+        .expect("request");
+        let created = kept
+            .vault
+            .create_prompt(&Actor::local_cli(), request)
+            .await
+            .expect("created");
+        let version = kept
+            .vault
+            .store
+            .get_version(created.id, 1)
+            .await
+            .expect("version 1");
+
+        let compiled = |vault: &Vault| {
+            vault
+                .compiled(&version, UndefinedMode::Strict)
+                .expect("compiles")
+        };
+        assert!(
+            Arc::ptr_eq(&compiled(&kept.vault), &compiled(&kept.vault)),
+            "by default the second render reuses the compiled template"
+        );
+        assert!(
+            !Arc::ptr_eq(&compiled(&none.vault), &compiled(&none.vault)),
+            "with capacity 0 every render compiles again"
+        );
     }
 
     #[test]

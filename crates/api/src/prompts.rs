@@ -573,7 +573,9 @@ pub struct SplitPick {
 /// `GET /api/resolve`: the version to use, ready to use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ResolveResponse {
-    pub prompt: ResolvedPrompt,
+    // Serialized once per cached prompt, sent as bytes on every hit.
+    #[schema(value_type = ResolvedPrompt)]
+    pub prompt: crate::preserialized::Preserialized<ResolvedPrompt>,
     // Serialized once per cached version, sent as bytes on every hit.
     #[schema(value_type = VersionResponse)]
     pub version: crate::preserialized::Preserialized<VersionResponse>,

@@ -37,7 +37,10 @@ use std::{
 };
 
 use moka::sync::Cache;
-use promptvault_api::{preserialized::Preserialized, prompts::VersionResponse};
+use promptvault_api::{
+    preserialized::Preserialized,
+    prompts::{ResolvedPrompt, VersionResponse},
+};
 use promptvault_core::{
     deploy::LabelTarget,
     model::{Prompt, PromptVersion},
@@ -98,6 +101,8 @@ pub struct ServedVersion {
 #[derive(Debug)]
 pub struct ServedCandidate {
     pub prompt: Prompt,
+    /// The prompt's part of a resolve answer, serialized once.
+    pub resolved: Preserialized<ResolvedPrompt>,
     pub target: Option<LabelTarget>,
     pub versions: Vec<ServedVersion>,
 }

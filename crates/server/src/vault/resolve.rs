@@ -222,16 +222,7 @@ impl Vault {
             }
         };
         Ok(ResolveResponse {
-            prompt: ResolvedPrompt {
-                id: prompt.id,
-                name: prompt.name.to_string(),
-                title: prompt.title.clone(),
-                kind: prompt.kind,
-                scope: prompt.scope,
-                classification: prompt.classification,
-                status: prompt.status,
-                prompt_type: prompt.prompt_type.clone(),
-            },
+            prompt: candidate.resolved.clone(),
             version: served_version.response.clone(),
             label: label.map(|label| label.to_string()),
             at,
@@ -294,7 +285,20 @@ impl Vault {
             candidates: candidates
                 .into_iter()
                 .map(|candidate| {
+                    let prompt = &candidate.prompt;
+                    let resolved = Preserialized::new(ResolvedPrompt {
+                        id: prompt.id,
+                        name: prompt.name.to_string(),
+                        title: prompt.title.clone(),
+                        kind: prompt.kind,
+                        scope: prompt.scope,
+                        classification: prompt.classification,
+                        status: prompt.status,
+                        prompt_type: prompt.prompt_type.clone(),
+                    })
+                    .map_err(|error| AppError::internal(&error))?;
                     Ok(ServedCandidate {
+                        resolved,
                         versions: candidate
                             .versions
                             .into_iter()

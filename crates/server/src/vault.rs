@@ -1106,10 +1106,7 @@ impl Vault {
         self.audit_text_read(actor, &prompt, "render").await?;
         let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
         let record = self.wants_run(&request)?;
-        let params = request.params;
-        // The params are copied (once, handed to the run) only when the run is recorded.
-        let kept = record.then(|| params.clone());
-        let rendered = self.render_compiled(compiled, params).await?;
+        let (rendered, params) = self.render_compiled(compiled, request.params).await?;
         let (rendered, redactions) = if self.compliance.redact.contains(&prompt.classification) {
             redact_rendered(rendered)
         } else {
@@ -1118,7 +1115,7 @@ impl Vault {
         let mut response = render_response(&prompt, &version, rendered);
         response.redactions = redactions;
         response.deprecation = deprecation;
-        if let Some(params) = kept {
+        if record {
             response.run_id = self.record_run(
                 actor,
                 &prompt,
@@ -1131,22 +1128,23 @@ impl Vault {
         Ok(response)
     }
 
-    /// Renders on the blocking pool, one render per core at a time.
     /// Renders `compiled` with `params`: a straight-line template (no tags, calls or
     /// repetition: its cost is linear in the parameters and the capped output) where the request
     /// stands, anything else on the render pool. Handing a render to the pool costs more than a
-    /// straight-line render itself, and most prompts are straight-line.
+    /// straight-line render itself, and most prompts are straight-line. The params come back
+    /// with the result (a recorded run keeps them), so no caller copies them.
     pub(crate) async fn render_compiled(
         &self,
         compiled: Arc<CompiledPrompt>,
         params: serde_json::Map<String, Value>,
-    ) -> AppResult<Rendered> {
+    ) -> AppResult<(Rendered, serde_json::Map<String, Value>)> {
         if compiled.is_straight_line() {
-            return Ok(compiled.render(&params)?);
+            return Ok((compiled.render(&params)?, params));
         }
-        Ok(self
-            .on_render_pool(move || compiled.render(&params))
-            .await??)
+        let (rendered, params) = self
+            .on_render_pool(move || (compiled.render(&params), params))
+            .await?;
+        Ok((rendered?, params))
     }
 
     /// Runs template work (renders, template tests) on the blocking pool, at most one job per

@@ -196,10 +196,7 @@ impl Vault {
                     &served_version.version,
                     request.undefined.unwrap_or_default(),
                 )?;
-                // A resolve that renders is a use of the version: recorded like a render.
-                let kept = (self.runs.is_some() && self.run_settings.record && at.is_none())
-                    .then(|| params.clone());
-                let rendered = self.render_compiled(compiled, params).await?;
+                let (rendered, params) = self.render_compiled(compiled, params).await?;
                 let (rendered, redactions) =
                     if self.compliance.redact.contains(&prompt.classification) {
                         redact_rendered(rendered)
@@ -208,7 +205,9 @@ impl Vault {
                     };
                 let rendered =
                     serde_json::to_value(rendered).map_err(|error| AppError::internal(&error))?;
-                let run_id = kept.and_then(|params| {
+                // A resolve that renders is a use of the version: recorded like a render (not
+                // for a question about the past).
+                let run_id = if at.is_none() && self.run_settings.record {
                     self.record_run(
                         actor,
                         prompt,
@@ -217,7 +216,9 @@ impl Vault {
                         &rendered,
                         None,
                     )
-                });
+                } else {
+                    None
+                };
                 (Some(rendered), Some(redactions), run_id)
             }
         };

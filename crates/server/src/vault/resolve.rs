@@ -287,7 +287,7 @@ impl Vault {
                 .into_iter()
                 .map(|candidate| {
                     let prompt = &candidate.prompt;
-                    let resolved = Preserialized::new(ResolvedPrompt {
+                    let resolved = Preserialized::new(&ResolvedPrompt {
                         id: prompt.id,
                         name: prompt.name.to_string(),
                         title: prompt.title.clone(),
@@ -328,7 +328,7 @@ impl Vault {
         };
         Ok(ServedVersion {
             version,
-            response: Preserialized::new(response).map_err(|error| AppError::internal(&error))?,
+            response: Preserialized::new(&response).map_err(|error| AppError::internal(&error))?,
             redactions,
         })
     }

@@ -78,8 +78,8 @@ pub struct Settings {
 
 /// Serving: the in-process caches (resolve answers, compiled templates) and what clients may
 /// cache. The caches count entries, not bytes, and an entry's cost grows with its prompt: for a
-/// ~700-byte template with a 3-parameter schema, about 13 KB per resolve answer and 17 KB per
-/// compiled template. The defaults keep a server with 100,000 prompts under 150 MB while it
+/// ~700-byte template with a 3-parameter schema, about 20 KB per resolve answer and 20–30 KB
+/// per compiled template. The defaults keep a server with 100,000 prompts under 150 MB while it
 /// serves (`promptvault-bench --scale`); raise them when the hot set is larger and memory allows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -31,6 +31,10 @@ use serde_json::json;
 
 use crate::load::{LoadResult, Request};
 
+/// The allocator `prompt` uses, so the in-process servers measure what `prompt serve` runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Options {
     duration: Duration,
     connections: usize,
@@ -42,6 +46,9 @@ struct Options {
     scale: Option<scale::ScaleOptions>,
     /// Only these phases (`render`, `resolve`, `miss`, `write`); all when empty.
     only: Vec<String>,
+    /// `--serve-baseline`: serve only the bare axum baseline, on this address, until killed (to
+    /// load it from another process, e.g. `wrk`, and compare CPU per request; bench/README.md).
+    serve_baseline: Option<String>,
 }
 
 impl Options {
@@ -59,6 +66,7 @@ fn parse_options() -> anyhow::Result<Options> {
         record_runs: true,
         scale: None,
         only: Vec::new(),
+        serve_baseline: None,
     };
     let (mut scale, mut scale_options) = (false, scale::ScaleOptions::default());
     let mut args = std::env::args().skip(1);
@@ -79,6 +87,7 @@ fn parse_options() -> anyhow::Result<Options> {
                 );
                 options.only.push(phase);
             }
+            "--serve-baseline" => options.serve_baseline = Some(value()?),
             "--scale" => scale = true,
             "--scale-prompts" => scale_options.large_prompts = value()?.parse()?,
             "--versions" => scale_options.versions = value()?.parse()?,
@@ -90,7 +99,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--prompt-bin" => scale_options.prompt_bin = value()?.into(),
             other => anyhow::bail!(
                 "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres --no-runs \
-                 --only render|resolve|miss|write, \
+                 --only render|resolve|miss|write, --serve-baseline ADDRESS, \
                  or --scale [--scale-prompts N --versions N --no-latency --rss-prompts N --rss-seconds N --prompt-bin PATH]"
             ),
         }
@@ -113,6 +122,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(scale) = &options.scale {
         return scale::run(scale).await;
     }
+    if let Some(address) = &options.serve_baseline {
+        let address = serve_baseline(address).await?;
+        println!("bare axum baseline on http://{address}/constant (until killed)");
+        return std::future::pending().await;
+    }
     println!(
         "promptvault bench: {} s per run, {} connections (serve), {} writers, {} cores",
         options.duration.as_secs_f64(),
@@ -123,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(1)
     );
 
-    let baseline = serve_baseline().await?;
+    let baseline = serve_baseline("127.0.0.1:0").await?;
     let baseline_result = load::run(
         baseline,
         Request::get("/constant"),
@@ -240,12 +254,12 @@ async fn drain_runs(state: &promptvault_server::http::AppState, backend: &str, p
 }
 
 /// A bare axum handler returning a constant string: the ceiling for this machine and client.
-async fn serve_baseline() -> anyhow::Result<std::net::SocketAddr> {
+async fn serve_baseline(address: &str) -> anyhow::Result<std::net::SocketAddr> {
     let app = Router::new().route(
         "/constant",
         get(|| async { "Hello Ada, welcome to Paris. Summarize in 20 words." }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = tokio::net::TcpListener::bind(address).await?;
     let address = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(address)

@@ -10,12 +10,14 @@ use crate::model::Content;
 /// Lowercase hex of `bytes` (digests, tokens, cursors): one table lookup per digit.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    // Bytes, not `char`s pushed one by one (a token's hash is hexed on every request).
+    let mut digits = vec![0u8; bytes.len() * 2];
+    for (pair, byte) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
     }
-    out
+    // Only ASCII digits were written, so this never fails.
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 /// Serializes `value` canonically: keys sorted at every depth, compact.
@@ -71,6 +73,22 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn hex_writes_two_lowercase_digits_per_byte_in_order() {
+        let cases: [(&[u8], &str); 4] = [
+            (&[], ""),
+            (&[0x00], "00"),
+            (&[0x0f, 0xa5, 0xff], "0fa5ff"),
+            (
+                &[0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0],
+                "123456789abcdef0",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(hex(bytes), expected, "{bytes:?}");
+        }
+    }
 
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {

@@ -37,7 +37,15 @@ impl PromptName {
         if name.is_empty() {
             return fail("a name must not be empty");
         }
-        if name.chars().count() > Self::MAX_LEN {
+        // One pass over the characters (names are parsed on every resolve); the checks below
+        // keep their order, so a name breaking several rules is refused for the same one.
+        let (mut length, mut control, mut reserved) = (0usize, false, false);
+        for c in name.chars() {
+            length += 1;
+            control |= c.is_control();
+            reserved |= matches!(c, '|' | '<' | '>' | '#' | '@' | '?' | '%' | '\\');
+        }
+        if length > Self::MAX_LEN {
             return fail("a name has at most 255 characters");
         }
         if name.starts_with('/') || name.ends_with('/') {
@@ -46,10 +54,10 @@ impl PromptName {
         if name.contains("//") {
             return fail("a name must not contain '//'");
         }
-        if name.chars().any(char::is_control) {
+        if control {
             return fail("a name must not contain control characters");
         }
-        if name.chars().any(|c| "|<>#@?%\\".contains(c)) {
+        if reserved {
             return fail("a name must not contain any of | < > # @ ? % \\");
         }
         for segment in name.split('/') {
@@ -266,6 +274,7 @@ mod tests {
             ("name#3", false),
             ("what?", false),
             ("per%cent", false),
+            ("back\\slash", false),
             ("a/../b", false),
             ("a/./b", false),
             ("a/ padded /b", false),

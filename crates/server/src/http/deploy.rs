@@ -12,7 +12,7 @@ use crate::{
     error::{AppError, AppResult},
     http::{
         AppState,
-        extract::{ApiJson, ApiPath, ApiQuery, CurrentActor},
+        extract::{ApiJson, ApiPath, CurrentActor, ResolveParams},
     },
 };
 
@@ -95,7 +95,7 @@ pub async fn resolve(
     State(state): State<AppState>,
     CurrentActor(actor): CurrentActor,
     headers: HeaderMap,
-    ApiQuery(query): ApiQuery<ResolveQuery>,
+    ResolveParams(query): ResolveParams,
 ) -> AppResult<Response> {
     let request = crate::vault::resolve_request(query)?;
     let resolved = state.vault.resolve(&actor, request).await?;

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod caching;
 pub mod deploy;
+pub mod edge;
 pub mod extract;
 pub mod links;
 pub mod prompts;
@@ -18,10 +19,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    extract::{DefaultBodyLimit, Request},
     http::{HeaderName, StatusCode},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::IntoResponse,
     routing::get,
 };
 use tokio::net::TcpListener;
@@ -95,8 +95,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 ///
 /// The middleware stack wraps the router once, not every route (`Router::layer` would wrap each
 /// route and clone the whole stack of boxed services on every request); the one layer inside,
-/// [`route_known`], hands the matched route template to the stack: into the request span (so
-/// every line logged while serving carries it) and into the response (for [`observe`]).
+/// [`edge::RouteKnownLayer`], hands the matched route template to the stack: into the request
+/// span (so every line logged while serving carries it) and into the response (for the
+/// metrics and the access line of [`edge::EdgeLayer`]).
 pub fn router(state: AppState) -> Router {
     // The process's metrics recorder, installed by whichever server starts first.
     crate::metrics::handle();
@@ -114,13 +115,13 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
-        .layer(middleware::from_fn(route_known))
+        .layer(edge::RouteKnownLayer)
         .with_state(state);
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
-            // The access log line is `observe`'s (it knows the route template and the status);
+            // The access log line is the edge's (it knows the route template and the status);
             // the route is recorded into the span once routing found it.
             TraceLayer::new_for_http()
                 .on_request(())
@@ -139,7 +140,7 @@ pub fn router(state: AppState) -> Router {
                     )
                 }),
         )
-        .layer(middleware::from_fn(observe))
+        .layer(edge::EdgeLayer::new(timeout))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -148,27 +149,9 @@ pub fn router(state: AppState) -> Router {
             )
             .into_response()
         }))
-        .layer(middleware::from_fn(security_headers))
-        .layer(middleware::from_fn_with_state(timeout, enforce_timeout))
         .layer(DefaultBodyLimit::max(body_limit))
         .service(routes);
     Router::new().fallback_service(stack)
-}
-
-/// The route template routing matched (`MatchedPath`, none for the fallbacks), recorded into
-/// the request span and carried on the response for the layers outside the router; then the
-/// request's first log line (debug), which already carries it.
-async fn route_known(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    if let Some(route) = &route {
-        tracing::Span::current().record("route", route.as_str());
-    }
-    tracing::debug!("started processing request");
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(route);
-    }
-    response
 }
 
 /// The OpenAPI document (for `GET /api/openapi.json` and for tests).
@@ -230,66 +213,6 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::run_feedback))
         .routes(routes!(runs::prompt_metrics))
         .routes(routes!(system::metrics))
-}
-
-/// Measures every request (latency under its route template, in-flight count) and writes its
-/// access log line (inside the request span, so it carries the request id).
-async fn observe(request: Request, next: Next) -> Response {
-    let started = std::time::Instant::now();
-    let method = request.method().clone();
-    let in_flight = crate::metrics::InFlight::start();
-    let response = next.run(request).await;
-    drop(in_flight);
-    let latency = started.elapsed();
-    let status = response.status().as_u16();
-    let route = response
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    crate::metrics::request_finished(&method, route, status, latency);
-    tracing::info!(
-        target: crate::telemetry::ACCESS_TARGET,
-        route,
-        status,
-        latency_ms = latency.as_secs_f64() * 1000.0,
-        "request answered"
-    );
-    response
-}
-
-/// A request still running after the configured time is answered with 503 `timeout`.
-async fn enforce_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the request took too long",
-        )
-        .into_response(),
-    }
-}
-
-/// Headers every answer carries: no sniffing, no framing, no referrer, nothing loaded from the
-/// API's answers, and (until HTTP caching is designed per route) no caching.
-async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    for (name, value) in [
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
-        (
-            "content-security-policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
-        ("cache-control", "no-store"),
-    ] {
-        headers
-            .entry(HeaderName::from_static(name))
-            .or_insert(axum::http::HeaderValue::from_static(value));
-    }
-    response
 }
 
 /// Serves until `shutdown` completes, then drains in-flight requests. The client address is

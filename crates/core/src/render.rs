@@ -250,13 +250,40 @@ impl CompiledPrompt {
         self.straight_line
     }
 
-    /// Validates `params` against the schema, then renders every template.
+    /// Validates `params` against the schema, then renders every template. Copies the params
+    /// once (validation needs them as a JSON value); a caller that owns them should use
+    /// [`CompiledPrompt::render_owned`], which does not.
     pub fn render(&self, params: &Map<String, Value>) -> Result<Rendered, RenderError> {
-        let params_value = Value::Object(params.clone());
+        self.render_owned(params.clone()).0
+    }
+
+    /// [`CompiledPrompt::render`] for a caller that owns the params: they are moved into the JSON
+    /// value the schema validates rather than deep-copied (a copy is a sizeable share of a render
+    /// on the serve path), and handed back with the result so the caller can still keep them
+    /// (a recorded run does).
+    pub fn render_owned(
+        &self,
+        params: Map<String, Value>,
+    ) -> (Result<Rendered, RenderError>, Map<String, Value>) {
+        let instance = Value::Object(params);
+        let result = self.render_instance(&instance);
+        let params = match instance {
+            Value::Object(params) => params,
+            // Unreachable: `instance` is the object built above.
+            _ => Map::new(),
+        };
+        (result, params)
+    }
+
+    /// Validates and renders `instance`, which is always a JSON object (the params).
+    fn render_instance(&self, instance: &Value) -> Result<Rendered, RenderError> {
         if let Some(validator) = &self.validator {
-            collect_errors(validator, &params_value).map_err(RenderError::InvalidParams)?;
+            collect_errors(validator, instance).map_err(RenderError::InvalidParams)?;
         }
-        let context = TemplateValue::from(minijinja::value::Serde(&params_value));
+        let Value::Object(params) = instance else {
+            return Err(RenderError::Template("params must be a JSON object".into()));
+        };
+        let context = TemplateValue::from(minijinja::value::Serde(instance));
         let mut budget = self.limits.max_output_bytes;
         let mut messages = Vec::new();
         for entry in &self.entries {
@@ -545,6 +572,27 @@ mod tests {
             .map(|m| (m.role.as_str(), m.content.as_str()))
             .collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn rendering_owned_params_gives_the_same_result_and_hands_the_params_back() {
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+        let prompt = compile(
+            Content::Text("{{ text }} x{{ n }}".into()),
+            Some(schema),
+            UndefinedMode::Strict,
+        );
+        let cases = [
+            json!({"text": "memo", "n": 3, "extra": {"kept": [1, 2]}}),
+            json!({"text": "memo", "n": "three"}),
+            json!({"n": 3}),
+        ];
+        for case in cases {
+            let given = params(case);
+            let (result, returned) = prompt.render_owned(given.clone());
+            assert_eq!(result, prompt.render(&given), "{given:?}");
+            assert_eq!(returned, given);
+        }
     }
 
     #[test]

@@ -135,10 +135,16 @@ pub fn validate_against(
     Ok(collect_errors(&validator, instance))
 }
 
+/// Every schema error of `instance`. Valid params are the common case on the serve path, and
+/// `is_valid` stops early and builds no error values, so it answers those first; the errors are
+/// only collected for params that fail it.
 fn collect_errors(
     validator: &jsonschema::Validator,
     instance: &Value,
 ) -> Result<(), Vec<ParamError>> {
+    if validator.is_valid(instance) {
+        return Ok(());
+    }
     let errors: Vec<ParamError> = validator
         .iter_errors(instance)
         .map(|error| ParamError {
@@ -540,6 +546,42 @@ mod tests {
             errors.iter().all(|error| !error.message.contains("old")),
             "messages must not echo values: {errors:?}"
         );
+    }
+
+    #[test]
+    fn checking_validity_first_reports_the_same_errors_as_collecting_them_all() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "n": {"type": "integer", "minimum": 1},
+                "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2}
+            },
+            "required": ["n"],
+            "additionalProperties": false
+        });
+        let validator = jsonschema::validator_for(&schema).expect("schema");
+        let instances = [
+            json!({"n": 1}),
+            json!({"n": 5, "tags": ["a", "b"]}),
+            json!({}),
+            json!({"n": 0, "tags": ["a", 2, "c"], "other": true}),
+            json!("not an object"),
+        ];
+        for instance in instances {
+            let every: Vec<ParamError> = validator
+                .iter_errors(&instance)
+                .map(|error| ParamError {
+                    pointer: error.instance_path().as_str().to_string(),
+                    message: error.masked().to_string(),
+                })
+                .collect();
+            let expected = if every.is_empty() { Ok(()) } else { Err(every) };
+            assert_eq!(
+                collect_errors(&validator, &instance),
+                expected,
+                "{instance}"
+            );
+        }
     }
 
     #[test]

@@ -1138,12 +1138,12 @@ impl Vault {
         compiled: Arc<CompiledPrompt>,
         params: serde_json::Map<String, Value>,
     ) -> AppResult<(Rendered, serde_json::Map<String, Value>)> {
-        if compiled.is_straight_line() {
-            return Ok((compiled.render(&params)?, params));
-        }
-        let (rendered, params) = self
-            .on_render_pool(move || (compiled.render(&params), params))
-            .await?;
+        let (rendered, params) = if compiled.is_straight_line() {
+            compiled.render_owned(params)
+        } else {
+            self.on_render_pool(move || compiled.render_owned(params))
+                .await?
+        };
         Ok((rendered?, params))
     }
 

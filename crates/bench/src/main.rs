@@ -40,6 +40,8 @@ struct Options {
     connections: usize,
     writers: usize,
     postgres: Option<String>,
+    /// `--no-sqlite`: PostgreSQL only.
+    no_sqlite: bool,
     /// Record a run of every render (the default, as `prompt serve` does).
     record_runs: bool,
     /// `--scale`: the scale benchmarks instead (their options are in here once parsed).
@@ -63,6 +65,7 @@ fn parse_options() -> anyhow::Result<Options> {
         connections: 64,
         writers: 16,
         postgres: postgres_test_url(),
+        no_sqlite: false,
         record_runs: true,
         scale: None,
         only: Vec::new(),
@@ -78,6 +81,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--writers" => options.writers = value()?.parse()?,
             "--postgres" => options.postgres = Some(value()?),
             "--no-postgres" => options.postgres = None,
+            "--no-sqlite" => options.no_sqlite = true,
             "--no-runs" => options.record_runs = false,
             "--only" => {
                 let phase = value()?;
@@ -98,7 +102,7 @@ fn parse_options() -> anyhow::Result<Options> {
             }
             "--prompt-bin" => scale_options.prompt_bin = value()?.into(),
             other => anyhow::bail!(
-                "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres --no-runs \
+                "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres --no-sqlite --no-runs \
                  --only render|resolve|miss|write, --serve-baseline ADDRESS, \
                  or --scale [--scale-prompts N --versions N --no-latency --rss-prompts N --rss-seconds N --prompt-bin PATH]"
             ),
@@ -151,7 +155,10 @@ async fn main() -> anyhow::Result<()> {
         baseline_result.row("bare axum baseline (GET constant)")
     );
 
-    let mut databases = vec![("sqlite", TestDatabase::sqlite().await)];
+    let mut databases = Vec::new();
+    if !options.no_sqlite {
+        databases.push(("sqlite", TestDatabase::sqlite().await));
+    }
     match &options.postgres {
         Some(url) => databases.push(("postgres", TestDatabase::postgres(url).await)),
         None => println!(

@@ -67,6 +67,25 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Nothing measured yet: what [`LoadResult::absorb`] starts from.
+    pub fn empty() -> Self {
+        LoadResult {
+            ok: 0,
+            failed: 0,
+            elapsed: Duration::ZERO,
+            latencies_micros: Vec::new(),
+        }
+    }
+
+    /// Adds `other`'s requests, time and latencies to this result, as if measured in one go.
+    pub fn absorb(&mut self, other: LoadResult) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.elapsed += other.elapsed;
+        self.latencies_micros.extend(other.latencies_micros);
+        self.latencies_micros.sort_unstable();
+    }
+
     pub fn requests_per_second(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
@@ -164,12 +183,7 @@ where
             anyhow::Ok((ok, failed, latencies))
         }));
     }
-    let mut result = LoadResult {
-        ok: 0,
-        failed: 0,
-        elapsed: Duration::ZERO,
-        latencies_micros: Vec::new(),
-    };
+    let mut result = LoadResult::empty();
     for task in tasks {
         let (ok, failed, latencies) = task.await??;
         result.ok += ok;

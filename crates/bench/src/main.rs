@@ -142,18 +142,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let baseline = serve_baseline("127.0.0.1:0").await?;
-    let baseline_result = load::run(
-        baseline,
-        Request::get("/constant"),
-        options.connections,
-        options.duration,
-    )
-    .await?;
     println!("\n{}", LoadResult::header());
-    println!(
-        "{}",
-        baseline_result.row("bare axum baseline (GET constant)")
-    );
 
     let mut databases = Vec::new();
     if !options.no_sqlite {
@@ -175,53 +164,38 @@ async fn main() -> anyhow::Result<()> {
             serve_promptvault(database, uncached_settings.clone()).await?;
         seed(address).await?;
         if options.runs("render") {
-            let render = load::run(
-                address,
-                render_request(),
-                options.connections,
-                options.duration,
-            )
-            .await?;
-            println!(
-                "{}   ratio {:.2}x baseline",
-                render.row(&format!("{backend}: render by name+label, 3 params")),
-                render.requests_per_second() / baseline_result.requests_per_second()
+            let (base, render) =
+                paired(&options, baseline, address, render_request(), &state).await?;
+            report(
+                &base,
+                &render,
+                &format!("{backend}: render by name+label, 3 params"),
             );
-            // Every render recorded a run; the next run starts once they are written, so each
-            // phase measures its own work.
             drain_runs(&state, backend, "render").await;
         }
         if options.runs("resolve") {
-            let resolve = load::run(
-                address,
-                resolve_request(),
-                options.connections,
-                options.duration,
-            )
-            .await?;
-            println!(
-                "{}   ratio {:.2}x baseline",
-                resolve.row(&format!(
-                    "{backend}: resolve+render by name+label, cache hit"
-                )),
-                resolve.requests_per_second() / baseline_result.requests_per_second()
+            let (base, resolve) =
+                paired(&options, baseline, address, resolve_request(), &state).await?;
+            report(
+                &base,
+                &resolve,
+                &format!("{backend}: resolve+render by name+label, cache hit"),
             );
             drain_runs(&state, backend, "resolve").await;
         }
         if options.runs("miss") {
-            let missed = load::run(
+            let (base, missed) = paired(
+                &options,
+                baseline,
                 uncached_address,
                 resolve_request(),
-                options.connections,
-                options.duration,
+                &uncached_state,
             )
             .await?;
-            println!(
-                "{}   ratio {:.2}x baseline",
-                missed.row(&format!(
-                    "{backend}: resolve+render by name+label, cache miss"
-                )),
-                missed.requests_per_second() / baseline_result.requests_per_second()
+            report(
+                &base,
+                &missed,
+                &format!("{backend}: resolve+render by name+label, cache miss"),
             );
             drain_runs(&uncached_state, backend, "uncached resolve").await;
         }
@@ -250,12 +224,70 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until every run the last phase queued is written, and says how long that took.
+/// Measures `request` against `target` and the bare baseline in alternating slices of about a
+/// second each (`options.duration` in all for each side), so that both see the same machine:
+/// on a shared host the throughput of either drifts by tens of percent within a minute, and a
+/// baseline measured once, before every phase, would carry that drift into each ratio. After
+/// each slice of the target the runs it queued are written before the baseline's next slice
+/// starts (that wait is measured by neither).
+async fn paired(
+    options: &Options,
+    baseline: std::net::SocketAddr,
+    target: std::net::SocketAddr,
+    request: Request,
+    state: &promptvault_server::http::AppState,
+) -> anyhow::Result<(LoadResult, LoadResult)> {
+    let slices = options.duration.as_secs_f64().round().max(1.0);
+    let slice = options.duration.div_f64(slices);
+    let (mut base, mut measured) = (LoadResult::empty(), LoadResult::empty());
+    for _ in 0..slices as u32 {
+        base.absorb(
+            load::run(
+                baseline,
+                Request::get("/constant"),
+                options.connections,
+                slice,
+            )
+            .await?,
+        );
+        measured.absorb(load::run(target, request.clone(), options.connections, slice).await?);
+        state.vault.flush_runs().await;
+    }
+    Ok((base, measured))
+}
+
+/// Prints a phase's row beside the baseline measured alongside it, and their ratio.
+fn report(baseline: &LoadResult, measured: &LoadResult, name: &str) {
+    println!("{}", baseline.row("  bare axum baseline, alongside"));
+    println!(
+        "{}   ratio {:.2}x baseline",
+        measured.row(name),
+        measured.requests_per_second() / baseline.requests_per_second()
+    );
+}
+
+/// Waits until every run the last phase queued is written, and says how long that took and
+/// how many runs the server wrote and dropped so far (a dropped run is one the queue had no
+/// room for: serving went on without it).
 async fn drain_runs(state: &promptvault_server::http::AppState, backend: &str, phase: &str) {
     let started = std::time::Instant::now();
     state.vault.flush_runs().await;
+    let counts = match state.vault.run_recorder() {
+        Some(recorder) => {
+            use std::sync::atomic::Ordering::Relaxed;
+            let counters = recorder.counters();
+            format!(
+                "; so far {} runs written in {} transactions, {} dropped, {} failed",
+                counters.recorded.load(Relaxed),
+                counters.batches.load(Relaxed),
+                counters.dropped.load(Relaxed),
+                counters.failed.load(Relaxed)
+            )
+        }
+        None => String::new(),
+    };
     println!(
-        "({backend}: the runs recorded by the {phase} phase were written {:.1} s after it ended)",
+        "({backend}: the runs recorded by the {phase} phase were written {:.1} s after it ended{counts})",
         started.elapsed().as_secs_f64()
     );
 }

@@ -130,6 +130,10 @@ pub struct RunSettings {
     pub queue_capacity: usize,
     /// At most this many runs per write transaction.
     pub batch_size: usize,
+    /// After the first run of a batch arrives, how long the writer collects more before it
+    /// writes (milliseconds; 0 writes whatever is waiting at once). A flush — feedback on a run
+    /// still queued, shutdown — writes at once.
+    pub batch_wait_ms: u64,
     /// Alert when the success rate over the last `alert_window` runs with an outcome falls
     /// below this (0 to 1); none: no alerts.
     pub alert_below: Option<f64>,
@@ -142,6 +146,7 @@ impl Default for RunSettings {
             record: true,
             queue_capacity: 10_000,
             batch_size: 500,
+            batch_wait_ms: 50,
             alert_below: Some(0.5),
             alert_window: 20,
         }
@@ -524,9 +529,14 @@ impl Settings {
             ));
         }
         self.labels.policy()?;
-        if self.runs.queue_capacity == 0 || !(1..=5_000).contains(&self.runs.batch_size) {
+        if self.runs.queue_capacity == 0
+            || !(1..=5_000).contains(&self.runs.batch_size)
+            || self.runs.batch_wait_ms > 10_000
+        {
             return Err(SettingsError(
-                "runs.queue_capacity must be > 0 and runs.batch_size between 1 and 5000".into(),
+                "runs.queue_capacity must be > 0, runs.batch_size between 1 and 5000 and \
+                 runs.batch_wait_ms at most 10000"
+                    .into(),
             ));
         }
         self.runs.alert_rule()?;

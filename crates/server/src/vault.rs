@@ -190,6 +190,7 @@ impl Vault {
                 self.store.clone(),
                 settings.queue_capacity,
                 settings.batch_size,
+                std::time::Duration::from_millis(settings.batch_wait_ms),
             )));
         }
         self.run_settings = settings;

@@ -1226,16 +1226,39 @@ pub(crate) fn feedback_of(
 /// Groups a batch's runs per version: (prompt, version) → (count, newest `created_at`).
 pub(crate) fn uses_per_version<'a>(
     runs: impl IntoIterator<Item = &'a crate::types::NewRun>,
-) -> std::collections::BTreeMap<(Uuid, i64), (i64, OffsetDateTime)> {
-    let mut uses = std::collections::BTreeMap::new();
-    for run in runs {
-        let entry = uses
-            .entry((run.prompt_id, run.version_number))
-            .or_insert((0, run.created_at));
-        entry.0 += 1;
-        entry.1 = entry.1.max(run.created_at);
+) -> Vec<crate::types::VersionUse> {
+    merge_uses(runs.into_iter().map(|run| crate::types::VersionUse {
+        prompt_id: run.prompt_id,
+        version_number: run.version_number,
+        count: 1,
+        last_used: run.created_at,
+    }))
+}
+
+/// Uses summed per version (latest `last_used`), in (prompt, version) order: the order rows
+/// are locked in, so concurrent writers never wait on each other in a cycle.
+pub(crate) fn merge_uses(
+    uses: impl IntoIterator<Item = crate::types::VersionUse>,
+) -> Vec<crate::types::VersionUse> {
+    let mut merged = std::collections::BTreeMap::new();
+    for one in uses {
+        let entry = merged
+            .entry((one.prompt_id, one.version_number))
+            .or_insert((0, one.last_used));
+        entry.0 += one.count;
+        entry.1 = entry.1.max(one.last_used);
     }
-    uses
+    merged
+        .into_iter()
+        .map(
+            |((prompt_id, version_number), (count, last_used))| crate::types::VersionUse {
+                prompt_id,
+                version_number,
+                count,
+                last_used,
+            },
+        )
+        .collect()
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ use crate::types::{
     NewReview, NewRun, NewUser, NewVersion, PoolStats, PromptKey, PromptPage, PromptPatch,
     PromptQuery, PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState, Run,
     RunHead, ServeCandidate, ServeSubject, UserPatch, VersionReviews, VersionSelector,
-    VersionUsage,
+    VersionUsage, VersionUse,
 };
 
 /// Everything promptvault keeps, behind use-case-shaped methods. Implementations: SQLite and
@@ -358,6 +358,11 @@ pub trait Store: Send + Sync + 'static {
     /// rest (`EncryptionKeyRequired` without keys, and nothing is written). Runs of prompts
     /// deleted meanwhile are skipped. Returns how many runs were written.
     async fn insert_runs(&self, runs: Vec<NewRun>) -> StoreResult<u64>;
+
+    /// Adds uses served without a run to their versions' usage (`times_used`, `last_used`,
+    /// which never moves back), in one transaction. Uses of prompts deleted meanwhile are
+    /// skipped.
+    async fn add_usage(&self, uses: Vec<VersionUse>) -> StoreResult<()>;
 
     /// A run's metadata and feedback (no params, no output). A missing run is `NotFound`
     /// (`run <id>`).

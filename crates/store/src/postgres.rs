@@ -62,7 +62,7 @@ use crate::{
         NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
         PromptQuery, PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState,
         Run, RunHead, ServeCandidate, ServeSubject, UserPatch, VersionReviews, VersionSelector,
-        VersionUsage,
+        VersionUsage, VersionUse,
     },
 };
 
@@ -2940,21 +2940,7 @@ impl Store for PgStore {
             stored.push(common::stored_run(self.keys(), run)?);
         }
         let mut tx = self.pool.begin().await?;
-        // The prompts that still exist, locked against deletion until the runs are in.
-        let prompt_ids: Vec<Uuid> = runs
-            .iter()
-            .map(|run| run.prompt_id)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let existing: std::collections::BTreeSet<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM prompts WHERE id = ANY($1) ORDER BY id FOR KEY SHARE",
-        )
-        .bind(&prompt_ids)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
+        let existing = existing_prompts(&mut tx, runs.iter().map(|run| run.prompt_id)).await?;
         let kept: Vec<_> = runs
             .iter()
             .zip(stored)
@@ -2993,25 +2979,28 @@ impl Store for PgStore {
             });
             builder.build().execute(&mut *tx).await?;
         }
-        for ((prompt_id, version_number), (count, last)) in
-            common::uses_per_version(kept.iter().map(|(run, _)| *run))
-        {
-            sqlx::query(
-                "INSERT INTO version_usage (prompt_id, version_number, times_used, last_used) \
-                 VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (prompt_id, version_number) DO UPDATE SET \
-                 times_used = version_usage.times_used + excluded.times_used, \
-                 last_used = greatest(version_usage.last_used, excluded.last_used)",
-            )
-            .bind(prompt_id)
-            .bind(version_number)
-            .bind(count)
-            .bind(last)
-            .execute(&mut *tx)
-            .await?;
-        }
+        upsert_usage(
+            &mut tx,
+            &common::uses_per_version(kept.iter().map(|(run, _)| *run)),
+        )
+        .await?;
         tx.commit().await?;
         Ok(kept.len() as u64)
+    }
+
+    async fn add_usage(&self, uses: Vec<VersionUse>) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let existing = existing_prompts(&mut tx, uses.iter().map(|one| one.prompt_id)).await?;
+        let kept = common::merge_uses(
+            uses.into_iter()
+                .filter(|one| existing.contains(&one.prompt_id)),
+        );
+        upsert_usage(&mut tx, &kept).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn run_head(&self, id: Uuid) -> StoreResult<RunHead> {
@@ -3164,6 +3153,50 @@ use run_head_columns;
 
 /// How many runs one multi-row INSERT carries.
 const RUNS_PER_INSERT: usize = 500;
+
+/// Which of `prompt_ids` still exist, locked against deletion until the transaction ends (runs
+/// and uses of a prompt deleted meanwhile are skipped).
+async fn existing_prompts(
+    tx: &mut sqlx::Transaction<'static, Postgres>,
+    prompt_ids: impl Iterator<Item = Uuid>,
+) -> StoreResult<std::collections::BTreeSet<Uuid>> {
+    let prompt_ids: Vec<Uuid> = prompt_ids
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Ok(
+        sqlx::query_scalar("SELECT id FROM prompts WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
+            .bind(&prompt_ids)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// Adds `uses` (one per version, in key order) to `version_usage`; `last_used` never moves
+/// back.
+async fn upsert_usage(
+    tx: &mut sqlx::Transaction<'static, Postgres>,
+    uses: &[VersionUse],
+) -> StoreResult<()> {
+    for one in uses {
+        sqlx::query(
+            "INSERT INTO version_usage (prompt_id, version_number, times_used, last_used) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (prompt_id, version_number) DO UPDATE SET \
+             times_used = version_usage.times_used + excluded.times_used, \
+             last_used = greatest(version_usage.last_used, excluded.last_used)",
+        )
+        .bind(one.prompt_id)
+        .bind(one.version_number)
+        .bind(one.count)
+        .bind(one.last_used)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
 
 fn decode_run_head(row: &PgRow) -> StoreResult<RunHead> {
     let deployment_model: String = row.try_get(7)?;

@@ -56,7 +56,7 @@ use crate::{
         NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptListItem, PromptPage, PromptPatch,
         PromptQuery, PromptTypePatch, PurgedVersion, ReviewOutcome, ReviewQueueItem, ReviewState,
         Run, RunHead, ServeCandidate, ServeSubject, UserPatch, VersionReviews, VersionSelector,
-        VersionUsage,
+        VersionUsage, VersionUse,
     },
 };
 
@@ -3037,20 +3037,7 @@ impl Store for SqliteStore {
             stored.push(common::stored_run(self.keys(), run)?);
         }
         let mut tx = self.begin_write().await?;
-        let mut existing = std::collections::BTreeSet::new();
-        for prompt_id in runs
-            .iter()
-            .map(|run| run.prompt_id)
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM prompts WHERE id = $1")
-                .bind(prompt_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if found.is_some() {
-                existing.insert(prompt_id);
-            }
-        }
+        let existing = existing_prompts(&mut tx, runs.iter().map(|run| run.prompt_id)).await?;
         let kept: Vec<_> = runs
             .iter()
             .zip(stored)
@@ -3089,25 +3076,28 @@ impl Store for SqliteStore {
             });
             builder.build().execute(&mut *tx).await?;
         }
-        for ((prompt_id, version_number), (count, last)) in
-            common::uses_per_version(kept.iter().map(|(run, _)| *run))
-        {
-            sqlx::query(
-                "INSERT INTO version_usage (prompt_id, version_number, times_used, last_used) \
-                 VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (prompt_id, version_number) DO UPDATE SET \
-                 times_used = version_usage.times_used + excluded.times_used, \
-                 last_used = max(coalesce(version_usage.last_used, ''), excluded.last_used)",
-            )
-            .bind(prompt_id)
-            .bind(version_number)
-            .bind(count)
-            .bind(encode_time(last))
-            .execute(&mut *tx)
-            .await?;
-        }
+        upsert_usage(
+            &mut tx,
+            &common::uses_per_version(kept.iter().map(|(run, _)| *run)),
+        )
+        .await?;
         tx.commit().await?;
         Ok(kept.len() as u64)
+    }
+
+    async fn add_usage(&self, uses: Vec<VersionUse>) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        let existing = existing_prompts(&mut tx, uses.iter().map(|one| one.prompt_id)).await?;
+        let kept = common::merge_uses(
+            uses.into_iter()
+                .filter(|one| existing.contains(&one.prompt_id)),
+        );
+        upsert_usage(&mut tx, &kept).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn run_head(&self, id: Uuid) -> StoreResult<RunHead> {
@@ -3264,6 +3254,48 @@ use run_head_columns;
 
 /// How many runs one multi-row INSERT carries.
 const RUNS_PER_INSERT: usize = 500;
+
+/// Which of `prompt_ids` still exist, read in the write transaction (runs and uses of a prompt
+/// deleted meanwhile are skipped).
+async fn existing_prompts(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    prompt_ids: impl Iterator<Item = Uuid>,
+) -> StoreResult<std::collections::BTreeSet<Uuid>> {
+    let mut existing = std::collections::BTreeSet::new();
+    for prompt_id in prompt_ids.collect::<std::collections::BTreeSet<_>>() {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM prompts WHERE id = $1")
+            .bind(prompt_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if found.is_some() {
+            existing.insert(prompt_id);
+        }
+    }
+    Ok(existing)
+}
+
+/// Adds `uses` (one per version) to `version_usage`; `last_used` never moves back.
+async fn upsert_usage(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    uses: &[VersionUse],
+) -> StoreResult<()> {
+    for one in uses {
+        sqlx::query(
+            "INSERT INTO version_usage (prompt_id, version_number, times_used, last_used) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (prompt_id, version_number) DO UPDATE SET \
+             times_used = version_usage.times_used + excluded.times_used, \
+             last_used = max(coalesce(version_usage.last_used, ''), excluded.last_used)",
+        )
+        .bind(one.prompt_id)
+        .bind(one.version_number)
+        .bind(one.count)
+        .bind(encode_time(one.last_used))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
 
 fn decode_run_head(row: &SqliteRow) -> StoreResult<RunHead> {
     let deployment_model: String = row.try_get(7)?;

@@ -395,6 +395,16 @@ pub struct NewRun {
     pub created_at: OffsetDateTime,
 }
 
+/// Uses of one version that were served without a run recorded (`Store::add_usage`):
+/// `count` more uses, the latest at `last_used`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionUse {
+    pub prompt_id: Uuid,
+    pub version_number: i64,
+    pub count: i64,
+    pub last_used: OffsetDateTime,
+}
+
 /// A run's metadata, without what was rendered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunHead {

@@ -38,7 +38,7 @@ use promptvault_store::{
     types::{
         AuditQuery, CarryOver, LinkFilter, NewApiToken, NewLink, NewPrompt, NewPromptType,
         NewReview, NewRun, NewUser, NewVersion, PromptKey, PromptPatch, PromptQuery,
-        PromptTypePatch, ServeSubject, UserPatch, VersionSelector,
+        PromptTypePatch, ServeSubject, UserPatch, VersionSelector, VersionUse,
     },
 };
 use serde_json::{Value, json};
@@ -192,6 +192,7 @@ conformance! {
         a_prompt_types_workflow_round_trips_and_overrides_the_classification,
         the_review_queue_lists_versions_in_review_with_this_rounds_approvals,
         recorded_runs_read_back_and_count_toward_their_versions_usage,
+        uses_without_runs_add_to_usage_and_skip_deleted_prompts,
         runs_of_a_deleted_prompt_are_skipped_and_missing_runs_are_not_found,
         feedback_merges_and_moves_the_aggregates_once_per_run,
         recent_outcomes_are_the_newest_runs_with_an_outcome_first,
@@ -5697,6 +5698,44 @@ async fn recorded_runs_read_back_and_count_toward_their_versions_usage(store: Ar
     let usage = store.version_usage(id).await.expect("usage");
     assert_eq!(usage[1].usage.times_used, 4);
     assert_eq!(usage[1].usage.last_used, Some(first.created_at));
+}
+
+async fn uses_without_runs_add_to_usage_and_skip_deleted_prompts(store: Arc<dyn Store>) {
+    let id = create(&store, "uses/counted").await;
+    let gone = create(&store, "uses/gone").await;
+    store.delete_prompt(gone).await.expect("delete");
+    let t0 = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("whole second");
+    let later = t0 + time::Duration::seconds(5);
+    let one = |prompt_id, count, last_used| VersionUse {
+        prompt_id,
+        version_number: 1,
+        count,
+        last_used,
+    };
+    store
+        .add_usage(vec![one(id, 3, later), one(id, 2, t0), one(gone, 7, t0)])
+        .await
+        .expect("uses");
+    store.add_usage(vec![]).await.expect("nothing");
+    // A run counts beside the uses; an older use does not move last_used back.
+    store
+        .insert_runs(vec![new_run(id, 1, t0)])
+        .await
+        .expect("run");
+    store
+        .add_usage(vec![one(id, 1, t0 - time::Duration::hours(1))])
+        .await
+        .expect("older use");
+    let usage = store.version_usage(id).await.expect("usage");
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].usage.times_used, 7);
+    assert_eq!(usage[0].usage.last_used, Some(later));
+    assert!(matches!(
+        store.version_usage(gone).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 async fn runs_of_a_deleted_prompt_are_skipped_and_missing_runs_are_not_found(

@@ -7,18 +7,18 @@
 # cores; this script separates what the server spends from what the client spends, which is what
 # to look at when working on the hot path. Needs `wrk` (apt-get install wrk) and a release build.
 #
-#   bench/server-cpu.sh [--seconds N] [--connections N] [--no-runs] [--log LEVEL]
+#   bench/server-cpu.sh [--seconds N] [--connections N] [--record-runs] [--log LEVEL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=10 connections=64 record=true log=info
+seconds=10 connections=64 record=false log=info
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --connections) connections="$2"; shift 2 ;;
-    --no-runs) record=false; shift ;;
+    --record-runs) record=true; shift ;;
     --log) log="$2"; shift 2 ;;
-    *) echo "unknown argument $1; use --seconds N --connections N --no-runs --log LEVEL" >&2; exit 2 ;;
+    *) echo "unknown argument $1; use --seconds N --connections N --record-runs --log LEVEL" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }

@@ -516,6 +516,11 @@ pub struct ResolveQuery {
     pub params: Option<String>,
     /// With `params`: `strict` (default), `lenient` or `chainable`.
     pub undefined: Option<UndefinedMode>,
+    /// With `params`: record this use as a run (`true`/`false`; default: the server's
+    /// `runs.record`, off by default). Every use counts toward the version's usage either way.
+    pub record: Option<bool>,
+    /// With `params`: the caller's session, kept with a recorded run.
+    pub session_id: Option<String>,
 }
 
 /// `POST /api/resolve`: the same as the query of `GET /api/resolve`, for large params.
@@ -543,6 +548,12 @@ pub struct ResolveRequest {
     pub params: Option<serde_json::Map<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undefined: Option<UndefinedMode>,
+    /// With `params`: record this use as a run (default: the server's `runs.record`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<bool>,
+    /// With `params`: the caller's session, kept with a recorded run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 /// The prompt's essentials in a resolve answer.
@@ -685,8 +696,8 @@ pub struct RenderRequest {
     /// Sticky key for a split label: the same key always gets the same version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_key: Option<String>,
-    /// Record this render as a run (default: the server's `runs.record`, on by default);
-    /// `false` opts out.
+    /// Record this render as a run (default: the server's `runs.record`, off by default).
+    /// Every render counts toward the version's usage either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<bool>,
     /// The caller's session, kept with the run.
@@ -713,7 +724,7 @@ pub struct RenderResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprecation: Option<DeprecationResponse>,
     /// The run recorded for this render, for `POST /api/runs/{id}/feedback`; absent when
-    /// nothing was recorded (opted out, recording off, or the recording queue full).
+    /// nothing was recorded (not asked for, or the recording queue full).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<Uuid>,
 }

@@ -42,7 +42,8 @@ struct Options {
     postgres: Option<String>,
     /// `--no-sqlite`: PostgreSQL only.
     no_sqlite: bool,
-    /// Record a run of every render (the default, as `prompt serve` does).
+    /// `--record-runs`: record a run of every render (`runs.record = true`); by default, as
+    /// `prompt serve` does, each render only counts a use.
     record_runs: bool,
     /// `--scale`: the scale benchmarks instead (their options are in here once parsed).
     scale: Option<scale::ScaleOptions>,
@@ -66,7 +67,7 @@ fn parse_options() -> anyhow::Result<Options> {
         writers: 16,
         postgres: postgres_test_url(),
         no_sqlite: false,
-        record_runs: true,
+        record_runs: false,
         scale: None,
         only: Vec::new(),
         serve_baseline: None,
@@ -82,7 +83,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--postgres" => options.postgres = Some(value()?),
             "--no-postgres" => options.postgres = None,
             "--no-sqlite" => options.no_sqlite = true,
-            "--no-runs" => options.record_runs = false,
+            "--record-runs" => options.record_runs = true,
             "--only" => {
                 let phase = value()?;
                 anyhow::ensure!(
@@ -102,7 +103,7 @@ fn parse_options() -> anyhow::Result<Options> {
             }
             "--prompt-bin" => scale_options.prompt_bin = value()?.into(),
             other => anyhow::bail!(
-                "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres --no-sqlite --no-runs \
+                "unknown argument {other}; use --seconds N --connections N --writers N --postgres URL --no-postgres --no-sqlite --record-runs \
                  --only render|resolve|miss|write, --serve-baseline ADDRESS, \
                  or --scale [--scale-prompts N --versions N --no-latency --rss-prompts N --rss-seconds N --prompt-bin PATH]"
             ),

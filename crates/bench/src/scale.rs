@@ -87,7 +87,7 @@ impl Default for ScaleOptions {
             duration: Duration::from_secs(5),
             connections: 64,
             postgres: None,
-            record_runs: true,
+            record_runs: false,
             small_prompts: 10,
             large_prompts: 10_000,
             versions: 100,

@@ -1,29 +1,43 @@
-//! Recording runs off the hot path. [`RunRecorder::record`] puts a run on a bounded queue with
-//! `try_send` and returns at once: when the queue is full the run is dropped and counted, so
-//! serving never waits for the database. One background task drains the queue in batches and
-//! writes each batch in one transaction (`Store::insert_runs`): after the first run of a batch
-//! arrives it collects for up to `runs.batch_wait_ms`, or until `runs.batch_size` runs are in.
-//! Each transaction has a fixed cost (begin, the prompts' existence check, the usage upsert,
-//! commit), so under load the wait is what keeps transactions few and large: without it the
-//! writer, always quicker than the next burst, would commit a handful of runs at a time.
+//! Recording runs and counting uses off the hot path. [`RunRecorder::record`] puts a run on a
+//! bounded queue with `try_send` and returns at once: when the queue is full the run is dropped
+//! and counted, so serving never waits for the database. [`RunRecorder::count_use`] adds a use
+//! served without a run to an in-memory tally (a map lookup under a lock held for nanoseconds),
+//! so `times_used`/`last_used` stay exact at no cost to serving.
 //!
-//! [`RunRecorder::flush`] waits until everything queued before it is written: feedback on a run
-//! still queued calls it before looking the run up, and `prompt serve` calls it on shutdown.
+//! One background task writes both. After the first message of a round it waits
+//! `runs.batch_wait_ms`, then takes everything queued and writes it in transactions of at most
+//! `runs.batch_size` runs (`Store::insert_runs`), then the tally (`Store::add_usage`). Each
+//! transaction has a fixed cost (begin, the prompts' existence check, the usage upsert,
+//! commit), and waking the writer has one too, so the wait is what keeps both few under load:
+//! without it the writer, always quicker than the next burst, would wake and commit for a
+//! handful of runs at a time.
+//!
+//! [`RunRecorder::flush`] cuts the wait short and waits until everything queued or counted before
+//! it is written: feedback on a run still queued and the metrics read call it, and `prompt serve`
+//! calls it on shutdown.
 
 use std::{
+    collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
-use promptvault_store::{Store, types::NewRun};
-use tokio::sync::{mpsc, oneshot};
+use promptvault_store::{
+    Store,
+    types::{NewRun, VersionUse},
+};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, mpsc, oneshot};
+use uuid::Uuid;
 
 enum Message {
     Run(Box<NewRun>),
     Flush(oneshot::Sender<()>),
+    /// Uses were counted into an empty tally: something to write.
+    Wake,
 }
 
 /// How many runs were recorded, dropped (queue full) and lost (a failed write), and in how
@@ -36,10 +50,22 @@ pub struct RecorderCounters {
     pub batches: AtomicU64,
 }
 
-/// The queue in front of the store's run table, and its counters.
+/// Uses served without a run, per (prompt, version): how many, and the latest.
+type Tally = HashMap<(Uuid, i64), (i64, OffsetDateTime)>;
+
+/// What the serving side and the writer share.
+#[derive(Default)]
+struct Shared {
+    counters: RecorderCounters,
+    tally: Mutex<Tally>,
+    /// Cuts the writer's batch wait short: a flush is waiting.
+    flush_now: Notify,
+}
+
+/// The queue in front of the store's run table, the tally of uses, and the counters.
 pub struct RunRecorder {
     sender: mpsc::Sender<Message>,
-    counters: Arc<RecorderCounters>,
+    shared: Arc<Shared>,
 }
 
 impl RunRecorder {
@@ -51,13 +77,14 @@ impl RunRecorder {
         batch_wait: Duration,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
-        let counters = Arc::new(RecorderCounters::default());
+        let shared = Arc::new(Shared::default());
         let batching = Batching {
             size: batch_size.max(1),
             wait: batch_wait,
+            capacity: capacity.max(1),
         };
-        tokio::spawn(drain(store, receiver, batching, counters.clone()));
-        RunRecorder { sender, counters }
+        tokio::spawn(drain(store, receiver, batching, shared.clone()));
+        RunRecorder { sender, shared }
     }
 
     /// Queues a run; never waits. `false` when it was dropped (queue full or writer gone).
@@ -65,87 +92,142 @@ impl RunRecorder {
         match self.sender.try_send(Message::Run(Box::new(run))) {
             Ok(()) => true,
             Err(_) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::runs_dropped();
                 false
             }
         }
     }
 
-    /// Waits until every run queued before this call has been written (or failed).
+    /// Counts one use of a version served without a run; never waits, never drops. Uses are
+    /// tallied in memory and written with the next batch.
+    pub fn count_use(&self, prompt_id: Uuid, version_number: i64, at: OffsetDateTime) {
+        let first = {
+            let mut tally = match self.shared.tally.lock() {
+                Ok(tally) => tally,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let first = tally.is_empty();
+            let entry = tally.entry((prompt_id, version_number)).or_insert((0, at));
+            entry.0 += 1;
+            entry.1 = entry.1.max(at);
+            first
+        };
+        // A full queue wakes the writer by itself; the tally goes with its next batch.
+        if first {
+            let _ = self.sender.try_send(Message::Wake);
+        }
+    }
+
+    /// Waits until every run queued and every use counted before this call has been written
+    /// (or failed).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.sender.send(Message::Flush(done)).await.is_ok() {
+            self.shared.flush_now.notify_one();
             let _ = wait.await;
         }
     }
 
     pub fn counters(&self) -> &RecorderCounters {
-        &self.counters
+        &self.shared.counters
     }
 }
 
-/// How the writer forms batches: at most `size` runs, collected for at most `wait` after the
-/// first.
+/// How the writer forms batches: after the first message it waits `wait` (a flush cuts the
+/// wait short), then takes everything queued and writes it in transactions of at most `size`
+/// runs. `capacity` is the queue's, the most one round takes.
 #[derive(Debug, Clone, Copy)]
 struct Batching {
     size: usize,
     wait: Duration,
+    capacity: usize,
 }
 
 async fn drain(
     store: Arc<dyn Store>,
     mut receiver: mpsc::Receiver<Message>,
     batching: Batching,
-    counters: Arc<RecorderCounters>,
+    shared: Arc<Shared>,
 ) {
     let mut inbox = Vec::with_capacity(batching.size);
-    let mut batch = Vec::with_capacity(batching.size);
-    let mut waiters = Vec::new();
-    let mut open = true;
-    while open {
-        if receiver.recv_many(&mut inbox, batching.size).await == 0 {
-            break;
-        }
-        let deadline = tokio::time::Instant::now() + batching.wait;
-        loop {
-            for message in inbox.drain(..) {
-                match message {
-                    Message::Run(run) => batch.push(*run),
-                    Message::Flush(done) => waiters.push(done),
-                }
-            }
-            // A flush is waited on: write at once.
-            if batch.len() >= batching.size || !waiters.is_empty() {
-                break;
-            }
-            let room = batching.size - batch.len();
-            match tokio::time::timeout_at(deadline, receiver.recv_many(&mut inbox, room)).await {
-                Ok(0) => {
-                    open = false;
-                    break;
-                }
-                Ok(_) => {}
-                Err(_elapsed) => break,
+    loop {
+        let open = receiver.recv_many(&mut inbox, batching.size).await > 0;
+        let flushing = inbox
+            .iter()
+            .any(|message| matches!(message, Message::Flush(_)));
+        if open && !flushing && !batching.wait.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(batching.wait) => {}
+                () = shared.flush_now.notified() => {}
             }
         }
-        if !batch.is_empty() {
-            let runs = std::mem::replace(&mut batch, Vec::with_capacity(batching.size));
-            let count = runs.len() as u64;
-            counters.batches.fetch_add(1, Ordering::Relaxed);
-            match store.insert_runs(runs).await {
-                Ok(written) => {
-                    counters.recorded.fetch_add(written, Ordering::Relaxed);
-                }
-                Err(error) => {
-                    counters.failed.fetch_add(count, Ordering::Relaxed);
-                    tracing::warn!(error = %error, runs = count, "recording runs failed; these runs are lost");
-                }
+        while inbox.len() < batching.capacity {
+            match receiver.try_recv() {
+                Ok(message) => inbox.push(message),
+                Err(_) => break,
             }
         }
-        for done in waiters.drain(..) {
+        let mut runs = Vec::with_capacity(inbox.len());
+        let mut waiters = Vec::new();
+        for message in inbox.drain(..) {
+            match message {
+                Message::Run(run) => runs.push(*run),
+                Message::Flush(done) => waiters.push(done),
+                Message::Wake => {}
+            }
+        }
+        write(store.as_ref(), runs, batching.size, &shared).await;
+        for done in waiters {
             let _ = done.send(());
         }
+        if !open {
+            break;
+        }
+    }
+}
+
+/// Writes `runs` in transactions of at most `size`, then the tallied uses.
+async fn write(store: &dyn Store, runs: Vec<NewRun>, size: usize, shared: &Shared) {
+    let counters = &shared.counters;
+    let mut runs = runs.into_iter().peekable();
+    while runs.peek().is_some() {
+        let chunk: Vec<NewRun> = runs.by_ref().take(size).collect();
+        let count = chunk.len() as u64;
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        match store.insert_runs(chunk).await {
+            Ok(written) => {
+                counters.recorded.fetch_add(written, Ordering::Relaxed);
+            }
+            Err(error) => {
+                counters.failed.fetch_add(count, Ordering::Relaxed);
+                tracing::warn!(error = %error, runs = count, "recording runs failed; these runs are lost");
+            }
+        }
+    }
+    let tally = {
+        let mut tally = match shared.tally.lock() {
+            Ok(tally) => tally,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::take(&mut *tally)
+    };
+    if tally.is_empty() {
+        return;
+    }
+    let uses: Vec<VersionUse> = tally
+        .into_iter()
+        .map(
+            |((prompt_id, version_number), (count, last_used))| VersionUse {
+                prompt_id,
+                version_number,
+                count,
+                last_used,
+            },
+        )
+        .collect();
+    if let Err(error) = store.add_usage(uses).await {
+        tracing::warn!(error = %error, "counting uses failed; these uses are lost");
     }
 }
 
@@ -178,7 +260,7 @@ mod tests {
         let (sender, _receiver) = mpsc::channel(1);
         let recorder = RunRecorder {
             sender,
-            counters: Arc::default(),
+            shared: Arc::default(),
         };
         // `record` is synchronous and the queue is never drained, so returning at all (rather
         // than waiting for room that never comes) is what shows it does not wait.
@@ -209,12 +291,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_is_written_as_soon_as_it_is_full_without_waiting_out_the_wait() {
+    async fn more_runs_than_a_batch_holds_are_written_in_transactions_of_the_batch_size() {
         let recorder = RunRecorder::start(memory_store().await, 100, 2, Duration::from_secs(30));
         for _ in 0..5 {
             assert!(recorder.record(run()));
         }
-        // Two full batches go without a flush; the fifth run waits for one.
+        // The flush cuts the 30 s wait short.
         recorder.flush().await;
         assert_eq!(recorder.counters().batches.load(Ordering::Relaxed), 3);
     }

@@ -123,7 +123,9 @@ impl Default for ServingSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunSettings {
-    /// Record a run for every render (a request may still opt out with `"record": false`).
+    /// Record a run for every render and resolve with params, unless the request says
+    /// otherwise (`"record": false`); off by default: a run is recorded when a request asks
+    /// for one (`"record": true`). Every use counts toward the version's usage either way.
     pub record: bool,
     /// Runs waiting to be written; when full, further runs are dropped (and counted), never
     /// waited for.
@@ -143,7 +145,7 @@ pub struct RunSettings {
 impl Default for RunSettings {
     fn default() -> Self {
         RunSettings {
-            record: true,
+            record: false,
             queue_capacity: 10_000,
             batch_size: 500,
             batch_wait_ms: 50,

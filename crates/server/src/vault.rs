@@ -1106,7 +1106,7 @@ impl Vault {
         let deprecation = self.serving_notice(&version)?;
         self.audit_text_read(actor, &prompt, "render").await?;
         let compiled = self.compiled(&version, request.undefined.unwrap_or_default())?;
-        let record = self.wants_run(&request)?;
+        let wish = self.run_wish(request.record, request.session_id)?;
         let (rendered, params) = self.render_compiled(compiled, request.params).await?;
         let (rendered, redactions) = if self.compliance.redact.contains(&prompt.classification) {
             redact_rendered(rendered)
@@ -1116,16 +1116,7 @@ impl Vault {
         let mut response = render_response(&prompt, &version, rendered);
         response.redactions = redactions;
         response.deprecation = deprecation;
-        if record {
-            response.run_id = self.record_run(
-                actor,
-                &prompt,
-                &version,
-                params,
-                &response.rendered,
-                request.session_id,
-            );
-        }
+        response.run_id = self.note_use(actor, &prompt, &version, params, &response.rendered, wish);
         Ok(response)
     }
 

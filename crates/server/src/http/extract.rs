@@ -116,6 +116,11 @@ fn resolve_query(query: &str) -> Option<ResolveQuery> {
             "at" => &mut out.at,
             "request_key" => &mut out.request_key,
             "params" => &mut out.params,
+            "session_id" => &mut out.session_id,
+            "record" if out.record.is_none() => {
+                out.record = Some(value.parse().ok()?);
+                continue;
+            }
             "version" if out.version.is_none() => {
                 out.version = Some(value.parse().ok()?);
                 continue;
@@ -355,6 +360,8 @@ mod tests {
             "name=a&at=2025-01-31T12%3A00%3A00Z&label=production",
             "name=a&params=%7B%7D&undefined=lenient",
             "name=a&undefined=strict",
+            "name=a&params=%7B%7D&record=true&session_id=s%2D1",
+            "name=a&record=false",
             // refused: the general decoder words why
             "name=a&name=b",
             "name=a&version=1&version=2",
@@ -362,6 +369,8 @@ mod tests {
             "name=a&undefined=loose",
             "name=a&undefined=strict&undefined=lenient",
             "name=a&colour=blue",
+            "name=a&record=yes",
+            "name=a&record=true&record=false",
         ];
         for query in cases {
             let general = serde_urlencoded::from_str::<ResolveQuery>(query).ok();

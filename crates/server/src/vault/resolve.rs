@@ -63,6 +63,8 @@ pub fn resolve_request(query: ResolveQuery) -> AppResult<ResolveRequest> {
         request_key: query.request_key,
         params,
         undefined: query.undefined,
+        record: query.record,
+        session_id: query.session_id,
     })
 }
 
@@ -119,6 +121,18 @@ impl Vault {
                 })
             })
             .transpose()?;
+        // Only a render of what is served now is a use: a run is asked for with params and
+        // without at.
+        if request.record == Some(true) && (request.params.is_none() || at.is_some()) {
+            return Err(AppError::unprocessable(
+                "invalid_query",
+                "record=true goes with params (a render) and not with at",
+            ));
+        }
+        let wish = match at {
+            None => Some(self.run_wish(request.record, request.session_id)?),
+            Some(_) => None,
+        };
         // Parsed before any read, so a bad label is a 422 whoever asks.
         let label = match (request.version, &request.label) {
             (Some(_), _) => None,
@@ -205,19 +219,18 @@ impl Vault {
                     };
                 let rendered =
                     serde_json::to_value(rendered).map_err(|error| AppError::internal(&error))?;
-                // A resolve that renders is a use of the version: recorded like a render (not
+                // A resolve that renders is a use of the version, noted like a render's (not
                 // for a question about the past).
-                let run_id = if at.is_none() && self.run_settings.record {
-                    self.record_run(
+                let run_id = match wish {
+                    Some(wish) => self.note_use(
                         actor,
                         prompt,
                         &served_version.version,
                         params,
                         &rendered,
-                        None,
-                    )
-                } else {
-                    None
+                        wish,
+                    ),
+                    None => None,
                 };
                 (Some(rendered), Some(redactions), run_id)
             }

@@ -1,6 +1,7 @@
-//! Runs, feedback and usage (SPEC §1 "run"): [`Vault::record_run`] — the one call every serve
-//! path makes after rendering (render now; resolve with params too) — queues the run on the
-//! [`RunRecorder`](crate::recorder::RunRecorder) without waiting; feedback is written at once
+//! Runs, feedback and usage (SPEC §1 "run"): [`Vault::note_use`] — the one call every serve
+//! path makes after rendering (render; resolve with params) — queues a run on the
+//! [`RunRecorder`](crate::recorder::RunRecorder) without waiting when one is asked for, and
+//! otherwise counts the use (every use counts toward `times_used`/`last_used`); feedback is written at once
 //! (acknowledged = durable) and feeds the performance monitor (`core::runs::AlertRule`: an
 //! `alert.raised` audit entry by the system and a warning, once per breach); metrics read the
 //! per-version aggregates.
@@ -10,10 +11,7 @@
 //! alerts and later the enrichment bandit, so other callers who merely may serve the prompt
 //! cannot write them.
 
-use promptvault_api::{
-    prompts::RenderRequest,
-    runs::{FeedbackRequest, FeedbackResponse, MetricsResponse, VersionMetrics},
-};
+use promptvault_api::runs::{FeedbackRequest, FeedbackResponse, MetricsResponse, VersionMetrics};
 use promptvault_core::{
     access::Action,
     audit::AuditOutcome,
@@ -34,11 +32,23 @@ use crate::{
 /// The longest `session_id` kept with a run.
 const MAX_SESSION_ID: usize = 255;
 
+/// Whether a use is to be recorded as a run, and the session to keep with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunWish {
+    pub record: bool,
+    pub session_id: Option<String>,
+}
+
 impl Vault {
-    /// Whether a render asked for with `request` is to be recorded, after checking its run
-    /// fields.
-    pub(crate) fn wants_run(&self, request: &RenderRequest) -> AppResult<bool> {
-        if let Some(session) = &request.session_id
+    /// What a use asked for (`record`, `session_id` of a render or resolve) makes of it, after
+    /// checking the run fields: a run when asked for (or `runs.record` when not said), else a
+    /// count toward the version's usage.
+    pub(crate) fn run_wish(
+        &self,
+        record: Option<bool>,
+        session_id: Option<String>,
+    ) -> AppResult<RunWish> {
+        if let Some(session) = &session_id
             && (session.is_empty() || session.chars().count() > MAX_SESSION_ID)
         {
             return Err(AppError::unprocessable(
@@ -46,23 +56,33 @@ impl Vault {
                 format!("session_id must be 1 to {MAX_SESSION_ID} characters"),
             ));
         }
-        Ok(self.runs.is_some() && self.run_settings.record && request.record.unwrap_or(true))
+        Ok(RunWish {
+            record: record.unwrap_or(self.run_settings.record),
+            session_id,
+        })
     }
 
-    /// Queues a run of `version` as served to `actor` (`rendered` as it left the server, already
-    /// filtered), never waiting. The params are filtered like output for the classifications in
-    /// `compliance.redact`; the store seals both for confidential and restricted prompts.
-    /// Returns the run's id, or `None` when nothing was queued (recording off, queue full).
-    pub fn record_run(
+    /// Notes one use of `version` as served to `actor` (`rendered` as it left the server,
+    /// already filtered), never waiting: a run queued when `wish` asks for one, otherwise (and
+    /// when the queue has no room) a count toward the version's usage. A run's params are
+    /// filtered like output for the classifications in `compliance.redact`; the store seals
+    /// params and output for confidential and restricted prompts. Returns the run's id, or
+    /// `None` when no run was queued.
+    pub fn note_use(
         &self,
         actor: &Actor,
         prompt: &Prompt,
         version: &PromptVersion,
         params: serde_json::Map<String, Value>,
         rendered: &Value,
-        session_id: Option<String>,
+        wish: RunWish,
     ) -> Option<Uuid> {
         let recorder = self.runs.as_ref()?;
+        let now = OffsetDateTime::now_utc().truncate_to_microsecond();
+        if !wish.record {
+            recorder.count_use(prompt.id, version.version_number, now);
+            return None;
+        }
         let params = Value::Object(params);
         let params = if self.compliance.redact.contains(&prompt.classification) {
             runs::redact_value(&params)
@@ -77,14 +97,19 @@ impl Vault {
             params,
             rendered: rendered.clone(),
             sender: actor.audit_id(),
-            session_id,
+            session_id: wish.session_id,
             request_id: actor.request_id.clone(),
             agent_id: actor.principal.agent_id.clone(),
             deployment_model: self.deployment,
-            created_at: OffsetDateTime::now_utc().truncate_to_microsecond(),
+            created_at: now,
         };
         let id = run.id;
-        recorder.record(run).then_some(id)
+        if recorder.record(run) {
+            Some(id)
+        } else {
+            recorder.count_use(prompt.id, version.version_number, now);
+            None
+        }
     }
 
     /// Waits until every run queued so far is written (shutdown; the CLI's local mode).

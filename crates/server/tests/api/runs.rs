@@ -1,4 +1,5 @@
-//! Runs over HTTP: renders record runs off the hot path, feedback is durable when answered (even
+//! Runs over HTTP: renders and resolves that ask for it record runs off the hot path, every
+//! use counts toward usage, feedback is durable when answered (even
 //! for a run still queued), metrics aggregate per version, the monitor raises one alert per
 //! breach, and stored runs honour redaction and encryption.
 
@@ -9,11 +10,12 @@ use crate::helpers::{TestApp, client_for, encode, expect_json, expect_problem};
 
 crate::on_both_backends!(
     a_render_records_a_run_that_feedback_and_metrics_see,
-    a_render_may_opt_out_of_recording,
+    a_render_not_asked_to_record_counts_a_use_and_records_no_run,
+    a_server_set_to_record_records_every_render_unless_it_opts_out,
     feedback_is_for_the_runs_sender_or_an_admin_and_is_validated,
     an_alert_is_raised_once_when_the_success_rate_falls_below_the_threshold,
     runs_of_confidential_prompts_are_stored_redacted_and_sealed,
-    a_resolve_that_renders_records_a_run_and_one_that_does_not_records_none,
+    a_resolve_records_a_run_when_asked_and_counts_every_render,
 );
 
 async fn render(app: &TestApp, name: &str, body: Value) -> Value {
@@ -36,10 +38,15 @@ async fn a_render_records_a_run_that_feedback_and_metrics_see(app: TestApp) {
     let first = render(
         &app,
         "runs/hello",
-        json!({"params": {"name": "Ann"}, "session_id": "s-1"}),
+        json!({"params": {"name": "Ann"}, "session_id": "s-1", "record": true}),
     )
     .await;
-    let second = render(&app, "runs/hello", json!({"params": {"name": "Bo"}})).await;
+    let second = render(
+        &app,
+        "runs/hello",
+        json!({"params": {"name": "Bo"}, "record": true}),
+    )
+    .await;
     assert_ne!(first["run_id"], second["run_id"]);
     // Right after the render the run may still be queued: feedback waits for it.
     let given = expect_json(
@@ -102,18 +109,25 @@ async fn a_render_records_a_run_that_feedback_and_metrics_see(app: TestApp) {
     assert_eq!(audited["entries"].as_array().map(Vec::len), Some(2));
 }
 
-async fn a_render_may_opt_out_of_recording(app: TestApp) {
+async fn a_render_not_asked_to_record_counts_a_use_and_records_no_run(app: TestApp) {
     app.create_prompt("runs/quiet", "Hi").await;
-    let rendered = render(&app, "runs/quiet", json!({"record": false})).await;
-    assert!(rendered.get("run_id").is_none(), "{rendered}");
-    app.state.vault.flush_runs().await;
+    let unsaid = render(&app, "runs/quiet", json!({})).await;
+    assert!(unsaid.get("run_id").is_none(), "{unsaid}");
+    let declined = render(&app, "runs/quiet", json!({"record": false})).await;
+    assert!(declined.get("run_id").is_none(), "{declined}");
     let metrics = expect_json(
         app.get("/api/prompts/runs%2Fquiet/metrics").await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(metrics["versions"][0]["times_used"], 0);
+    assert_eq!(metrics["versions"][0]["times_used"], 2, "{metrics}");
+    assert!(metrics["versions"][0]["last_used"].is_string(), "{metrics}");
     assert_eq!(metrics["versions"][0]["success_rate"], Value::Null);
+    let stored = app
+        .database()
+        .query_text("SELECT CAST(count(*) AS TEXT) FROM runs")
+        .await;
+    assert_eq!(stored, vec![Some("0".to_string())], "no run rows");
     expect_problem(
         app.post(
             "/api/prompts/runs%2Fquiet/render",
@@ -124,6 +138,39 @@ async fn a_render_may_opt_out_of_recording(app: TestApp) {
         "invalid_field",
     )
     .await;
+}
+
+async fn a_server_set_to_record_records_every_render_unless_it_opts_out(app: TestApp) {
+    app.create_prompt("runs/all", "Hi {{ name }}").await;
+    let recording = app.sibling(|settings| settings.runs.record = true).await;
+    let unsaid = render(&recording, "runs/all", json!({"params": {"name": "Ann"}})).await;
+    assert!(unsaid["run_id"].is_string(), "{unsaid}");
+    let declined = render(
+        &recording,
+        "runs/all",
+        json!({"params": {"name": "Bo"}, "record": false}),
+    )
+    .await;
+    assert!(declined.get("run_id").is_none(), "{declined}");
+    let resolved = expect_json(
+        recording
+            .get("/api/resolve?name=runs%2Fall&version=1&params=%7B%22name%22%3A%22Cy%22%7D")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(resolved["run_id"].is_string(), "{resolved}");
+    let metrics = expect_json(
+        recording.get("/api/prompts/runs%2Fall/metrics").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(metrics["versions"][0]["times_used"], 3, "{metrics}");
+    let stored = app
+        .database()
+        .query_text("SELECT CAST(count(*) AS TEXT) FROM runs")
+        .await;
+    assert_eq!(stored, vec![Some("2".to_string())], "two run rows");
 }
 
 async fn feedback_is_for_the_runs_sender_or_an_admin_and_is_validated(app: TestApp) {
@@ -141,7 +188,7 @@ async fn feedback_is_for_the_runs_sender_or_an_admin_and_is_validated(app: TestA
     let rendered = expect_json(
         sender
             .post(app.url("/api/prompts/runs%2Fshared/render"))
-            .json(&json!({"params": {"name": "Ann"}}))
+            .json(&json!({"params": {"name": "Ann"}, "record": true}))
             .send()
             .await
             .expect("render"),
@@ -230,7 +277,7 @@ async fn an_alert_is_raised_once_when_the_success_rate_falls_below_the_threshold
     app.create_prompt("runs/flaky", "Hi").await;
     let mut runs = Vec::new();
     for _ in 0..4 {
-        runs.push(render(&app, "runs/flaky", json!({})).await["run_id"].clone());
+        runs.push(render(&app, "runs/flaky", json!({"record": true})).await["run_id"].clone());
     }
     let alerts = || async {
         expect_json(
@@ -295,7 +342,7 @@ async fn runs_of_confidential_prompts_are_stored_redacted_and_sealed(app: TestAp
     let rendered = render(
         &app,
         "runs/secret",
-        json!({"params": {"to": "ada@example.com"}}),
+        json!({"params": {"to": "ada@example.com"}, "record": true}),
     )
     .await;
     assert_eq!(rendered["redactions"], 1, "{rendered}");
@@ -324,7 +371,7 @@ async fn runs_of_confidential_prompts_are_stored_redacted_and_sealed(app: TestAp
     assert_eq!(raw, vec!["nullnull".to_string()], "sealed at rest");
 }
 
-async fn a_resolve_that_renders_records_a_run_and_one_that_does_not_records_none(app: TestApp) {
+async fn a_resolve_records_a_run_when_asked_and_counts_every_render(app: TestApp) {
     expect_json(
         app.post(
             "/api/prompts",
@@ -344,7 +391,7 @@ async fn a_resolve_that_renders_records_a_run_and_one_that_does_not_records_none
     let rendered = expect_json(
         app.post(
             "/api/resolve",
-            &json!({"name": "runs/resolved", "label": "staging", "params": {"name": "Ann"}}),
+            &json!({"name": "runs/resolved", "label": "staging", "params": {"name": "Ann"}, "record": true}),
         )
         .await,
         StatusCode::OK,
@@ -363,4 +410,46 @@ async fn a_resolve_that_renders_records_a_run_and_one_that_does_not_records_none
     )
     .await;
     assert_eq!(metrics["versions"][0]["times_used"], 1, "{metrics}");
+    // Over GET, unasked: a use counted, no run; record=true without params is refused.
+    let counted = expect_json(
+        app.get(
+            "/api/resolve?name=runs%2Fresolved&label=staging&params=%7B%22name%22%3A%22Bo%22%7D",
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(counted.get("run_id").is_none(), "{counted}");
+    let recorded = expect_json(
+        app.get("/api/resolve?name=runs%2Fresolved&label=staging&params=%7B%22name%22%3A%22Cy%22%7D&record=true&session_id=s-9")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let run_id = recorded["run_id"]
+        .as_str()
+        .expect("run_id")
+        .parse()
+        .expect("uuid");
+    app.state.vault.flush_runs().await;
+    let run = app
+        .database()
+        .store()
+        .get_run(run_id)
+        .await
+        .expect("stored run");
+    assert_eq!(run.head.session_id.as_deref(), Some("s-9"));
+    expect_problem(
+        app.get("/api/resolve?name=runs%2Fresolved&label=staging&record=true")
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_query",
+    )
+    .await;
+    let metrics = expect_json(
+        app.get("/api/prompts/runs%2Fresolved/metrics").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(metrics["versions"][0]["times_used"], 3, "{metrics}");
 }

@@ -277,6 +277,10 @@ async fn drain_runs(state: &promptvault_server::http::AppState, backend: &str, p
         Some(recorder) => {
             use std::sync::atomic::Ordering::Relaxed;
             let counters = recorder.counters();
+            // Uses only (no run asked for): nothing to say.
+            if counters.batches.load(Relaxed) == 0 && counters.dropped.load(Relaxed) == 0 {
+                return;
+            }
             format!(
                 "; so far {} runs written in {} transactions, {} dropped, {} failed",
                 counters.recorded.load(Relaxed),

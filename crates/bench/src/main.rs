@@ -164,41 +164,38 @@ async fn main() -> anyhow::Result<()> {
         let (uncached_address, uncached_state) =
             serve_promptvault(database, uncached_settings.clone()).await?;
         seed(address).await?;
-        if options.runs("render") {
-            let (base, render) =
-                paired(&options, baseline, address, render_request(), &state).await?;
-            report(
-                &base,
-                &render,
-                &format!("{backend}: render by name+label, 3 params"),
-            );
-            drain_runs(&state, backend, "render").await;
-        }
-        if options.runs("resolve") {
-            let (base, resolve) =
-                paired(&options, baseline, address, resolve_request(), &state).await?;
-            report(
-                &base,
-                &resolve,
-                &format!("{backend}: resolve+render by name+label, cache hit"),
-            );
-            drain_runs(&state, backend, "resolve").await;
-        }
-        if options.runs("miss") {
-            let (base, missed) = paired(
-                &options,
-                baseline,
-                uncached_address,
+        // (phase, server, request, row name, what its drain note calls it)
+        let serve_phases = [
+            (
+                "render",
+                (address, &state),
+                render_request(),
+                "render by name+label, 3 params",
+                "render",
+            ),
+            (
+                "resolve",
+                (address, &state),
                 resolve_request(),
-                &uncached_state,
-            )
-            .await?;
-            report(
-                &base,
-                &missed,
-                &format!("{backend}: resolve+render by name+label, cache miss"),
-            );
-            drain_runs(&uncached_state, backend, "uncached resolve").await;
+                "resolve+render by name+label, cache hit",
+                "resolve",
+            ),
+            (
+                "miss",
+                (uncached_address, &uncached_state),
+                resolve_request(),
+                "resolve+render by name+label, cache miss",
+                "uncached resolve",
+            ),
+        ];
+        for (phase, (target, target_state), request, name, called) in serve_phases {
+            if !options.runs(phase) {
+                continue;
+            }
+            let (base, measured) =
+                paired(&options, baseline, target, request, target_state).await?;
+            report(&base, &measured, &format!("{backend}: {name}"));
+            drain_runs(target_state, backend, called).await;
         }
         if options.runs("write") {
             let spread =

@@ -17,7 +17,7 @@
 //! calls it on shutdown.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, hash_map::Entry},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -50,8 +50,8 @@ pub struct RecorderCounters {
     pub batches: AtomicU64,
 }
 
-/// Uses served without a run, per (prompt, version): how many, and the latest.
-type Tally = HashMap<(Uuid, i64), (i64, OffsetDateTime)>;
+/// Uses served without a run, per (prompt, version).
+type Tally = HashMap<(Uuid, i64), VersionUse>;
 
 /// What the serving side and the writer share.
 #[derive(Default)]
@@ -60,6 +60,17 @@ struct Shared {
     tally: Mutex<Tally>,
     /// Cuts the writer's batch wait short: a flush is waiting.
     flush_now: Notify,
+}
+
+impl Shared {
+    /// The tally, also after a panic elsewhere held its lock (counts are plain numbers: nothing
+    /// is left half-updated that matters).
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        match self.tally.lock() {
+            Ok(tally) => tally,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
 }
 
 /// The queue in front of the store's run table, the tally of uses, and the counters.
@@ -102,15 +113,16 @@ impl RunRecorder {
     /// Counts one use of a version served without a run; never waits, never drops. Uses are
     /// tallied in memory and written with the next batch.
     pub fn count_use(&self, prompt_id: Uuid, version_number: i64, at: OffsetDateTime) {
+        let one = VersionUse::one(prompt_id, version_number, at);
         let first = {
-            let mut tally = match self.shared.tally.lock() {
-                Ok(tally) => tally,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut tally = self.shared.tally();
             let first = tally.is_empty();
-            let entry = tally.entry((prompt_id, version_number)).or_insert((0, at));
-            entry.0 += 1;
-            entry.1 = entry.1.max(at);
+            match tally.entry((prompt_id, version_number)) {
+                Entry::Vacant(slot) => {
+                    slot.insert(one);
+                }
+                Entry::Occupied(mut slot) => slot.get_mut().absorb(one),
+            }
             first
         };
         // A full queue wakes the writer by itself; the tally goes with its next batch.
@@ -205,27 +217,11 @@ async fn write(store: &dyn Store, runs: Vec<NewRun>, size: usize, shared: &Share
             }
         }
     }
-    let tally = {
-        let mut tally = match shared.tally.lock() {
-            Ok(tally) => tally,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        std::mem::take(&mut *tally)
-    };
+    let tally = std::mem::take(&mut *shared.tally());
     if tally.is_empty() {
         return;
     }
-    let uses: Vec<VersionUse> = tally
-        .into_iter()
-        .map(
-            |((prompt_id, version_number), (count, last_used))| VersionUse {
-                prompt_id,
-                version_number,
-                count,
-                last_used,
-            },
-        )
-        .collect();
+    let uses: Vec<VersionUse> = tally.into_values().collect();
     if let Err(error) = store.add_usage(uses).await {
         tracing::warn!(error = %error, "counting uses failed; these uses are lost");
     }

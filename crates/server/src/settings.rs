@@ -132,9 +132,9 @@ pub struct RunSettings {
     pub queue_capacity: usize,
     /// At most this many runs per write transaction.
     pub batch_size: usize,
-    /// After the first run of a batch arrives, how long the writer collects more before it
-    /// writes (milliseconds; 0 writes whatever is waiting at once). A flush — feedback on a run
-    /// still queued, shutdown — writes at once.
+    /// After the first run (or counted use) of a round arrives, how long the writer collects
+    /// more before it writes (milliseconds; 0 writes whatever is waiting at once). A flush —
+    /// feedback on a run still queued, a metrics read, shutdown — writes at once.
     pub batch_wait_ms: u64,
     /// Alert when the success rate over the last `alert_window` runs with an outcome falls
     /// below this (0 to 1); none: no alerts.

@@ -1223,15 +1223,12 @@ pub(crate) fn feedback_of(
     }
 }
 
-/// Groups a batch's runs per version: (prompt, version) → (count, newest `created_at`).
+/// A batch's runs as uses per version (see [`merge_uses`]).
 pub(crate) fn uses_per_version<'a>(
     runs: impl IntoIterator<Item = &'a crate::types::NewRun>,
 ) -> Vec<crate::types::VersionUse> {
-    merge_uses(runs.into_iter().map(|run| crate::types::VersionUse {
-        prompt_id: run.prompt_id,
-        version_number: run.version_number,
-        count: 1,
-        last_used: run.created_at,
+    merge_uses(runs.into_iter().map(|run| {
+        crate::types::VersionUse::one(run.prompt_id, run.version_number, run.created_at)
     }))
 }
 
@@ -1242,23 +1239,14 @@ pub(crate) fn merge_uses(
 ) -> Vec<crate::types::VersionUse> {
     let mut merged = std::collections::BTreeMap::new();
     for one in uses {
-        let entry = merged
-            .entry((one.prompt_id, one.version_number))
-            .or_insert((0, one.last_used));
-        entry.0 += one.count;
-        entry.1 = entry.1.max(one.last_used);
+        match merged.entry((one.prompt_id, one.version_number)) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(one);
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => slot.get_mut().absorb(one),
+        }
     }
-    merged
-        .into_iter()
-        .map(
-            |((prompt_id, version_number), (count, last_used))| crate::types::VersionUse {
-                prompt_id,
-                version_number,
-                count,
-                last_used,
-            },
-        )
-        .collect()
+    merged.into_values().collect()
 }
 
 #[cfg(test)]

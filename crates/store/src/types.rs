@@ -405,6 +405,25 @@ pub struct VersionUse {
     pub last_used: OffsetDateTime,
 }
 
+impl VersionUse {
+    /// One use of `version_number` of `prompt_id` at `at`.
+    pub fn one(prompt_id: Uuid, version_number: i64, at: OffsetDateTime) -> Self {
+        VersionUse {
+            prompt_id,
+            version_number,
+            count: 1,
+            last_used: at,
+        }
+    }
+
+    /// Adds `other`'s uses (of the same version) to these: counts add up, the latest
+    /// `last_used` stays.
+    pub fn absorb(&mut self, other: VersionUse) {
+        self.count += other.count;
+        self.last_used = self.last_used.max(other.last_used);
+    }
+}
+
 /// A run's metadata, without what was rendered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunHead {

@@ -1,8 +1,8 @@
 //! Runs, feedback and usage (SPEC §1 "run"): [`Vault::note_use`] — the one call every serve
 //! path makes after rendering (render; resolve with params) — queues a run on the
 //! [`RunRecorder`](crate::recorder::RunRecorder) without waiting when one is asked for, and
-//! otherwise counts the use (every use counts toward `times_used`/`last_used`); feedback is written at once
-//! (acknowledged = durable) and feeds the performance monitor (`core::runs::AlertRule`: an
+//! otherwise counts the use (every use counts toward `times_used`/`last_used`); feedback is
+//! written at once (acknowledged = durable) and feeds the performance monitor (`core::runs::AlertRule`: an
 //! `alert.raised` audit entry by the system and a warning, once per breach); metrics read the
 //! per-version aggregates.
 //!

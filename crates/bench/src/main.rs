@@ -328,7 +328,9 @@ async fn serve_promptvault(
     tokio::spawn(async move {
         axum::serve(
             listener,
-            router(served).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(router(served)),
         )
         .await
     });

@@ -5,7 +5,8 @@
 //! the event is in (outermost first, so a request's `request_id`, `method` and `route` are on
 //! every line logged while serving it), then the event's own fields (`message` …), all at the
 //! top level. The access log is target `promptvault::access`, one line per answered request
-//! (`status`, `latency_ms`, with the request span's fields).
+//! (`status`, `latency_ms`, with the request span's fields); target `promptvault::request`
+//! (debug) has a line as each request starts.
 //!
 //! What must never be logged — credentials, `Authorization` headers, prompt text or rendered
 //! output — is never put in a span or an event: request spans carry only the method, the route
@@ -32,6 +33,10 @@ use crate::settings::LogFormat;
 
 /// The target of the access log lines.
 pub const ACCESS_TARGET: &str = "promptvault::access";
+
+/// The target of each request's first line, `started processing request` (debug, once routing
+/// has matched, so it carries the route): `RUST_LOG=info,promptvault::request=debug` shows it.
+pub const REQUEST_TARGET: &str = "promptvault::request";
 
 /// Installs the global subscriber once; later calls are no-ops (tests call it many times).
 pub fn init(format: LogFormat) {

@@ -90,7 +90,7 @@ fn json_logs_are_one_object_per_line_and_each_request_s_lines_carry_its_request_
     let data = dir.path().join("data").display().to_string();
     let mut command = prompt_command();
     command
-        .env("RUST_LOG", "info,tower_http=debug")
+        .env("RUST_LOG", "info,promptvault::request=debug")
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &data])
         .args(["--log-format", "json"]);
     let server = Server::spawn(&mut command, dir);

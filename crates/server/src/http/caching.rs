@@ -5,8 +5,12 @@
 //! `private, max-age=<serving.client_ttl_secs>, must-revalidate` for resolve answers, and
 //! `private, max-age=31536000, immutable` for a version by number (its content never changes).
 
+use std::convert::Infallible;
+
 use axum::{
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    body::Body,
+    extract::FromRequestParts,
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use promptvault_core::model::DeploymentModel;
@@ -23,40 +27,73 @@ pub enum CachePolicy {
 }
 
 /// The `Cache-Control` value for this deployment model and policy.
-pub fn cache_control(model: DeploymentModel, policy: CachePolicy) -> String {
+pub fn cache_control(model: DeploymentModel, policy: CachePolicy) -> HeaderValue {
     match (model, policy) {
-        (DeploymentModel::WebApplication, _) => "private, no-store".to_string(),
+        (DeploymentModel::WebApplication, _) => HeaderValue::from_static("private, no-store"),
+        // Digits and ASCII: never refused (no-store would be the safe answer if it were).
         (_, CachePolicy::Revalidate { ttl_secs }) => {
-            format!("private, max-age={ttl_secs}, must-revalidate")
+            HeaderValue::try_from(format!("private, max-age={ttl_secs}, must-revalidate"))
+                .unwrap_or(HeaderValue::from_static("private, no-store"))
         }
-        (_, CachePolicy::Immutable) => "private, max-age=31536000, immutable".to_string(),
+        (_, CachePolicy::Immutable) => {
+            HeaderValue::from_static("private, max-age=31536000, immutable")
+        }
     }
 }
 
-/// A strong entity tag of these bytes: their 128-bit XXH3, quoted. A strong tag promises
-/// byte-identical answers, not secrecy, so a fast non-cryptographic hash does (SHA-256 of every
-/// served answer cost more than the rest of a cache hit's handler).
+/// A strong entity tag of these bytes: their 128-bit XXH3 in hex, quoted. A strong tag
+/// promises byte-identical answers, not secrecy, so a fast non-cryptographic hash does
+/// (SHA-256 of every served answer cost more than the rest of a cache hit's handler).
 pub fn etag_of(bytes: &[u8]) -> String {
-    let digest = xxhash_rust::xxh3::xxh3_128(bytes).to_be_bytes();
-    format!("\"{}\"", promptvault_core::hash::hex(&digest))
+    format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
-/// Whether `If-None-Match` names this tag (or is `*`); weak tags compare by their opaque part.
-pub fn none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .any(|candidate| {
-            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
-        })
+/// The `If-None-Match` values a request sent: the extractor of the routes that answer with
+/// [`cached_json`] (most requests send none, and then nothing is copied).
+#[derive(Debug, Clone, Default)]
+pub struct IfNoneMatch(Vec<HeaderValue>);
+
+impl IfNoneMatch {
+    /// The values of these headers.
+    pub fn of(headers: &HeaderMap) -> Self {
+        IfNoneMatch(
+            headers
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Whether they name this tag (or are `*`); weak tags compare by their opaque part.
+    pub fn matches(&self, etag: &str) -> bool {
+        self.0
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .any(|candidate| {
+                candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+            })
+    }
 }
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(IfNoneMatch::of(&parts.headers))
+    }
+}
+
+/// Room for every header a cached answer ends with: its own three, the deprecation notice's
+/// three, and the edge's security headers and request id (growing the map as they came
+/// reallocated it twice per answer).
+const ANSWER_HEADERS: usize = 12;
 
 /// `body` as JSON with `ETag` and `Cache-Control`, or `304` when the client has it already.
 pub fn cached_json<T: serde::Serialize>(
-    headers: &HeaderMap,
+    if_none_match: &IfNoneMatch,
     model: DeploymentModel,
     policy: CachePolicy,
     body: &T,
@@ -68,26 +105,22 @@ pub fn cached_json<T: serde::Serialize>(
         return AppError::internal(&error).into_response();
     }
     let etag = etag_of(&bytes);
-    let control = cache_control(model, policy);
-    let mut response = if none_match(headers, &etag) {
+    let not_modified = if_none_match.matches(&etag);
+    let mut headers = HeaderMap::with_capacity(ANSWER_HEADERS);
+    if let Ok(value) = HeaderValue::try_from(etag) {
+        headers.insert(header::ETAG, value);
+    }
+    headers.insert(header::CACHE_CONTROL, cache_control(model, policy));
+    let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            bytes,
-        )
-            .into_response()
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Response::new(Body::from(bytes))
     };
-    let out = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        out.insert(header::ETAG, value);
-    }
-    if let Ok(value) = HeaderValue::from_str(&control) {
-        out.insert(header::CACHE_CONTROL, value);
-    }
+    *response.headers_mut() = headers;
     response
 }
 
@@ -132,18 +165,21 @@ mod tests {
     #[test]
     fn if_none_match_matches_the_tag_in_a_list_weak_or_star() {
         let tag = etag_of(b"{}");
-        let headers_with = |value: &str| {
+        let sent = |values: &[&str]| {
             let mut headers = HeaderMap::new();
-            headers.insert(
-                header::IF_NONE_MATCH,
-                HeaderValue::from_str(value).expect("header"),
-            );
-            headers
+            for value in values {
+                headers.append(
+                    header::IF_NONE_MATCH,
+                    HeaderValue::from_str(value).expect("header"),
+                );
+            }
+            IfNoneMatch::of(&headers)
         };
-        assert!(none_match(&headers_with(&tag), &tag));
-        assert!(none_match(&headers_with(&format!("\"x\", W/{tag}")), &tag));
-        assert!(none_match(&headers_with("*"), &tag));
-        assert!(!none_match(&headers_with("\"other\""), &tag));
-        assert!(!none_match(&HeaderMap::new(), &tag));
+        assert!(sent(&[&tag]).matches(&tag));
+        assert!(sent(&[&format!("\"x\", W/{tag}")]).matches(&tag));
+        assert!(sent(&["\"x\"", &tag]).matches(&tag), "in a second header");
+        assert!(sent(&["*"]).matches(&tag));
+        assert!(!sent(&["\"other\""]).matches(&tag));
+        assert!(!sent(&[]).matches(&tag));
     }
 }

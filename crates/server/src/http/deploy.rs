@@ -2,7 +2,7 @@
 //! `GET /api/resolve` (what a label serves — now, at a past time, or for a sticky
 //! `request_key`). Moving and removing a label are in `prompts.rs` with the other label routes.
 
-use axum::{Json, body::Bytes, extract::State, http::HeaderMap, response::Response};
+use axum::{Json, body::Bytes, extract::State, response::Response};
 use promptvault_api::{
     problem::Problem,
     prompts::{LabelResponse, PromoteRequest, ResolveQuery, ResolveRequest, ResolveResponse},
@@ -12,6 +12,7 @@ use crate::{
     error::{AppError, AppResult},
     http::{
         AppState,
+        caching::IfNoneMatch,
         extract::{ApiJson, ApiPath, CurrentActor, ResolveParams},
     },
 };
@@ -94,12 +95,12 @@ pub async fn rollback_label(
 pub async fn resolve(
     State(state): State<AppState>,
     CurrentActor(actor): CurrentActor,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     ResolveParams(query): ResolveParams,
 ) -> AppResult<Response> {
     let request = crate::vault::resolve_request(query)?;
     let resolved = state.vault.resolve(&actor, request).await?;
-    Ok(resolved_answer(&state, &headers, resolved))
+    Ok(resolved_answer(&state, &if_none_match, resolved))
 }
 
 #[utoipa::path(
@@ -116,21 +117,25 @@ pub async fn resolve(
 pub async fn resolve_post(
     State(state): State<AppState>,
     CurrentActor(actor): CurrentActor,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     ApiJson(request): ApiJson<ResolveRequest>,
 ) -> AppResult<Response> {
     let resolved = state.vault.resolve(&actor, request).await?;
-    Ok(resolved_answer(&state, &headers, resolved))
+    Ok(resolved_answer(&state, &if_none_match, resolved))
 }
 
 /// The resolve answer with its deprecation headers, `ETag` and `Cache-Control` (or a 304).
-fn resolved_answer(state: &AppState, headers: &HeaderMap, resolved: ResolveResponse) -> Response {
+fn resolved_answer(
+    state: &AppState,
+    if_none_match: &IfNoneMatch,
+    resolved: ResolveResponse,
+) -> Response {
     let deprecation = resolved.deprecation.clone();
     let policy = crate::http::caching::CachePolicy::Revalidate {
         ttl_secs: state.settings.serving.client_ttl_secs,
     };
     let answer = crate::http::caching::cached_json(
-        headers,
+        if_none_match,
         state.settings.deployment_model,
         policy,
         &resolved,

@@ -1,11 +1,15 @@
 //! The server's own middleware, written as two plain tower services rather than `from_fn`
-//! layers: `from_fn` boxes the inner service and two futures on every request, and the agent
-//! hot path paid that four times over.
+//! layers or a stack of tower-http ones: `from_fn` boxes the inner service and two futures on
+//! every request, and each tower-http layer (request id, propagation, trace span, panic guard)
+//! added a future, a body wrapper boxed again at the next layer, or an allocation of its own —
+//! on the agent hot path, where the rest of a cache hit costs about as much as all of them.
 //!
-//! - [`EdgeLayer`] wraps the whole router once: the request timeout (503 `timeout`), the
-//!   security headers every answer carries, the in-flight gauge, the latency histogram under the
-//!   route template, and the access log line (inside the request span, so it carries the
-//!   request id).
+//! - [`EdgeLayer`] wraps the whole router once: the request id (`x-request-id`, kept when the
+//!   caller sent one, else a new UUID; sent back on the answer), the request span (method,
+//!   route, request id) every line logged while serving is in, the panic guard (500
+//!   `internal_error`), the request timeout (503 `timeout`), the security headers every answer
+//!   carries, the in-flight gauge, the latency histogram under the route template, and the
+//!   access log line.
 //! - [`RouteKnownLayer`] sits inside the router, where routing has matched: it records the route
 //!   template into the request span (every line logged while serving carries it) and hands it
 //!   to the edge on the response.
@@ -13,6 +17,7 @@
 use std::{
     convert::Infallible,
     future::Future,
+    panic::AssertUnwindSafe,
     pin::Pin,
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -23,7 +28,9 @@ use axum::{
     http::{HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
+use futures::FutureExt;
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use crate::error::AppError;
 
@@ -40,6 +47,35 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
     ),
     ("cache-control", "no-store"),
 ];
+
+/// The header carrying a request's id, both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The answer to a request whose handler panicked.
+fn panicked() -> Response {
+    tracing::error!("a handler panicked; answered 500");
+    AppError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "an internal error occurred",
+    )
+    .into_response()
+}
+
+/// The caller's `x-request-id`, or a new one (a UUID) put on the request for what runs inside.
+fn request_id(request: &mut Request) -> HeaderValue {
+    if let Some(id) = request.headers().get(&REQUEST_ID) {
+        return id.clone();
+    }
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let made = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    let id = HeaderValue::from_str(made).unwrap_or(HeaderValue::from_static("unknown"));
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    id
+}
+
+/// The future of an [`Edge`] answer.
+pub type EdgeFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 /// The outermost layer of the server's own: see the module doc.
 #[derive(Debug, Clone, Copy)]
@@ -84,54 +120,81 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = EdgeFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
         let started = Instant::now();
+        let id = request_id(&mut request);
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            route = tracing::field::Empty,
+            request_id = id.to_str().unwrap_or(""),
+        );
         let method = request.method().clone();
         let in_flight = crate::metrics::InFlight::start();
-        let answer = self.inner.call(request);
+        let answer = {
+            let _inside = span.enter();
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
+        };
         let limit = self.timeout;
-        Box::pin(async move {
-            let mut response = match tokio::time::timeout(limit, answer).await {
-                Ok(Ok(response)) => response.map(axum::body::Body::new),
-                Ok(Err(never)) => match never {},
-                Err(_) => AppError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "timeout",
-                    "the request took too long",
-                )
-                .into_response(),
-            };
-            drop(in_flight);
-            let headers = response.headers_mut();
-            headers.reserve(SECURITY_HEADERS.len());
-            for (name, value) in SECURITY_HEADERS {
-                headers
-                    .entry(HeaderName::from_static(name))
-                    .or_insert(HeaderValue::from_static(value));
+        Box::pin(
+            async move {
+                let outcome = match answer {
+                    Ok(answer) => {
+                        tokio::time::timeout(limit, AssertUnwindSafe(answer).catch_unwind()).await
+                    }
+                    Err(panic) => Ok(Err(panic)),
+                };
+                let mut response = match outcome {
+                    Ok(Ok(Ok(response))) => response.map(axum::body::Body::new),
+                    Ok(Ok(Err(never))) => match never {},
+                    Ok(Err(_panic)) => panicked(),
+                    Err(_) => AppError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "timeout",
+                        "the request took too long",
+                    )
+                    .into_response(),
+                };
+                drop(in_flight);
+                finish(&mut response, id);
+                let latency = started.elapsed();
+                let status = response.status().as_u16();
+                let route = response
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str);
+                crate::metrics::request_finished(&method, route, status, latency);
+                tracing::info!(
+                    target: crate::telemetry::ACCESS_TARGET,
+                    route,
+                    status,
+                    latency_ms = latency.as_secs_f64() * 1000.0,
+                    "request answered"
+                );
+                Ok(response)
             }
-            let latency = started.elapsed();
-            let status = response.status().as_u16();
-            let route = response
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", MatchedPath::as_str);
-            crate::metrics::request_finished(&method, route, status, latency);
-            tracing::info!(
-                target: crate::telemetry::ACCESS_TARGET,
-                route,
-                status,
-                latency_ms = latency.as_secs_f64() * 1000.0,
-                "request answered"
-            );
-            Ok(response)
-        })
+            .instrument(span),
+        )
     }
+}
+
+/// Puts the security headers (where the route did not set its own) and the request id on an
+/// answer.
+fn finish(response: &mut Response, id: HeaderValue) {
+    let headers = response.headers_mut();
+    headers.reserve(SECURITY_HEADERS.len() + 1);
+    for (name, value) in SECURITY_HEADERS {
+        headers
+            .entry(HeaderName::from_static(name))
+            .or_insert(HeaderValue::from_static(value));
+    }
+    headers.entry(REQUEST_ID).or_insert(id);
 }
 
 /// Records the matched route template: see the module doc.
@@ -169,7 +232,7 @@ where
         if let Some(route) = &route {
             tracing::Span::current().record("route", route.as_str());
         }
-        tracing::debug!("started processing request");
+        tracing::debug!(target: crate::telemetry::REQUEST_TARGET, "started processing request");
         RouteKnownFuture {
             inner: self.inner.call(request),
             route,
@@ -246,6 +309,73 @@ mod tests {
             .expect("body");
         let problem: serde_json::Value = serde_json::from_slice(&body).expect("problem+json");
         assert_eq!(problem["code"], "timeout");
+    }
+
+    async fn call_edge<F, Fut>(handler: F, request: Request) -> Response
+    where
+        F: Fn(Request) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<Response, Infallible>> + Send + 'static,
+    {
+        let service = EdgeLayer::new(Duration::from_secs(5)).layer(service_fn(handler));
+        match service.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    fn request_with_id(id: Option<&str>) -> Request {
+        let mut builder = Request::builder().uri("/anything");
+        if let Some(id) = id {
+            builder = builder.header("x-request-id", id);
+        }
+        builder.body(Body::empty()).expect("request")
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_is_answered_500_internal_error_with_its_request_id() {
+        async fn panics(_request: Request) -> Result<Response, Infallible> {
+            panic!("the handler broke");
+        }
+        let response = call_edge(panics, request_with_id(Some("req-panic-1"))).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()["x-request-id"], "req-panic-1");
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let problem: serde_json::Value = serde_json::from_slice(&body).expect("problem+json");
+        assert_eq!(problem["code"], "internal_error");
+    }
+
+    #[tokio::test]
+    async fn a_caller_s_request_id_reaches_the_handler_and_comes_back_and_a_missing_one_is_made() {
+        // The handler answers with the id it saw, so both directions are checked.
+        async fn echo_id(request: Request) -> Result<Response, Infallible> {
+            let seen = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("none")
+                .to_string();
+            Ok(seen.into_response())
+        }
+        let given = call_edge(echo_id, request_with_id(Some("req-given-7"))).await;
+        assert_eq!(given.headers()["x-request-id"], "req-given-7");
+        let body = axum::body::to_bytes(given.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        assert_eq!(&body[..], b"req-given-7");
+
+        let made = call_edge(echo_id, request_with_id(None)).await;
+        let id = made.headers()["x-request-id"]
+            .to_str()
+            .expect("text")
+            .to_string();
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "a UUID: {id}");
+        let body = axum::body::to_bytes(made.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        assert_eq!(body, id.as_bytes(), "the handler saw the id that went back");
     }
 
     #[tokio::test]

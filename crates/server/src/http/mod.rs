@@ -1,6 +1,6 @@
 //! The HTTP server: the router (every route registered together with its OpenAPI description),
-//! the middleware stack (request ids, tracing, metrics and the access log, timeout, body limit,
-//! panic guard) and [`serve`].
+//! the edge around it (request ids, tracing, metrics and the access log, timeout, panic guard;
+//! [`edge`]), the body limit, and [`serve`].
 
 pub mod access;
 pub mod caching;
@@ -18,23 +18,16 @@ pub mod testcases;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{DefaultBodyLimit, Request},
-    http::{HeaderName, StatusCode},
-    response::IntoResponse,
     routing::get,
 };
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
-};
+use tower::{Layer, ServiceBuilder};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{error::AppError, settings::Settings, vault::Vault};
+use crate::{settings::Settings, vault::Vault};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -89,16 +82,27 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The router and the OpenAPI document describing it, built from the same route list.
+/// The router and the OpenAPI document describing it, built from the same route list, inside
+/// the server's edge ([`edge::EdgeLayer`]: request id and span, panic guard, timeout, security
+/// headers, metrics, access log).
 ///
-/// The middleware stack wraps the router once, not every route (`Router::layer` would wrap each
-/// route and clone the whole stack of boxed services on every request); the one layer inside,
-/// [`edge::RouteKnownLayer`], hands the matched route template to the stack: into the request
-/// span (so every line logged while serving carries it) and into the response (for the
-/// metrics and the access line of [`edge::EdgeLayer`]).
-pub fn router(state: AppState) -> Router {
+/// The edge wraps the router once, not every route (`Router::layer` wraps each route, and a
+/// router wrapped as the fallback of another clones its boxed stack and boxes its future on
+/// every request); the layers inside, [`edge::RouteKnownLayer`] (which hands the matched route
+/// template to the edge) and the body limit, are plain services a route clones for free.
+/// Serve it with `axum::ServiceExt::into_make_service_with_connect_info` (as [`serve`] does):
+/// handlers read the client address.
+pub fn router(
+    state: AppState,
+) -> impl tower::Service<
+    Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = edge::EdgeFuture,
+> + Clone
++ Send
++ Sync
++ 'static {
     // The process's metrics recorder, installed by whichever server starts first.
     crate::metrics::handle();
     let (routes, openapi) = api_routes().split_for_parts();
@@ -115,43 +119,13 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
-        .layer(edge::RouteKnownLayer)
-        .with_state(state);
-    let stack = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
-            // The access log line is the edge's (it knows the route template and the status);
-            // the route is recorded into the span once routing found it.
-            TraceLayer::new_for_http()
-                .on_request(())
-                .on_response(())
-                .make_span_with(|request: &Request| {
-                    let request_id = request
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|value| value.to_str().ok())
-                        .unwrap_or("");
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        route = tracing::field::Empty,
-                        request_id
-                    )
-                }),
+            ServiceBuilder::new()
+                .layer(edge::RouteKnownLayer)
+                .layer(DefaultBodyLimit::max(body_limit)),
         )
-        .layer(edge::EdgeLayer::new(timeout))
-        .layer(CatchPanicLayer::custom(|_| {
-            AppError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "an internal error occurred",
-            )
-            .into_response()
-        }))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .service(routes);
-    Router::new().fallback_service(stack)
+        .with_state(state);
+    edge::EdgeLayer::new(timeout).layer(routes)
 }
 
 /// The OpenAPI document (for `GET /api/openapi.json` and for tests).
@@ -224,7 +198,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
+            router(state),
+        ),
     )
     .with_graceful_shutdown(shutdown)
     .await

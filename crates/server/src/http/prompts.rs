@@ -193,12 +193,12 @@ pub async fn add_version(
 pub async fn get_version(
     State(state): State<AppState>,
     CurrentActor(actor): CurrentActor,
-    headers: axum::http::HeaderMap,
+    if_none_match: crate::http::caching::IfNoneMatch,
     ApiPath((id, number)): ApiPath<(String, i64)>,
 ) -> AppResult<Response> {
     let version = state.vault.get_version(&actor, &id, number).await?;
     Ok(crate::http::caching::cached_json(
-        &headers,
+        &if_none_match,
         state.settings.deployment_model,
         crate::http::caching::CachePolicy::Immutable,
         &version,

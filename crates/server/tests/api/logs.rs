@@ -59,8 +59,8 @@ async fn json_logs_carry_the_request_id_on_every_line_of_a_request_and_no_secret
     let writer = captured.clone();
     let subscriber = telemetry::subscriber(
         LogFormat::Json,
-        // The request-start lines of tower-http too, so a request has more than one line.
-        EnvFilter::new("info,tower_http=debug"),
+        // The request-start lines too, so a request has more than one line.
+        EnvFilter::new(format!("info,{}=debug", telemetry::REQUEST_TARGET)),
         move || writer.clone(),
     );
     // With a single scoped subscriber alive, tracing decides a call site's interest on the

@@ -11,8 +11,8 @@ pub struct Actor {
     pub kind: ActorKind,
     /// The API token used, if any.
     pub token_id: Option<Uuid>,
-    /// The client address.
-    pub source: Option<String>,
+    /// The client address (written out only when something is audited).
+    pub source: Option<std::net::IpAddr>,
     pub request_id: Option<String>,
 }
 

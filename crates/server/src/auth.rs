@@ -124,11 +124,12 @@ impl Authenticator {
         })
     }
 
-    /// Authenticates the value of an `Authorization` header sent from `source`.
+    /// Authenticates the value of an `Authorization` header sent from `source` (the client
+    /// address; failures without one are counted together, as `unknown`).
     pub async fn authenticate(
         &self,
         header: Option<&str>,
-        source: &str,
+        source: Option<std::net::IpAddr>,
     ) -> Result<Authenticated, AuthFailure> {
         let result = match header {
             None => Err(AuthFailure::Missing),
@@ -143,14 +144,16 @@ impl Authenticator {
         // A valid credential always passes, so failures from a shared address (a proxy, a NAT)
         // never lock its legitimate users out; past the limit, failures are answered 429 and no
         // longer counted (or audited) one by one.
-        match result {
-            Ok(authenticated) => Ok(authenticated),
-            Err(_) if self.is_rate_limited(source) => Err(AuthFailure::RateLimited),
-            Err(failure) => {
-                self.record_failure(source);
-                Err(failure)
-            }
+        let failure = match result {
+            Ok(authenticated) => return Ok(authenticated),
+            Err(failure) => failure,
+        };
+        let source = source.map_or_else(|| "unknown".to_string(), |address| address.to_string());
+        if self.is_rate_limited(&source) {
+            return Err(AuthFailure::RateLimited);
         }
+        self.record_failure(&source);
+        Err(failure)
     }
 
     async fn opaque(&self, token: &str) -> Result<Authenticated, AuthFailure> {

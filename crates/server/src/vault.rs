@@ -1518,7 +1518,11 @@ fn forbidden(reason: &str) -> AppError {
 
 /// A prompt is addressed by its UUID or its name.
 pub fn parse_key(raw: &str) -> AppResult<PromptKey> {
-    if let Ok(id) = Uuid::parse_str(raw) {
+    // Only the lengths a UUID's text forms have (simple, hyphenated, braced, URN) are tried as
+    // one: a failed parse builds an error, and most keys on the serve path are names.
+    if matches!(raw.len(), 32 | 36 | 38 | 45)
+        && let Ok(id) = Uuid::parse_str(raw)
+    {
         return Ok(PromptKey::Id(id));
     }
     PromptName::parse(raw)

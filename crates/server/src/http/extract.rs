@@ -231,11 +231,10 @@ impl FromRequestParts<AppState> for CurrentActor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let source = parts
+        let address = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".to_string());
+            .map(|info| info.0.ip());
         let request_id = parts
             .headers
             .get("x-request-id")
@@ -245,15 +244,16 @@ impl FromRequestParts<AppState> for CurrentActor {
             .headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok());
-        match state.auth.authenticate(header, &source).await {
+        match state.auth.authenticate(header, address).await {
             Ok(authenticated) => Ok(CurrentActor(Actor {
                 principal: authenticated.principal,
                 kind: authenticated.kind,
                 token_id: authenticated.token_id,
-                source: Some(source),
+                source: address,
                 request_id,
             })),
             Err(failure) => {
+                let source = address.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
                 let (error, reason) = match &failure {
                     AuthFailure::Missing => (
                         AppError::new(

@@ -156,7 +156,7 @@ impl Vault {
             before_hash: audited.before_hash,
             after_hash: audited.after_hash,
             detail: audited.detail,
-            source: actor.source.clone(),
+            source: actor.source.map(|address| address.to_string()),
             request_id: actor.request_id.clone(),
         };
         self.store.append_audit(entry).await?;

@@ -215,6 +215,7 @@ async fn latency(options: &ScaleOptions, dialect: Dialect) -> anyhow::Result<()>
             } else {
                 &scenario.uncached
             };
+            let before = CacheCounts::now();
             let result = spread(
                 *address,
                 scenario.prompts,
@@ -224,12 +225,13 @@ async fn latency(options: &ScaleOptions, dialect: Dialect) -> anyhow::Result<()>
             )
             .await?;
             println!(
-                "{}",
+                "{}   {}",
                 result.row(&format!(
                     "{}: {name}, {} versions",
                     dialect.name(),
                     scenario.label
-                ))
+                )),
+                CacheCounts::now().since(&before)
             );
             state.vault.flush_runs().await;
             results.push(result);
@@ -307,6 +309,55 @@ impl Scenario {
             cached,
             uncached,
         })
+    }
+}
+
+/// The process's cache hits and misses (every in-process server counts into the same
+/// metrics), by cache: the difference across a run says whether its "hit" really hit.
+struct CacheCounts(std::collections::BTreeMap<(String, &'static str), f64>);
+
+impl CacheCounts {
+    fn now() -> Self {
+        let mut counts = std::collections::BTreeMap::new();
+        for line in promptvault_server::metrics::render().lines() {
+            for (prefix, kind) in [
+                ("promptvault_cache_hits_total{cache=\"", "hits"),
+                ("promptvault_cache_misses_total{cache=\"", "misses"),
+            ] {
+                let Some(rest) = line.strip_prefix(prefix) else {
+                    continue;
+                };
+                if let Some((cache, value)) = rest.split_once("\"} ")
+                    && let Ok(value) = value.trim().parse::<f64>()
+                {
+                    counts.insert((cache.to_string(), kind), value);
+                }
+            }
+        }
+        CacheCounts(counts)
+    }
+
+    /// `hit ratio resolve 100.0%, compiled 99.9%` over the caches used since `before`.
+    fn since(&self, before: &CacheCounts) -> String {
+        let delta = |cache: &str, kind: &'static str| {
+            let key = (cache.to_string(), kind);
+            self.0.get(&key).copied().unwrap_or(0.0) - before.0.get(&key).copied().unwrap_or(0.0)
+        };
+        let caches: std::collections::BTreeSet<&String> =
+            self.0.keys().map(|(cache, _)| cache).collect();
+        let ratios: Vec<String> = caches
+            .into_iter()
+            .filter_map(|cache| {
+                let (hits, misses) = (delta(cache, "hits"), delta(cache, "misses"));
+                (hits + misses > 0.0)
+                    .then(|| format!("{cache} {:.1}%", 100.0 * hits / (hits + misses)))
+            })
+            .collect();
+        if ratios.is_empty() {
+            "no cache used".to_string()
+        } else {
+            format!("hit ratio {}", ratios.join(", "))
+        }
     }
 }
 

@@ -135,7 +135,8 @@ impl Authenticator {
             None => Err(AuthFailure::Missing),
             Some(header) => match header.strip_prefix("Bearer ").map(str::trim) {
                 Some(token) if token.starts_with(TOKEN_PREFIX) => self.opaque(token).await,
-                Some(token) if !token.is_empty() => self.jwt(token).await,
+                // Boxed, like a token's store lookup: kept out of the opaque-token path's future.
+                Some(token) if !token.is_empty() => Box::pin(self.jwt(token)).await,
                 _ => Err(AuthFailure::Invalid(
                     "the Authorization header must be `Bearer <token>`".into(),
                 )),
@@ -163,6 +164,12 @@ impl Authenticator {
             check_usable(record)?;
             return Ok(principal_of_token(record, user.as_ref()));
         }
+        // Boxed: the lookup's future would otherwise be carried by every request's.
+        Box::pin(self.opaque_uncached(hash)).await
+    }
+
+    /// [`Authenticator::opaque`] for a token not in the cache: from the store, then cached.
+    async fn opaque_uncached(&self, hash: String) -> Result<Authenticated, AuthFailure> {
         let record = self
             .store
             .find_token_by_hash(&hash)

@@ -4,13 +4,15 @@
 //! served without a run to an in-memory tally (a map lookup under a lock held for nanoseconds),
 //! so `times_used`/`last_used` stay exact at no cost to serving.
 //!
-//! One background task writes both. After the first message of a round it waits
+//! One background task writes both. After the first run of a round it waits
 //! `runs.batch_wait_ms`, then takes everything queued and writes it in transactions of at most
-//! `runs.batch_size` runs (`Store::insert_runs`), then the tally (`Store::add_usage`). Each
-//! transaction has a fixed cost (begin, the prompts' existence check, the usage upsert,
-//! commit), and waking the writer has one too, so the wait is what keeps both few under load:
-//! without it the writer, always quicker than the next burst, would wake and commit for a
-//! handful of runs at a time.
+//! `runs.batch_size` runs (`Store::insert_runs`). Each transaction has a fixed cost (begin, the
+//! prompts' existence check, the usage upsert, commit), and waking the writer has one too, so
+//! the wait is what keeps both few under load: without it the writer, always quicker than the
+//! next burst, would wake and commit for a handful of runs at a time. The tally is written
+//! (`Store::add_usage`) `runs.usage_flush_ms` after the first use counted into it: one row per
+//! version used in that time, so with many prompts in use a shorter period would write a row
+//! for nearly every request.
 //!
 //! [`RunRecorder::flush`] cuts the wait short and waits until everything queued or counted before
 //! it is written: feedback on a run still queued and the metrics read call it, and `prompt serve`
@@ -86,6 +88,7 @@ impl RunRecorder {
         capacity: usize,
         batch_size: usize,
         batch_wait: Duration,
+        usage_wait: Duration,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let shared = Arc::new(Shared::default());
@@ -93,6 +96,7 @@ impl RunRecorder {
             size: batch_size.max(1),
             wait: batch_wait,
             capacity: capacity.max(1),
+            usage_wait,
         };
         tokio::spawn(drain(store, receiver, batching, shared.clone()));
         RunRecorder { sender, shared }
@@ -111,7 +115,7 @@ impl RunRecorder {
     }
 
     /// Counts one use of a version served without a run; never waits, never drops. Uses are
-    /// tallied in memory and written with the next batch.
+    /// tallied in memory and written `runs.usage_flush_ms` after the first one (or at a flush).
     pub fn count_use(&self, prompt_id: Uuid, version_number: i64, at: OffsetDateTime) {
         let one = VersionUse::one(prompt_id, version_number, at);
         let first = {
@@ -125,7 +129,7 @@ impl RunRecorder {
             }
             first
         };
-        // A full queue wakes the writer by itself; the tally goes with its next batch.
+        // A full queue wakes the writer by itself, and it checks the tally every round.
         if first {
             let _ = self.sender.try_send(Message::Wake);
         }
@@ -146,14 +150,16 @@ impl RunRecorder {
     }
 }
 
-/// How the writer forms batches: after the first message it waits `wait` (a flush cuts the
-/// wait short), then takes everything queued and writes it in transactions of at most `size`
-/// runs. `capacity` is the queue's, the most one round takes.
+/// How the writer forms batches: after the first run it waits `wait` (a flush cuts the wait
+/// short), then takes everything queued and writes it in transactions of at most `size` runs.
+/// `capacity` is the queue's, the most one round takes. The tally is written `usage_wait`
+/// after it stopped being empty, or at a flush.
 #[derive(Debug, Clone, Copy)]
 struct Batching {
     size: usize,
     wait: Duration,
     capacity: usize,
+    usage_wait: Duration,
 }
 
 async fn drain(
@@ -163,12 +169,25 @@ async fn drain(
     shared: Arc<Shared>,
 ) {
     let mut inbox = Vec::with_capacity(batching.size);
+    // When the tally is to be written next (set once it holds a use).
+    let mut tally_due: Option<tokio::time::Instant> = None;
     loop {
-        let open = receiver.recv_many(&mut inbox, batching.size).await > 0;
+        let received = match tally_due {
+            // `recv_many` is cancel-safe: a message is either in `inbox` or still queued.
+            Some(due) => tokio::select! {
+                count = receiver.recv_many(&mut inbox, batching.size) => count,
+                () = tokio::time::sleep_until(due) => usize::MAX,
+            },
+            None => receiver.recv_many(&mut inbox, batching.size).await,
+        };
+        let open = received > 0;
         let flushing = inbox
             .iter()
             .any(|message| matches!(message, Message::Flush(_)));
-        if open && !flushing && !batching.wait.is_zero() {
+        let runs_came = inbox
+            .iter()
+            .any(|message| matches!(message, Message::Run(_)));
+        if open && runs_came && !flushing && !batching.wait.is_zero() {
             tokio::select! {
                 () = tokio::time::sleep(batching.wait) => {}
                 () = shared.flush_now.notified() => {}
@@ -189,7 +208,16 @@ async fn drain(
                 Message::Wake => {}
             }
         }
-        write(store.as_ref(), runs, batching.size, &shared).await;
+        write_runs(store.as_ref(), runs, batching.size, &shared.counters).await;
+        let now = tokio::time::Instant::now();
+        if !waiters.is_empty() || !open || tally_due.is_some_and(|due| due <= now) {
+            write_tally(store.as_ref(), &shared).await;
+            tally_due = None;
+        }
+        // Also when the use's wake-up found the queue full: the tally is checked every round.
+        if tally_due.is_none() && !shared.tally().is_empty() {
+            tally_due = Some(now + batching.usage_wait);
+        }
         for done in waiters {
             let _ = done.send(());
         }
@@ -199,9 +227,13 @@ async fn drain(
     }
 }
 
-/// Writes `runs` in transactions of at most `size`, then the tallied uses.
-async fn write(store: &dyn Store, runs: Vec<NewRun>, size: usize, shared: &Shared) {
-    let counters = &shared.counters;
+/// Writes `runs` in transactions of at most `size`.
+async fn write_runs(
+    store: &dyn Store,
+    runs: Vec<NewRun>,
+    size: usize,
+    counters: &RecorderCounters,
+) {
     let mut runs = runs.into_iter().peekable();
     while runs.peek().is_some() {
         let chunk: Vec<NewRun> = runs.by_ref().take(size).collect();
@@ -217,6 +249,10 @@ async fn write(store: &dyn Store, runs: Vec<NewRun>, size: usize, shared: &Share
             }
         }
     }
+}
+
+/// Writes the uses tallied so far (and empties the tally).
+async fn write_tally(store: &dyn Store, shared: &Shared) {
     let tally = std::mem::take(&mut *shared.tally());
     if tally.is_empty() {
         return;
@@ -276,7 +312,13 @@ mod tests {
 
     #[tokio::test]
     async fn runs_arriving_within_the_batch_wait_are_written_in_one_transaction() {
-        let recorder = RunRecorder::start(memory_store().await, 100, 500, Duration::from_secs(30));
+        let recorder = RunRecorder::start(
+            memory_store().await,
+            100,
+            500,
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        );
         for _ in 0..3 {
             assert!(recorder.record(run()));
             // Room for the writer to take each run as it comes.
@@ -288,12 +330,103 @@ mod tests {
 
     #[tokio::test]
     async fn more_runs_than_a_batch_holds_are_written_in_transactions_of_the_batch_size() {
-        let recorder = RunRecorder::start(memory_store().await, 100, 2, Duration::from_secs(30));
+        let recorder = RunRecorder::start(
+            memory_store().await,
+            100,
+            2,
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        );
         for _ in 0..5 {
             assert!(recorder.record(run()));
         }
         // The flush cuts the 30 s wait short.
         recorder.flush().await;
         assert_eq!(recorder.counters().batches.load(Ordering::Relaxed), 3);
+    }
+
+    /// A stored prompt (version 1) and its id, on a fresh database.
+    async fn stored_prompt() -> (promptvault_store::testing::TestDatabase, Uuid) {
+        let database = promptvault_store::testing::TestDatabase::sqlite().await;
+        let state = crate::state_with_store(
+            database.store(),
+            crate::settings::Settings::default(),
+            &[7; 32],
+        )
+        .expect("state");
+        let request = serde_json::from_value(serde_json::json!({
+            "name": "uses/tallied", "content": "Hello {{ name }}"
+        }))
+        .expect("request");
+        let created = state
+            .vault
+            .create_prompt(&crate::actor::Actor::local_cli(), request)
+            .await
+            .expect("created");
+        (database, created.id)
+    }
+
+    async fn times_used(store: &dyn Store, prompt_id: Uuid) -> i64 {
+        store
+            .version_usage(prompt_id)
+            .await
+            .expect("usage")
+            .iter()
+            .map(|usage| usage.usage.times_used)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn counted_uses_wait_out_their_own_period_even_when_runs_are_written_then_a_flush_writes_them()
+     {
+        let (database, prompt_id) = stored_prompt().await;
+        let store = database.store();
+        // Runs are written at once; uses only after 30 s (or at a flush).
+        let recorder = RunRecorder::start(
+            store.clone(),
+            100,
+            500,
+            Duration::ZERO,
+            Duration::from_secs(30),
+        );
+        let now = OffsetDateTime::now_utc();
+        recorder.count_use(prompt_id, 1, now);
+        recorder.count_use(prompt_id, 1, now);
+        assert!(recorder.record(NewRun { prompt_id, ..run() }));
+        // The run's round comes and goes (it is written without waiting)…
+        for _ in 0..500 {
+            if recorder.counters().recorded.load(Ordering::Relaxed) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(recorder.counters().recorded.load(Ordering::Relaxed), 1);
+        // …and the uses are still in memory: only the run counted so far.
+        assert_eq!(times_used(store.as_ref(), prompt_id).await, 1);
+        recorder.flush().await;
+        assert_eq!(times_used(store.as_ref(), prompt_id).await, 3);
+    }
+
+    #[tokio::test]
+    async fn counted_uses_are_written_once_their_period_has_passed_without_a_flush() {
+        let (database, prompt_id) = stored_prompt().await;
+        let store = database.store();
+        let recorder = RunRecorder::start(
+            store.clone(),
+            100,
+            500,
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+        );
+        recorder.count_use(prompt_id, 1, OffsetDateTime::now_utc());
+        let mut written = 0;
+        for _ in 0..500 {
+            written = times_used(store.as_ref(), prompt_id).await;
+            if written == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(written, 1, "written within 5 s, with no flush");
     }
 }

@@ -132,10 +132,14 @@ pub struct RunSettings {
     pub queue_capacity: usize,
     /// At most this many runs per write transaction.
     pub batch_size: usize,
-    /// After the first run (or counted use) of a round arrives, how long the writer collects
-    /// more before it writes (milliseconds; 0 writes whatever is waiting at once). A flush —
-    /// feedback on a run still queued, a metrics read, shutdown — writes at once.
+    /// After the first run of a round arrives, how long the writer collects more before it
+    /// writes (milliseconds; 0 writes whatever is waiting at once). A flush — feedback on a run
+    /// still queued, a metrics read, shutdown — writes at once.
     pub batch_wait_ms: u64,
+    /// How long uses (times used, last used) are tallied in memory after the first one before
+    /// they are written: one row per version used in that time (milliseconds, 1 to 60000; a
+    /// flush writes them at once).
+    pub usage_flush_ms: u64,
     /// Alert when the success rate over the last `alert_window` runs with an outcome falls
     /// below this (0 to 1); none: no alerts.
     pub alert_below: Option<f64>,
@@ -149,6 +153,7 @@ impl Default for RunSettings {
             queue_capacity: 10_000,
             batch_size: 500,
             batch_wait_ms: 50,
+            usage_flush_ms: 5_000,
             alert_below: Some(0.5),
             alert_window: 20,
         }
@@ -534,10 +539,11 @@ impl Settings {
         if self.runs.queue_capacity == 0
             || !(1..=5_000).contains(&self.runs.batch_size)
             || self.runs.batch_wait_ms > 10_000
+            || !(1..=60_000).contains(&self.runs.usage_flush_ms)
         {
             return Err(SettingsError(
-                "runs.queue_capacity must be > 0, runs.batch_size between 1 and 5000 and \
-                 runs.batch_wait_ms at most 10000"
+                "runs.queue_capacity must be > 0, runs.batch_size between 1 and 5000, \
+                 runs.batch_wait_ms at most 10000 and runs.usage_flush_ms between 1 and 60000"
                     .into(),
             ));
         }

@@ -191,6 +191,7 @@ impl Vault {
                 settings.queue_capacity,
                 settings.batch_size,
                 std::time::Duration::from_millis(settings.batch_wait_ms),
+                std::time::Duration::from_millis(settings.usage_flush_ms),
             )));
         }
         self.run_settings = settings;

@@ -3279,23 +3279,31 @@ async fn upsert_usage(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     uses: &[VersionUse],
 ) -> StoreResult<()> {
-    for one in uses {
-        sqlx::query(
-            "INSERT INTO version_usage (prompt_id, version_number, times_used, last_used) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (prompt_id, version_number) DO UPDATE SET \
+    // Many rows per statement: each statement is a round trip to SQLite's worker thread, and
+    // with thousands of prompts in use a statement per version made a tally write thousands of
+    // them. `uses` has one entry per version (merged by the callers), as `ON CONFLICT` requires.
+    for chunk in uses.chunks(USAGE_ROWS_PER_STATEMENT) {
+        let mut builder = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO version_usage (prompt_id, version_number, times_used, last_used) ",
+        );
+        builder.push_values(chunk, |mut row, one| {
+            row.push_bind(one.prompt_id)
+                .push_bind(one.version_number)
+                .push_bind(one.count)
+                .push_bind(encode_time(one.last_used));
+        });
+        builder.push(
+            " ON CONFLICT (prompt_id, version_number) DO UPDATE SET \
              times_used = version_usage.times_used + excluded.times_used, \
              last_used = max(coalesce(version_usage.last_used, ''), excluded.last_used)",
-        )
-        .bind(one.prompt_id)
-        .bind(one.version_number)
-        .bind(one.count)
-        .bind(encode_time(one.last_used))
-        .execute(&mut **tx)
-        .await?;
+        );
+        builder.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
+
+/// Rows of one usage upsert: 4 parameters each, far below SQLite's limit on parameters.
+const USAGE_ROWS_PER_STATEMENT: usize = 500;
 
 fn decode_run_head(row: &SqliteRow) -> StoreResult<RunHead> {
     let deployment_model: String = row.try_get(7)?;

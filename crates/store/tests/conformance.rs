@@ -193,6 +193,7 @@ conformance! {
         the_review_queue_lists_versions_in_review_with_this_rounds_approvals,
         recorded_runs_read_back_and_count_toward_their_versions_usage,
         uses_without_runs_add_to_usage_and_skip_deleted_prompts,
+        uses_of_more_versions_than_one_statement_takes_all_count,
         runs_of_a_deleted_prompt_are_skipped_and_missing_runs_are_not_found,
         feedback_merges_and_moves_the_aggregates_once_per_run,
         recent_outcomes_are_the_newest_runs_with_an_outcome_first,
@@ -5736,6 +5737,33 @@ async fn uses_without_runs_add_to_usage_and_skip_deleted_prompts(store: Arc<dyn 
         store.version_usage(gone).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+async fn uses_of_more_versions_than_one_statement_takes_all_count(store: Arc<dyn Store>) {
+    // More versions than a SQLite statement's rows (500), each with its own count.
+    let mut ids = Vec::new();
+    for n in 0..520 {
+        ids.push(create(&store, &format!("uses/many-{n:03}")).await);
+    }
+    let at = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("whole second");
+    let uses = ids
+        .iter()
+        .enumerate()
+        .map(|(n, &prompt_id)| VersionUse {
+            prompt_id,
+            version_number: 1,
+            count: n as i64 + 1,
+            last_used: at,
+        })
+        .collect();
+    store.add_usage(uses).await.expect("uses");
+    for (n, &id) in ids.iter().enumerate() {
+        let usage = store.version_usage(id).await.expect("usage");
+        assert_eq!(usage[0].usage.times_used, n as i64 + 1, "prompt {n}");
+        assert_eq!(usage[0].usage.last_used, Some(at), "prompt {n}");
+    }
 }
 
 async fn runs_of_a_deleted_prompt_are_skipped_and_missing_runs_are_not_found(

@@ -284,11 +284,15 @@ impl FromRequestParts<AppState> for CurrentActor {
                     // Past the limit, failures are not audited one by one (that would let anyone
                     // flood the log); the limit's own start was.
                     tracing::warn!(%source, "failed authentication past the limit");
-                } else if let Err(audit_error) = state
-                    .vault
-                    .audit_failed_authentication(&source, request_id, &reason)
-                    .await
+                } else if let Err(audit_error) = Box::pin(
+                    state
+                        .vault
+                        .audit_failed_authentication(&source, request_id, &reason),
+                )
+                .await
                 {
+                    // (Boxed: a refusal's audit write would otherwise be carried by the
+                    // future of every request.)
                     tracing::error!(error = %audit_error, "could not audit a failed authentication");
                 }
                 Err(error)

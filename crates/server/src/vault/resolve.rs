@@ -264,6 +264,19 @@ impl Vault {
         {
             return Ok(hit);
         }
+        // The miss path (Redis, the store) is boxed: its future is most of this one's size,
+        // and a hit would carry it on every request otherwise.
+        Box::pin(self.load_served(key, subject, selector, at)).await
+    }
+
+    /// [`Vault::served`] on a miss of the local cache (or for a time in the past).
+    async fn load_served(
+        &self,
+        key: ServeKey,
+        subject: &ServeSubject,
+        selector: &VersionSelector,
+        at: Option<OffsetDateTime>,
+    ) -> AppResult<Arc<Served>> {
         let epoch = self.serve_cache.epoch();
         // The shared cache (Redis), when there is one: a hit fills the local cache; a miss
         // gives the ticket that stamps what is loaded next (see `redis_cache`).

@@ -376,6 +376,19 @@ mod tests {
             .sum()
     }
 
+    /// Polls `done` every 10 ms for up to 5 s; whether it came true.
+    async fn eventually<F: std::future::Future<Output = bool>>(
+        mut done: impl FnMut() -> F,
+    ) -> bool {
+        for _ in 0..500 {
+            if done().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
     #[tokio::test]
     async fn counted_uses_wait_out_their_own_period_even_when_runs_are_written_then_a_flush_writes_them()
      {
@@ -394,13 +407,8 @@ mod tests {
         recorder.count_use(prompt_id, 1, now);
         assert!(recorder.record(NewRun { prompt_id, ..run() }));
         // The run's round comes and goes (it is written without waiting)…
-        for _ in 0..500 {
-            if recorder.counters().recorded.load(Ordering::Relaxed) == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(recorder.counters().recorded.load(Ordering::Relaxed), 1);
+        let recorded = || async { recorder.counters().recorded.load(Ordering::Relaxed) == 1 };
+        assert!(eventually(recorded).await, "the run is written");
         // …and the uses are still in memory: only the run counted so far.
         assert_eq!(times_used(store.as_ref(), prompt_id).await, 1);
         recorder.flush().await;
@@ -419,14 +427,10 @@ mod tests {
             Duration::from_millis(20),
         );
         recorder.count_use(prompt_id, 1, OffsetDateTime::now_utc());
-        let mut written = 0;
-        for _ in 0..500 {
-            written = times_used(store.as_ref(), prompt_id).await;
-            if written == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(written, 1, "written within 5 s, with no flush");
+        let written = || async { times_used(store.as_ref(), prompt_id).await == 1 };
+        assert!(
+            eventually(written).await,
+            "written within 5 s, with no flush"
+        );
     }
 }

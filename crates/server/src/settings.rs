@@ -599,6 +599,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn run_settings_out_of_range_are_refused_and_the_bounds_are_accepted() {
+        let cases: [(fn(&mut RunSettings), bool); 8] = [
+            (|_| {}, true),
+            (|runs| runs.queue_capacity = 0, false),
+            (|runs| runs.batch_size = 0, false),
+            (|runs| runs.batch_size = 5_001, false),
+            (|runs| runs.batch_wait_ms = 10_001, false),
+            (|runs| runs.usage_flush_ms = 0, false),
+            (|runs| runs.usage_flush_ms = 60_001, false),
+            (|runs| runs.usage_flush_ms = 60_000, true),
+        ];
+        for (n, (change, valid)) in cases.into_iter().enumerate() {
+            let mut settings = Settings::default();
+            change(&mut settings.runs);
+            let result = settings.validate();
+            assert_eq!(result.is_ok(), valid, "case {n}: {result:?}");
+            if let Err(error) = result {
+                assert!(error.0.contains("runs."), "case {n}: {}", error.0);
+            }
+        }
+    }
+
+    #[test]
     fn layers_apply_in_order_defaults_file_environment_flags() {
         Jail::expect_with(|jail| {
             jail.create_file("pv.toml", "listen = \"127.0.0.1:1111\"\n[http]\nbody_limit_bytes = 10\nrequest_timeout_secs = 5\n")?;

@@ -272,51 +272,13 @@ mod tests {
 
     use super::*;
 
-    async fn answer_after(delay: Duration) -> Response {
-        let service = EdgeLayer::new(Duration::from_millis(50)).layer(service_fn(
-            move |_request: Request| async move {
-                tokio::time::sleep(delay).await;
-                Ok::<_, Infallible>(
-                    (
-                        [("cache-control", "private, max-age=60")],
-                        "the inner answer",
-                    )
-                        .into_response(),
-                )
-            },
-        ));
-        let request = Request::builder()
-            .uri("/slow")
-            .body(Body::empty())
-            .expect("request");
-        match service.oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
-    }
-
-    #[tokio::test]
-    async fn a_request_past_the_timeout_is_answered_503_timeout_with_the_security_headers() {
-        let response = answer_after(Duration::from_secs(5)).await;
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json"
-        );
-        assert_eq!(response.headers()["x-frame-options"], "DENY");
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
-            .await
-            .expect("body");
-        let problem: serde_json::Value = serde_json::from_slice(&body).expect("problem+json");
-        assert_eq!(problem["code"], "timeout");
-    }
-
+    /// `handler` behind an edge with a 50 ms timeout.
     async fn call_edge<F, Fut>(handler: F, request: Request) -> Response
     where
         F: Fn(Request) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Result<Response, Infallible>> + Send + 'static,
     {
-        let service = EdgeLayer::new(Duration::from_secs(5)).layer(service_fn(handler));
+        let service = EdgeLayer::new(Duration::from_millis(50)).layer(service_fn(handler));
         match service.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
@@ -331,6 +293,42 @@ mod tests {
         builder.body(Body::empty()).expect("request")
     }
 
+    async fn answer_after(delay: Duration) -> Response {
+        let handler = move |_request: Request| async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, Infallible>(
+                (
+                    [("cache-control", "private, max-age=60")],
+                    "the inner answer",
+                )
+                    .into_response(),
+            )
+        };
+        call_edge(handler, request_with_id(None)).await
+    }
+
+    /// The `code` of a problem+json answer.
+    async fn problem_code(response: Response) -> serde_json::Value {
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let problem: serde_json::Value = serde_json::from_slice(&body).expect("problem+json");
+        problem["code"].clone()
+    }
+
+    #[tokio::test]
+    async fn a_request_past_the_timeout_is_answered_503_timeout_with_the_security_headers() {
+        let response = answer_after(Duration::from_secs(5)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+        assert!(response.headers().contains_key("x-request-id"));
+        assert_eq!(problem_code(response).await, "timeout");
+    }
+
     #[tokio::test]
     async fn a_handler_that_panics_is_answered_500_internal_error_with_its_request_id() {
         async fn panics(_request: Request) -> Result<Response, Infallible> {
@@ -340,11 +338,7 @@ mod tests {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()["x-request-id"], "req-panic-1");
         assert_eq!(response.headers()["x-frame-options"], "DENY");
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
-            .await
-            .expect("body");
-        let problem: serde_json::Value = serde_json::from_slice(&body).expect("problem+json");
-        assert_eq!(problem["code"], "internal_error");
+        assert_eq!(problem_code(response).await, "internal_error");
     }
 
     #[tokio::test]

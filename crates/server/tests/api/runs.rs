@@ -33,6 +33,21 @@ async fn feedback(app: &TestApp, run_id: &Value, body: Value) -> reqwest::Respon
         .await
 }
 
+/// The stored run an answer's `run_id` names, once everything queued is written.
+async fn stored_run(app: &TestApp, answer: &Value) -> promptvault_store::types::Run {
+    let run_id = answer["run_id"]
+        .as_str()
+        .expect("run_id")
+        .parse()
+        .expect("uuid");
+    app.state.vault.flush_runs().await;
+    app.database()
+        .store()
+        .get_run(run_id)
+        .await
+        .expect("stored run")
+}
+
 async fn a_render_records_a_run_that_feedback_and_metrics_see(app: TestApp) {
     app.create_prompt("runs/hello", "Hello {{ name }}").await;
     let first = render(
@@ -88,13 +103,7 @@ async fn a_render_records_a_run_that_feedback_and_metrics_see(app: TestApp) {
     assert_eq!(v1["success_rate"], 1.0);
     assert_eq!(v1["mean_score"], 0.8);
 
-    let store = app.database().store();
-    let run_id = first["run_id"]
-        .as_str()
-        .expect("run_id")
-        .parse()
-        .expect("uuid");
-    let run = store.get_run(run_id).await.expect("stored run");
+    let run = stored_run(&app, &first).await;
     assert_eq!(run.params, json!({"name": "Ann"}));
     assert_eq!(run.rendered, json!("Hello Ann"));
     assert_eq!(run.head.session_id.as_deref(), Some("s-1"));
@@ -346,13 +355,7 @@ async fn runs_of_confidential_prompts_are_stored_redacted_and_sealed(app: TestAp
     )
     .await;
     assert_eq!(rendered["redactions"], 1, "{rendered}");
-    let run_id = rendered["run_id"]
-        .as_str()
-        .expect("run_id")
-        .parse()
-        .expect("uuid");
-    app.state.vault.flush_runs().await;
-    let run = app.database().store().get_run(run_id).await.expect("run");
+    let run = stored_run(&app, &rendered).await;
     let stored = format!("{} {}", run.params, run.rendered);
     assert!(!stored.contains("ada@example.com"), "{stored}");
     assert!(stored.contains("[REDACTED:"), "{stored}");
@@ -426,18 +429,7 @@ async fn a_resolve_records_a_run_when_asked_and_counts_every_render(app: TestApp
         StatusCode::OK,
     )
     .await;
-    let run_id = recorded["run_id"]
-        .as_str()
-        .expect("run_id")
-        .parse()
-        .expect("uuid");
-    app.state.vault.flush_runs().await;
-    let run = app
-        .database()
-        .store()
-        .get_run(run_id)
-        .await
-        .expect("stored run");
+    let run = stored_run(&app, &recorded).await;
     assert_eq!(run.head.session_id.as_deref(), Some("s-9"));
     expect_problem(
         app.get("/api/resolve?name=runs%2Fresolved&label=staging&record=true")

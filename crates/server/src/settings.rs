@@ -600,7 +600,8 @@ mod tests {
 
     #[test]
     fn run_settings_out_of_range_are_refused_and_the_bounds_are_accepted() {
-        let cases: [(fn(&mut RunSettings), bool); 8] = [
+        type Change = fn(&mut RunSettings);
+        let cases: [(Change, bool); 8] = [
             (|_| {}, true),
             (|runs| runs.queue_capacity = 0, false),
             (|runs| runs.batch_size = 0, false),
